@@ -1,0 +1,89 @@
+"""Shared pieces of the command line: one output sink, one error path, option parsing."""
+
+from __future__ import annotations
+
+import functools
+import json
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from bayescale.errors import BayescaleError
+from bayescale.runs import parse_size
+
+#: Messages, tables and warnings go to stderr; stdout carries only machine output (JSON).
+err = Console(stderr=True, soft_wrap=True)
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def user_errors[F: Callable[..., Any]](func: F) -> F:
+    """Turn user mistakes into one line on stderr and exit 1; Ctrl-C or SIGTERM exits 130.
+
+    Output files are written atomically, so an interruption leaves nothing half-written.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        signal.signal(signal.SIGTERM, _terminate)
+        try:
+            return func(*args, **kwargs)
+        except BayescaleError as exc:
+            print(f"error: {exc.one_line()}", file=sys.stderr)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            print("interrupted: no output file was written", file=sys.stderr)
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def emit_json(obj: Any) -> None:
+    """Exactly one JSON object on stdout."""
+    sys.stdout.write(json.dumps(obj, allow_nan=False) + "\n")
+    sys.stdout.flush()
+
+
+def parse_sizes(values: list[str] | None, name: str) -> list[float] | None:
+    """Parse ``70B``-style sizes from options; bad values are usage errors (exit 2)."""
+    if values is None:
+        return None
+    out = []
+    for raw in values:
+        try:
+            value = parse_size(raw)
+        except ValueError:
+            raise typer.BadParameter(f"{raw!r} is not a number or a size like 70B",
+                                     param_hint=name) from None
+        if not (value > 0 and value < float("inf")):
+            raise typer.BadParameter(f"{raw!r} must be positive and finite", param_hint=name)
+        out.append(value)
+    return out
+
+
+def parse_one_size(value: str | None, name: str) -> float | None:
+    """One size from an option (see :func:`parse_sizes`)."""
+    parsed = parse_sizes([value] if value is not None else None, name)
+    return None if parsed is None else parsed[0]
+
+
+def check_level(value: float) -> float:
+    """Typer callback: a credible level strictly between 0 and 1."""
+    if not 0.0 < value < 1.0:
+        raise typer.BadParameter(f"must lie strictly between 0 and 1, got {value}")
+    return value
+
+
+def triple(frame: Any, row: int, prefix: str) -> dict[str, float]:
+    """``{"median", "lower", "upper"}`` of columns ``prefix_*`` in one row of a frame."""
+    return {k: float(frame[f"{prefix}_{k}"].iloc[row]) for k in ("median", "lower", "upper")}
+
+
+LevelOption = typer.Option(0.9, "--level", callback=check_level,
+                           help="Probability mass of the credible intervals, in (0, 1).")
+JsonOption = typer.Option(False, "--json", help="Print exactly one JSON object on stdout.")

@@ -1,0 +1,126 @@
+"""``bayescale fit``: the posterior of a law from a table of runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from bayescale.cli import app
+from bayescale.cli.common import JsonOption, LevelOption, emit_json, err, user_errors
+from bayescale.errors import BayescaleError
+
+EXIT_DIAGNOSTICS = 3
+
+
+def default_out(path: Path) -> Path:
+    """``runs.csv`` -> ``runs.posterior.nc`` beside it."""
+    return path.with_name(f"{path.stem}.posterior.nc")
+
+
+@app.command()
+@user_errors
+def fit(
+    runs_file: Path = typer.Argument(..., metavar="RUNS",
+                                     help="Table of runs: .csv, .tsv, .parquet or .jsonl."),
+    out: Path | None = typer.Option(None, "--out", "-o",
+                                    help="Posterior file [default: RUNS.posterior.nc beside it]."),
+    params_col: str = typer.Option("params", help="Column with parameters N (70B, 6.7e9 ...)."),
+    tokens_col: str | None = typer.Option(None, help="Column with training tokens D "
+                                          "[default: tokens, unless --flops-col is given]."),
+    loss_col: str = typer.Option("loss", help="Column with the loss (nats)."),
+    flops_col: str | None = typer.Option(None, help="Column with compute C: D = C / (6 N)."),
+    run_col: str | None = typer.Option(None, help="Run label: rows of one run are checkpoints."),
+    seed_col: str | None = typer.Option(None, help="Seed label (repeated seeds)."),
+    family_col: str | None = typer.Option(None, help="Model-family label."),
+    law: str = typer.Option("chinchilla", help="Law to fit."),
+    likelihood: str = typer.Option("studentt", help="studentt (robust) or normal, on ln L."),
+    priors: Path | None = typer.Option(None, "--priors", help="TOML file overriding priors."),
+    seed_noise: float | None = typer.Option(
+        None, min=0.0, max=0.5,
+        help="Fix the seed noise (relative sd of a run's loss, e.g. 0.01) instead of a prior."),
+    sampler: str = typer.Option("nutpie", help="nutpie (fast) or pymc."),
+    chains: int = typer.Option(4, min=1, max=64, help="Number of chains."),
+    draws: int = typer.Option(1000, min=1, help="Kept draws per chain."),
+    tune: int = typer.Option(1000, min=0, help="Tuning steps per chain."),
+    target_accept: float = typer.Option(0.95, min=0.5, max=0.999,
+                                        help="NUTS target acceptance rate."),
+    random_seed: int = typer.Option(0, min=0, help="Random seed (same seed, same draws)."),
+    level: float = LevelOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Fit the law to RUNS and write the posterior (NetCDF) that every other command reads.
+
+    Prints a summary with credible intervals and convergence diagnostics. Exit code 3 when a
+    convergence check fails (the file is still written, for inspection).
+    """
+    from bayescale.fit import fit as run_fit
+    from bayescale.laws import LAWS, get_law
+    from bayescale.model import LIKELIHOODS, ModelSpec
+    from bayescale.priors import NOISE_PRIORS, load_priors
+    from bayescale.runs import load_runs
+    from bayescale.sampling import SAMPLERS, SamplerOptions
+
+    if law not in LAWS:
+        raise typer.BadParameter(f"use one of {', '.join(LAWS)}", param_hint="--law")
+    if likelihood not in LIKELIHOODS:
+        raise typer.BadParameter(f"use one of {', '.join(LIKELIHOODS)}",
+                                 param_hint="--likelihood")
+    if sampler not in SAMPLERS:
+        raise typer.BadParameter(f"use one of {', '.join(SAMPLERS)}", param_hint="--sampler")
+    law_obj = get_law(law)
+    prior_table = {}
+    if priors is not None:
+        defaults = {**law_obj.default_priors(), **NOISE_PRIORS}
+        prior_table = load_priors(priors, defaults, law_obj.lognormal_parameters)
+    runs = load_runs(
+        runs_file, params_col=params_col, tokens_col=tokens_col, loss_col=loss_col,
+        flops_col=flops_col, run_col=run_col, seed_col=seed_col, family_col=family_col,
+    )
+    out = out or default_out(runs_file)
+    if out.resolve() == runs_file.resolve():
+        raise BayescaleError("--out would overwrite the input", path=str(out))
+    spec = ModelSpec(law=law, likelihood=likelihood, priors=prior_table, seed_noise=seed_noise)
+    options = SamplerOptions(sampler=sampler, chains=chains, draws=draws, tune=tune,
+                             random_seed=random_seed, target_accept=target_accept)
+    if not as_json:
+        err.print(f"fitting {law_obj.formula} to {len(runs)} rows ({runs.n_runs} runs) "
+                  f"from {runs_file} ...")
+    result = run_fit(runs, spec, options)
+    result.posterior.save(out)
+    summary = result.posterior.summary(level=level)
+    diag = result.diagnostics
+    if as_json:
+        keys = ("median", "lower", "upper", "mean", "sd", "r_hat", "ess_bulk")
+        emit_json({
+            "law": law, "n_rows": len(runs), "n_runs": runs.n_runs, "level": level,
+            "out": str(out),
+            "parameters": {p: {k: float(summary.loc[p, k]) for k in keys}
+                           for p in law_obj.parameters},
+            "noise": {p: {k: float(summary.loc[p, k]) for k in keys}
+                      for p in summary.index if p not in law_obj.parameters},
+            "diagnostics": {"divergences": diag.divergences, "max_r_hat": diag.max_r_hat,
+                            "min_ess_bulk": diag.min_ess_bulk, "min_ess_tail": diag.min_ess_tail,
+                            "problems": diag.problems},
+            "seconds": result.seconds,
+        })
+    else:
+        _print_summary(summary, level, law_obj.formula)
+        err.print(f"diagnostics: {diag.divergences} divergences, max R-hat "
+                  f"{diag.max_r_hat:.3f}, min ESS bulk {diag.min_ess_bulk:.0f} / tail "
+                  f"{diag.min_ess_tail:.0f}; {result.seconds:.1f} s")
+        err.print(f"posterior written to {out}")
+    if not diag.ok:
+        err.print(f"warning: convergence check failed: {diag.problems[0]}", markup=False)
+        raise typer.Exit(EXIT_DIAGNOSTICS)
+
+
+def _print_summary(summary, level: float, formula: str) -> None:
+    table = Table(title=f"{formula}: posterior ({level:.0%} equal-tailed intervals)")
+    for column in ("parameter", "median", "lower", "upper", "sd", "R-hat", "ESS bulk"):
+        table.add_column(column, justify="right")
+    for name, row in summary.iterrows():
+        table.add_row(name, f"{row['median']:.4g}", f"{row['lower']:.4g}", f"{row['upper']:.4g}",
+                      f"{row['sd']:.3g}", f"{row['r_hat']:.3f}", f"{row['ess_bulk']:.0f}")
+    err.print(table)

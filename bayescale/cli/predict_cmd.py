@@ -1,0 +1,183 @@
+"""``bayescale predict`` and ``bayescale optimal``: questions asked of a saved posterior."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from bayescale import format as fmt
+from bayescale.cli import app
+from bayescale.cli.common import (
+    JsonOption,
+    LevelOption,
+    emit_json,
+    err,
+    parse_one_size,
+    parse_sizes,
+    triple,
+    user_errors,
+)
+from bayescale.errors import BayescaleError
+
+FitArgument = typer.Argument(..., metavar="FIT", help="Posterior file written by `bayescale fit`.")
+IntervalOption = typer.Option("eti", "--interval",
+                              help="eti (equal-tailed) or hdi (highest density).")
+
+
+def _check_interval(kind: str) -> None:
+    if kind not in ("eti", "hdi"):
+        raise typer.BadParameter("use eti or hdi", param_hint="--interval")
+
+
+def _targets_from_file(path: Path) -> tuple[list | None, list | None, list | None]:
+    """params / tokens / compute columns of a targets table (two of the three)."""
+    import numpy as np
+
+    from bayescale.runs import parse_size, read_table
+
+    frame = read_table(path)
+    found = {}
+    for name in ("params", "tokens", "compute"):
+        if name in frame.columns:
+            values = []
+            for raw, line in zip(frame[name], frame["line"], strict=True):
+                try:
+                    values.append(parse_size(raw))
+                except ValueError:
+                    raise BayescaleError(f"'{raw}' is not a number or a size like 70B",
+                                         path=str(path), row=int(line), column=name) from None
+                if not (np.isfinite(values[-1]) and values[-1] > 0):
+                    raise BayescaleError(f"{raw} is not positive and finite",
+                                         path=str(path), row=int(line), column=name)
+            found[name] = values
+    if len(found) < 2:
+        raise BayescaleError("a targets table needs two of the columns params, tokens, compute",
+                             path=str(path))
+    if len(found) == 3:
+        found.pop("compute")
+    return found.get("params"), found.get("tokens"), found.get("compute")
+
+
+@app.command()
+@user_errors
+def predict(
+    fit_file: Path = FitArgument,
+    params: str | None = typer.Option(None, "--params", "-N", help="Parameters N (70B, 7e10)."),
+    tokens: str | None = typer.Option(None, "--tokens", "-D", help="Training tokens D (1.4T)."),
+    compute: str | None = typer.Option(None, "--compute", "-C",
+                                       help="Compute C = 6 N D in FLOP; replaces N or D."),
+    targets: Path | None = typer.Option(None, "--targets",
+                                        help="Table of targets (params, tokens or compute)."),
+    level: float = LevelOption,
+    interval: str = IntervalOption,
+    random_seed: int = typer.Option(0, min=0, help="Seed of the new-run noise draws."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Predict the loss of planned runs: a new run's loss (seed noise included) and the law's
+    expected loss, each with a credible interval computed draw by draw."""
+    from bayescale.posterior import Posterior
+
+    _check_interval(interval)
+    n = parse_one_size(params, "--params")
+    d = parse_one_size(tokens, "--tokens")
+    c = parse_one_size(compute, "--compute")
+    if targets is not None:
+        if any(x is not None for x in (n, d, c)):
+            raise typer.BadParameter("give --targets or --params/--tokens/--compute, not both")
+        n, d, c = _targets_from_file(targets)
+    elif sum(x is not None for x in (n, d, c)) != 2:
+        raise typer.BadParameter("give two of --params, --tokens, --compute (or --targets)")
+    post = Posterior.load(fit_file)
+    frame = post.predict(n, d, c, level=level, interval_kind=interval, random_seed=random_seed)
+    if as_json:
+        emit_json({
+            "level": level, "interval": interval,
+            "targets": [
+                {"params": float(row.params), "tokens": float(row.tokens),
+                 "compute": float(row.compute), "loss": triple(frame, i, "loss"),
+                 "mean_loss": triple(frame, i, "mean_loss"),
+                 "seed_floor_share": float(row.seed_floor_share)}
+                for i, row in enumerate(frame.itertuples())
+            ],
+        })
+        return
+    table = Table(title=f"Predicted loss ({level:.0%} {interval.upper()}), {post.law.formula}")
+    for column in ("N", "D", "C", "new run's loss", "law's expected loss", "noise share"):
+        table.add_column(column, justify="right")
+    for i, row in enumerate(frame.itertuples()):
+        table.add_row(fmt.size(row.params), fmt.size(row.tokens), fmt.flop(row.compute),
+                      fmt.interval(**triple(frame, i, "loss")),
+                      fmt.interval(**triple(frame, i, "mean_loss")),
+                      f"{row.seed_floor_share:.0%}")
+    err.print(table)
+    err.print("noise share: the part of the new run's spread that seed and run-to-run noise "
+              "cause; more small runs only shrink the rest.")
+
+
+@app.command()
+@user_errors
+def optimal(
+    fit_file: Path = FitArgument,
+    compute: list[str] | None = typer.Option(None, "--compute", "-C",
+                                             help="Compute budget in FLOP (repeatable)."),
+    params: str | None = typer.Option(None, "--params", "-N",
+                                      help="Fixed N: the budget at which N is optimal."),
+    tokens: str | None = typer.Option(None, "--tokens", "-D",
+                                      help="Fixed D: the budget at which D is optimal."),
+    level: float = LevelOption,
+    interval: str = IntervalOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Compute-optimal N*, D*, tokens per parameter and loss for budgets C = 6 N D, with the
+    allocation exponents a (N* ~ C^a) and b (D* ~ C^b)."""
+    from bayescale.posterior import Posterior
+
+    _check_interval(interval)
+    budgets = parse_sizes(compute, "--compute")
+    n = parse_one_size(params, "--params")
+    d = parse_one_size(tokens, "--tokens")
+    if sum(x is not None for x in (budgets, n, d)) != 1:
+        raise typer.BadParameter("give --compute (one or more), or --params, or --tokens")
+    post = Posterior.load(fit_file)
+    frame = post.optimal(budgets, params=n, tokens=d, level=level, interval_kind=interval)
+    exponents = post.exponents(level, interval)
+    budgets_out = []
+    for i in range(len(frame)):
+        entry = {}
+        if "compute" in frame and "compute_median" not in frame:
+            entry["compute"] = float(frame["compute"].iloc[i])
+        else:
+            entry["compute"] = triple(frame, i, "compute")
+        for key in ("params", "tokens"):
+            entry[key] = (float(frame[key].iloc[i]) if key in frame
+                          else triple(frame, i, key))
+        entry["tokens_per_param"] = triple(frame, i, "tokens_per_param")
+        entry["loss"] = triple(frame, i, "loss")
+        budgets_out.append(entry)
+    if as_json:
+        emit_json({
+            "level": level, "interval": interval,
+            "exponents": {k: {s: float(exponents.loc[k, s]) for s in ("median", "lower", "upper")}
+                          for k in ("a", "b")},
+            "budgets": budgets_out,
+        })
+        return
+
+    def show(value, formatter) -> str:
+        if isinstance(value, float):
+            return formatter(value)
+        return fmt.interval(**value, fmt=formatter)
+
+    table = Table(title=f"Compute-optimal allocation ({level:.0%} {interval.upper()})")
+    for column in ("C", "N*", "D*", "D*/N*", "loss at optimum"):
+        table.add_column(column, justify="right")
+    for entry in budgets_out:
+        table.add_row(show(entry["compute"], fmt.flop), show(entry["params"], fmt.size),
+                      show(entry["tokens"], fmt.size), show(entry["tokens_per_param"], fmt.number),
+                      show(entry["loss"], fmt.number))
+    err.print(table)
+    a, b = exponents.loc["a"], exponents.loc["b"]
+    err.print(f"N* ~ C^a with a = {fmt.interval(a['median'], a['lower'], a['upper'])}; "
+              f"D* ~ C^b with b = {fmt.interval(b['median'], b['lower'], b['upper'])}")

@@ -1,0 +1,81 @@
+"""Convergence checks after sampling: R-hat, bulk and tail ESS, divergences, tree depth."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+#: Thresholds (Vehtari et al. 2021, "Rank-normalization, folding, and localization").
+MAX_R_HAT = 1.01
+MIN_ESS_PER_CHAIN = 100
+
+
+@dataclass
+class Diagnostics:
+    """What the checks found; ``problems`` is empty when every check passed."""
+
+    divergences: int
+    max_r_hat: float
+    min_ess_bulk: float
+    min_ess_tail: float
+    max_depth_hits: int
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every check passed."""
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for JSON and the posterior file."""
+        return asdict(self)
+
+
+def _stat(stats: Any, *names: str) -> np.ndarray | None:
+    for name in names:
+        if name in stats:
+            return np.asarray(stats[name])
+    return None
+
+
+def check(tree: Any, var_names: list[str]) -> Diagnostics:
+    """Check the draws of ``var_names`` in ``tree`` (an ``xarray.DataTree`` from sampling)."""
+    import arviz as az
+
+    posterior = tree["posterior"].dataset[var_names]
+    chains = posterior.sizes["chain"]
+    rhat = az.rhat(posterior)
+    ess_bulk = az.ess(posterior, method="bulk")
+    ess_tail = az.ess(posterior, method="tail")
+    max_r_hat = float(max(float(np.nanmax(rhat[v])) for v in var_names))
+    min_bulk = float(min(float(np.nanmin(ess_bulk[v])) for v in var_names))
+    min_tail = float(min(float(np.nanmin(ess_tail[v])) for v in var_names))
+    stats = tree["sample_stats"].dataset
+    diverging = _stat(stats, "diverging")
+    depth_hits = _stat(stats, "maxdepth_reached", "reached_max_treedepth")
+    divergences = int(diverging.sum()) if diverging is not None else 0
+    max_depth_hits = int(depth_hits.sum()) if depth_hits is not None else 0
+
+    need = MIN_ESS_PER_CHAIN * chains
+    problems = []
+    if divergences:
+        problems.append(
+            f"{divergences} divergent transitions: the posterior has regions the sampler cannot "
+            "follow; try more --tune, tighter --priors, or check the data for outliers"
+        )
+    if not max_r_hat <= MAX_R_HAT:
+        problems.append(
+            f"R-hat {max_r_hat:.3f} > {MAX_R_HAT}: chains disagree; try more --tune and --draws"
+        )
+    if not min(min_bulk, min_tail) >= need:
+        problems.append(
+            f"effective sample size {min(min_bulk, min_tail):.0f} < {need} "
+            f"({MIN_ESS_PER_CHAIN} per chain); try more --draws"
+        )
+    if max_depth_hits:
+        problems.append(
+            f"{max_depth_hits} draws hit the maximum tree depth; try more --tune"
+        )
+    return Diagnostics(divergences, max_r_hat, min_bulk, min_tail, max_depth_hits, problems)

@@ -1,0 +1,115 @@
+"""Fit a law to a run table: build the model, sample, check convergence, assemble the posterior."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass
+from importlib.metadata import version
+from typing import Any
+
+import numpy as np
+
+from bayescale import __version__
+from bayescale.diagnostics import Diagnostics, check
+from bayescale.laws import get_law
+from bayescale.model import ModelSpec, build_model
+from bayescale.posterior import META_KEY, Posterior
+from bayescale.runs import LOSS, RunTable, check_identifiable
+from bayescale.sampling import SamplerOptions, sample
+
+
+@dataclass
+class FitResult:
+    """A posterior with its convergence diagnostics and the wall time of the fit."""
+
+    posterior: Posterior
+    diagnostics: Diagnostics
+    seconds: float
+
+
+def _versions() -> dict[str, str]:
+    names = ("pymc", "nutpie", "arviz-base", "arviz-stats", "numpy", "xarray")
+    return {"python": platform.python_version(), **{n: version(n) for n in names}}
+
+
+def _data_groups(runs: RunTable) -> tuple[Any, Any]:
+    import xarray as xr
+
+    data = runs.data
+    constant = {
+        name: ("row", data[name].to_numpy())
+        for name in data.columns
+        if name != LOSS
+    }
+    if "run" not in constant:
+        constant["run"] = ("row", runs.run_ids)
+    observed = xr.Dataset({"loss": ("row", data[LOSS].to_numpy())})
+    return xr.Dataset(constant), observed
+
+
+def fit(
+    runs: RunTable,
+    spec: ModelSpec | None = None,
+    options: SamplerOptions | None = None,
+) -> FitResult:
+    """Sample the posterior of ``spec``'s law given ``runs``.
+
+    Parameters
+    ----------
+    runs : RunTable
+        From :func:`bayescale.runs.load_runs`.
+    spec : ModelSpec, optional
+        Law, likelihood, priors, seed noise; Chinchilla with default priors if omitted.
+    options : SamplerOptions, optional
+        Sampler, chains, draws, tuning steps, random seed.
+
+    Returns
+    -------
+    FitResult
+
+    Examples
+    --------
+    >>> from bayescale.runs import load_runs
+    >>> result = fit(load_runs("examples/isoflop_runs.csv"))  # doctest: +SKIP
+    >>> result.posterior.summary()  # doctest: +SKIP
+    """
+    spec = spec or ModelSpec()
+    options = options or SamplerOptions()
+    law = get_law(spec.law)
+    check_identifiable(runs, len(law.parameters))
+    start = time.perf_counter()
+    built = build_model(runs, spec)
+    tree = sample(built.model, options)
+    diagnostics = check(tree, built.checked)
+
+    stats = tree["sample_stats"].dataset
+    drop = [v for v in stats.data_vars if stats[v].dtype == object]
+    tree["sample_stats"] = tree["sample_stats"].dataset.drop_vars(drop)
+    constant, observed = _data_groups(runs)
+    tree["constant_data"] = constant
+    tree["observed_data"] = observed
+    meta = {
+        **spec.as_dict(),
+        "centring": {"n0": built.centring.n0, "d0": built.centring.d0},
+        "sampler": options.as_dict(),
+        "diagnostics": diagnostics.as_dict(),
+        "input": {
+            "path": runs.source, "sha256": runs.sha256, "columns": runs.columns,
+            "n_rows": len(runs), "n_runs": runs.n_runs,
+        },
+        "bayescale_version": __version__,
+        "versions": _versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    tree.attrs = {META_KEY: json.dumps(meta)}
+    seconds = time.perf_counter() - start
+    return FitResult(Posterior(tree), diagnostics, seconds)
+
+
+def loss_residuals(posterior: Posterior) -> np.ndarray:
+    """Posterior-median residual ln L_observed - ln L_law of each fitted row."""
+    data = posterior.data
+    mean_log = posterior.law.log_loss(posterior.draws(), data["params"], data["tokens"])
+    return np.log(data["loss"].to_numpy()) - np.median(mean_log, axis=0)

@@ -1,0 +1,44 @@
+"""Human-readable numbers: sizes with units (125M, 70B, 1.4T), FLOP in scientific notation."""
+
+from __future__ import annotations
+
+import math
+
+_UNITS = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K"))
+
+
+def size(value: float) -> str:
+    """A count of parameters or tokens with a unit.
+
+    Examples
+    --------
+    >>> size(70e9), size(1.4e12), size(1.25e8)
+    ('70B', '1.4T', '125M')
+    """
+    if not math.isfinite(value):
+        return str(value)
+    for scale, unit in _UNITS:
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{unit}"
+    return f"{value:.3g}"
+
+
+def flop(value: float) -> str:
+    """Compute in FLOP, scientific notation.
+
+    Examples
+    --------
+    >>> flop(5.88e23)
+    '5.88e+23 FLOP'
+    """
+    return f"{value:.3g} FLOP"
+
+
+def number(value: float) -> str:
+    """A plain number with four significant digits."""
+    return f"{value:.4g}"
+
+
+def interval(median: float, lower: float, upper: float, fmt=number) -> str:
+    """``median [lower, upper]`` with one formatter."""
+    return f"{fmt(median)} [{fmt(lower)}, {fmt(upper)}]"

@@ -1,0 +1,48 @@
+"""Credible intervals of posterior draws: equal-tailed (ETI) or highest density (HDI)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+KINDS = ("eti", "hdi")
+
+
+def interval(samples: np.ndarray, level: float, kind: str = "eti") -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bounds over axis 0 (draws) of ``samples``.
+
+    Parameters
+    ----------
+    samples : ndarray
+        Draws along axis 0; any trailing shape.
+    level : float
+        Probability mass inside the interval, in (0, 1).
+    kind : {"eti", "hdi"}
+        Equal-tailed (quantiles (1-level)/2 and (1+level)/2) or the narrowest interval holding
+        ``level`` of the draws.
+
+    Examples
+    --------
+    >>> lo, hi = interval(np.arange(101.0), 0.9)
+    >>> float(lo), float(hi)
+    (5.0, 95.0)
+    """
+    samples = np.asarray(samples, dtype=float)
+    if kind == "eti":
+        lo, hi = np.quantile(samples, [(1 - level) / 2, (1 + level) / 2], axis=0)
+        return lo, hi
+    if kind != "hdi":
+        raise ValueError(f"unknown interval kind {kind!r}")
+    ordered = np.sort(samples, axis=0)
+    n = ordered.shape[0]
+    width = max(1, min(n - 1, int(np.floor(level * n))))
+    spans = ordered[width:] - ordered[: n - width]
+    start = np.argmin(spans, axis=0)
+    lo = np.take_along_axis(ordered, start[np.newaxis], axis=0)[0]
+    hi = np.take_along_axis(ordered, (start + width)[np.newaxis], axis=0)[0]
+    return lo, hi
+
+
+def summarize(samples: np.ndarray, level: float, kind: str = "eti") -> dict[str, np.ndarray]:
+    """Median and interval bounds over axis 0: ``{"median", "lower", "upper"}``."""
+    lo, hi = interval(samples, level, kind)
+    return {"median": np.median(samples, axis=0), "lower": lo, "upper": hi}

@@ -1,0 +1,149 @@
+"""Build the PyMC model of a run table: the law on centred predictors plus the noise model.
+
+ln L_i = ln law(N_i, D_i) + u_run(i) + eps_i
+  u_r   ~ Normal(0, seed_noise)        the run's seed deviation, shared by its checkpoints
+  eps_i ~ StudentT(nu, 0, sigma_obs)   row noise (robust: the Bayesian counterpart of the
+                                       Huber loss on ln L of Hoffmann et al. 2022), or Normal
+A run with one row cannot tell u from eps: its row gets both in quadrature,
+scale sqrt(sigma_obs^2 + seed_noise^2), and only runs with several rows (checkpoints,
+``--run-col``) carry a latent u. When no run has several rows (final losses only) the data
+identify only the total noise: the model then samples ``noise_total`` (prior of ``sigma_obs``)
+and ``seed_share`` ~ Beta(1, 1), the unidentified share of its variance that is seed noise, so the
+sampler never walks the ridge sigma_obs^2 + seed_noise^2 = const. A fixed ``seed_noise`` (the
+user's own knowledge) replaces all of this.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bayescale.laws import get_law
+from bayescale.priors import NOISE_PRIORS, Prior, to_dict
+from bayescale.runs import LOSS, PARAMS, TOKENS, RunTable
+
+LIKELIHOODS = ("studentt", "normal")
+
+
+@dataclass
+class ModelSpec:
+    """Everything that defines the model apart from the data.
+
+    Attributes
+    ----------
+    law : str
+        Name of a law in :data:`bayescale.laws.LAWS`.
+    likelihood : str
+        ``studentt`` (robust, default) or ``normal``, on ln L.
+    priors : dict
+        Priors of the law's parameters and of ``sigma_obs``, ``seed_noise``, ``nu``; missing
+        entries take the defaults.
+    seed_noise : float, optional
+        Fix the seed noise (relative sd of a run's loss) instead of giving it a prior.
+    """
+
+    law: str = "chinchilla"
+    likelihood: str = "studentt"
+    priors: dict[str, Prior] = field(default_factory=dict)
+    seed_noise: float | None = None
+
+    def full_priors(self) -> dict[str, Prior]:
+        """Defaults of the law and noise, overridden by ``priors``."""
+        merged = {**get_law(self.law).default_priors(), **NOISE_PRIORS}
+        merged.update(self.priors)
+        if self.likelihood == "normal":
+            merged.pop("nu", None)
+        return merged
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for the posterior file."""
+        return {
+            "law": self.law,
+            "likelihood": self.likelihood,
+            "priors": to_dict(self.full_priors()),
+            "seed_noise": self.seed_noise,
+        }
+
+
+@dataclass(frozen=True)
+class Centring:
+    """Centres of ln N and ln D used inside the model (geometric means of the data)."""
+
+    n0: float
+    d0: float
+
+    @classmethod
+    def of(cls, runs: RunTable) -> Centring:
+        """The centres of a run table."""
+        data = runs.data
+        return cls(float(np.log(data[PARAMS]).mean()), float(np.log(data[TOKENS]).mean()))
+
+
+def run_structure(runs: RunTable) -> tuple[np.ndarray, int]:
+    """Index of each row's latent run effect, and the number of such runs.
+
+    Runs with at least two rows get an index 0..R-1; single-row runs get R (no latent effect).
+    """
+    labels, codes, counts = np.unique(runs.run_ids, return_inverse=True, return_counts=True)
+    multi = counts >= 2
+    index_of = np.full(labels.size, int(multi.sum()))
+    index_of[multi] = np.arange(int(multi.sum()))
+    return index_of[codes], int(multi.sum())
+
+
+@dataclass
+class BuiltModel:
+    """A PyMC model, the centring it used and the sampled parameters to check for convergence."""
+
+    model: Any
+    centring: Centring
+    checked: list[str]
+
+
+def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
+    """The PyMC model of ``runs`` under ``spec``."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    law = get_law(spec.law)
+    priors = spec.full_priors()
+    centre = Centring.of(runs)
+    data = runs.data
+    run_index, n_latent = run_structure(runs)
+    single = run_index == n_latent
+
+    with pm.Model() as model:
+        n = pm.Data("n_centred", np.log(data[PARAMS].to_numpy()) - centre.n0)
+        d = pm.Data("d_centred", np.log(data[TOKENS].to_numpy()) - centre.d0)
+        mu = law.pymc_log_loss(priors, centre.n0, centre.d0, n, d)
+
+        checked = list(law.parameters)
+        if spec.seed_noise is not None:
+            sigma_obs = priors["sigma_obs"].pymc("sigma_obs")
+            seed = pm.Deterministic("seed_noise", pt.as_tensor(float(spec.seed_noise)))
+            checked.append("sigma_obs")
+        elif n_latent:
+            sigma_obs = priors["sigma_obs"].pymc("sigma_obs")
+            seed = priors["seed_noise"].pymc("seed_noise")
+            checked += ["sigma_obs", "seed_noise"]
+        else:
+            total = priors["sigma_obs"].pymc("noise_total")
+            share = pm.Beta("seed_share", 1.0, 1.0)
+            sigma_obs = pm.Deterministic("sigma_obs", total * pt.sqrt(1.0 - share))
+            seed = pm.Deterministic("seed_noise", total * pt.sqrt(share))
+            checked += ["noise_total", "seed_share"]
+        if n_latent:
+            z = pm.Normal("run_z", 0.0, 1.0, shape=n_latent)
+            offsets = pt.concatenate([seed * z, pt.zeros(1)])
+            mu = mu + offsets[run_index]
+        scale = pt.where(single, pt.sqrt(sigma_obs**2 + seed**2), sigma_obs)
+        y = np.log(data[LOSS].to_numpy())
+        if spec.likelihood == "studentt":
+            nu = priors["nu"].pymc("nu")
+            checked.append("nu")
+            pm.StudentT("log_loss", nu=nu, mu=mu, sigma=scale, observed=y)
+        else:
+            pm.Normal("log_loss", mu=mu, sigma=scale, observed=y)
+    return BuiltModel(model, centre, checked)

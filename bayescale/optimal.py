@@ -1,0 +1,66 @@
+"""Compute-optimal allocation per posterior draw under C = 6 N D."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from bayescale.laws import Law
+
+Draws = Mapping[str, np.ndarray]
+
+
+def _at_budget(law: Law, draws: Draws, compute: np.ndarray | float) -> dict[str, np.ndarray]:
+    n_opt, d_opt = law.optimal(draws, compute)
+    loss = np.exp(law.log_loss(draws, n_opt.reshape(-1, 1), d_opt.reshape(-1, 1))[:, 0])
+    return {"params": n_opt, "tokens": d_opt, "tokens_per_param": d_opt / n_opt, "loss": loss}
+
+
+def _budget_for(law: Law, draws: Draws, key: str, target: float) -> np.ndarray:
+    """Per draw, the budget C at which the optimal N (key='params') or D equals ``target``.
+
+    N*(C) and D*(C) increase with C, so bisection on ln C finds it.
+    """
+    size = np.asarray(draws[law.parameters[0]]).size
+    lo, hi = np.full(size, np.log(1e6)), np.full(size, np.log(1e40))
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        n_opt, d_opt = law.optimal(draws, np.exp(mid))
+        below = (n_opt if key == "params" else d_opt) < target
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    return np.exp((lo + hi) / 2)
+
+
+def optimal_draws(
+    law: Law,
+    draws: Draws,
+    *,
+    compute: float | None = None,
+    params: float | None = None,
+    tokens: float | None = None,
+) -> dict[str, np.ndarray]:
+    """Draws of N*, D*, D*/N*, the loss at the optimum and (for a fixed N or D) the budget C.
+
+    With ``compute``: the optimum at that budget. With ``params`` (or ``tokens``): the budget at
+    which that N (or D) is compute-optimal, and the optimum there.
+    """
+    if compute is not None:
+        return _at_budget(law, draws, compute)
+    key, target = ("params", params) if params is not None else ("tokens", tokens)
+    assert target is not None
+    budget = _budget_for(law, draws, key, target)
+    return {"compute": budget, **_at_budget(law, draws, budget)}
+
+
+def exponent_draws(law: Law, draws: Draws) -> tuple[np.ndarray, np.ndarray]:
+    """Per draw, a = d ln N*/d ln C and b = d ln D*/d ln C (a + b = 1).
+
+    For the Chinchilla law a = beta/(alpha+beta), b = alpha/(alpha+beta) (Hoffmann et al. 2022);
+    other laws are differenced numerically over a decade around 1e22 FLOP.
+    """
+    lo, hi = 1e21 / np.sqrt(10), 1e21 * np.sqrt(10) * 10
+    n_lo, _ = law.optimal(draws, lo)
+    n_hi, _ = law.optimal(draws, hi)
+    a = np.log(n_hi / n_lo) / np.log(hi / lo)
+    return a, 1.0 - a

@@ -1,0 +1,279 @@
+"""The fitted posterior: one NetCDF file that every command after ``fit`` reads.
+
+The file is an ``xarray.DataTree`` (ArviZ 1 convention) with groups ``posterior``,
+``sample_stats``, ``observed_data`` (the losses) and ``constant_data`` (N, D, run labels and
+source rows), and a root attribute ``bayescale`` holding JSON metadata: law, likelihood, priors,
+centring constants, sampler options, diagnostics, the input's path and sha256, package versions.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayescale.errors import BayescaleError
+from bayescale.fileio import atomic_path
+from bayescale.intervals import KINDS, interval, summarize
+from bayescale.laws import Law, get_law
+from bayescale.predictive import floor_share, noise_draws
+
+META_KEY = "bayescale"
+
+
+def _check_level(level: float) -> None:
+    if not 0.0 < level < 1.0:
+        raise BayescaleError(f"level must lie strictly between 0 and 1, got {level}")
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise BayescaleError(f"interval must be one of {', '.join(KINDS)}, got '{kind}'")
+
+
+def _positive(name: str, values: Any) -> np.ndarray:
+    array = np.atleast_1d(np.asarray(values, dtype=float))
+    if not np.all(np.isfinite(array)) or np.any(array <= 0):
+        raise BayescaleError(f"{name} must be positive and finite, got {values}")
+    return array
+
+
+def _flat(summary: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    return {f"{prefix}_{key}": value for key, value in summary.items()}
+
+
+class Posterior:
+    """A fitted scaling-law posterior with predictions computed draw by draw.
+
+    Parameters
+    ----------
+    tree : xarray.DataTree
+        Posterior, sample stats, data and metadata as written by ``bayescale fit``.
+    path : str, optional
+        Where it was read from.
+
+    Examples
+    --------
+    >>> post = Posterior.load("examples/isoflop_runs.posterior.nc")  # doctest: +SKIP
+    >>> post.predict(params=70e9, tokens=1.4e12)  # doctest: +SKIP
+    >>> post.optimal(compute=5.88e23)  # doctest: +SKIP
+    """
+
+    def __init__(self, tree: Any, path: str | None = None) -> None:
+        self.tree = tree
+        self.path = path
+        raw = tree.attrs.get(META_KEY)
+        if raw is None:
+            raise BayescaleError("not a bayescale posterior file (no metadata)", path=path)
+        self.meta: dict[str, Any] = json.loads(raw)
+        self.law: Law = get_law(self.meta["law"])
+
+    # ----------------------------------------------------------------- file
+    @classmethod
+    def load(cls, path: str | Path) -> Posterior:
+        """Read a posterior file written by ``bayescale fit``."""
+        import xarray as xr
+
+        where = str(path)
+        if not Path(path).is_file():
+            raise BayescaleError("no such file", path=where)
+        try:
+            tree = xr.open_datatree(path, engine="h5netcdf").load()
+        except Exception as exc:  # h5py/xarray raise many types for damaged files
+            reason = " ".join(str(exc).split())[:120]
+            raise BayescaleError(
+                f"not a readable posterior file (corrupt, truncated or not NetCDF): {reason}",
+                path=where,
+            ) from None
+        try:
+            post = cls(tree, where)
+            post.draws()
+        except BayescaleError:
+            raise
+        except Exception as exc:
+            raise BayescaleError(
+                f"not a bayescale posterior file ({type(exc).__name__}: {exc})", path=where
+            ) from None
+        return post
+
+    def save(self, path: str | Path) -> None:
+        """Write the posterior to NetCDF atomically (never a half-written file)."""
+        with atomic_path(path) as tmp:
+            self.tree.to_netcdf(tmp, engine="h5netcdf")
+        self.path = str(path)
+
+    # ---------------------------------------------------------------- draws
+    def draws(self, names: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Posterior draws flattened over chains: name -> 1-d array.
+
+        By default the law's parameters and the noise parameters.
+        """
+        dataset = self.tree["posterior"].dataset
+        if names is None:
+            names = [*self.law.parameters, "sigma_obs", "seed_noise"]
+            if "nu" in dataset:
+                names.append("nu")
+        return {name: np.asarray(dataset[name]).reshape(-1) for name in names}
+
+    @property
+    def n_draws(self) -> int:
+        """Total number of posterior draws (chains x draws)."""
+        return int(np.asarray(self.tree["posterior"].dataset[self.law.parameters[0]]).size)
+
+    @cached_property
+    def data(self) -> pd.DataFrame:
+        """The runs the posterior was fitted on (``params``, ``tokens``, ``loss``, labels)."""
+        constant = self.tree["constant_data"].dataset
+        frame = pd.DataFrame({name: np.asarray(constant[name]) for name in constant.data_vars})
+        frame["loss"] = np.asarray(self.tree["observed_data"].dataset["loss"])
+        return frame
+
+    def summary(self, level: float = 0.9, kind: str = "eti") -> pd.DataFrame:
+        """Median, ``level`` credible interval, mean, sd, R-hat and ESS of each parameter."""
+        import arviz as az
+
+        _check_level(level)
+        _check_kind(kind)
+        names = list(self.draws())
+        posterior = self.tree["posterior"].dataset[names]
+        rhat, bulk = az.rhat(posterior), az.ess(posterior, method="bulk")
+        tail = az.ess(posterior, method="tail")
+        rows = []
+        for name, values in self.draws().items():
+            lo, hi = interval(values, level, kind)
+            rows.append({
+                "parameter": name, "median": float(np.median(values)), "lower": float(lo),
+                "upper": float(hi), "mean": float(values.mean()), "sd": float(values.std(ddof=1)),
+                "r_hat": float(rhat[name]), "ess_bulk": float(bulk[name]),
+                "ess_tail": float(tail[name]),
+            })
+        return pd.DataFrame(rows).set_index("parameter")
+
+    # ------------------------------------------------------------ questions
+    def predict(
+        self,
+        params: Any = None,
+        tokens: Any = None,
+        compute: Any = None,
+        *,
+        level: float = 0.9,
+        interval_kind: str = "eti",
+        random_seed: int = 0,
+    ) -> pd.DataFrame:
+        """Predicted loss of planned runs, with credible intervals.
+
+        Give two of ``params`` (N), ``tokens`` (D) and ``compute`` (C = 6 N D); each a number
+        or an array of targets.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per target: ``params``, ``tokens``, ``compute``; ``loss_*`` for a new run
+            (seed noise included) and ``mean_loss_*`` for the law's expected loss (``median``,
+            ``lower``, ``upper``); ``seed_floor_share``, the share of the new run's spread that
+            more small runs cannot remove.
+
+        Examples
+        --------
+        >>> post.predict(params=70e9, tokens=1.4e12, level=0.9)  # doctest: +SKIP
+        """
+        _check_level(level)
+        _check_kind(interval_kind)
+        n, d, c = resolve_targets(params, tokens, compute)
+        draws = self.draws()
+        mean_log = self.law.log_loss(draws, n, d)
+        rng = np.random.default_rng(random_seed)
+        new_log = mean_log + noise_draws(draws, n.size, rng)
+        out = pd.DataFrame({"params": n, "tokens": d, "compute": c})
+        for prefix, values in (("loss", new_log), ("mean_loss", mean_log)):
+            for key, col in _flat(summarize(values, level, interval_kind), prefix).items():
+                out[key] = np.exp(col)
+        out["seed_floor_share"] = floor_share(mean_log, new_log, level)
+        return out
+
+    def optimal(
+        self,
+        compute: Any = None,
+        *,
+        params: Any = None,
+        tokens: Any = None,
+        level: float = 0.9,
+        interval_kind: str = "eti",
+    ) -> pd.DataFrame:
+        """Compute-optimal allocation under C = 6 N D, with credible intervals.
+
+        Give ``compute`` (one or more budgets) for N*, D*, D*/N* and the loss at the optimum;
+        or a fixed ``params`` (or ``tokens``) to ask at which budget that size is optimal.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per budget: ``compute_*`` (when solved for), ``params_*``, ``tokens_*``,
+            ``tokens_per_param_*``, ``loss_*`` (the law's expected loss at the optimum).
+            Columns ``*_median``, ``*_lower``, ``*_upper``.
+
+        Examples
+        --------
+        >>> post.optimal(compute=[1e21, 5.88e23])  # doctest: +SKIP
+        """
+        from bayescale.optimal import optimal_draws
+
+        _check_level(level)
+        _check_kind(interval_kind)
+        given = [x is not None for x in (compute, params, tokens)]
+        if sum(given) != 1:
+            raise BayescaleError("give exactly one of compute, params or tokens")
+        draws = self.draws()
+        rows = []
+        key, values = next(
+            (k, _positive(k, v))
+            for k, v in (("compute", compute), ("params", params), ("tokens", tokens))
+            if v is not None
+        )
+        for value in values:
+            result = optimal_draws(self.law, draws, **{key: float(value)})
+            row: dict[str, float] = {key: float(value)}
+            for name, samples in result.items():
+                if name == key:
+                    continue
+                for stat, number in summarize(samples, level, interval_kind).items():
+                    row[f"{name}_{stat}"] = float(number)
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+    def exponents(self, level: float = 0.9, interval_kind: str = "eti") -> pd.DataFrame:
+        """Allocation exponents a (N* ~ C^a) and b (D* ~ C^b) with intervals."""
+        from bayescale.optimal import exponent_draws
+
+        a, b = exponent_draws(self.law, self.draws())
+        rows = {name: {k: float(v) for k, v in summarize(x, level, interval_kind).items()}
+                for name, x in (("a", a), ("b", b))}
+        return pd.DataFrame(rows).T
+
+
+def resolve_targets(
+    params: Any, tokens: Any, compute: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """N, D, C arrays from any two of them (C = 6 N D, Kaplan et al. 2020)."""
+    given = {k: v for k, v in (("params", params), ("tokens", tokens), ("compute", compute))
+             if v is not None}
+    if len(given) != 2:
+        raise BayescaleError("give two of params, tokens and compute (C = 6 N D)")
+    arrays = {k: _positive(k, v) for k, v in given.items()}
+    try:
+        shaped = dict(zip(arrays, np.broadcast_arrays(*arrays.values()), strict=True))
+    except ValueError:
+        raise BayescaleError("params, tokens and compute must have the same length") from None
+    if "compute" not in shaped:
+        n, d = shaped["params"], shaped["tokens"]
+    elif "params" in shaped:
+        n = shaped["params"]
+        d = shaped["compute"] / (6.0 * n)
+    else:
+        d = shaped["tokens"]
+        n = shaped["compute"] / (6.0 * d)
+    return n.astype(float), d.astype(float), 6.0 * n * d

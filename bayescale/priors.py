@@ -1,0 +1,189 @@
+"""Prior distributions as plain data: defaults per law, overridable from a TOML file."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bayescale.errors import BayescaleError
+
+#: Distribution name -> required parameters.
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "lognormal": ("mu", "sigma"),
+    "normal": ("mu", "sigma"),
+    "halfnormal": ("sigma",),
+    "truncnormal": ("mu", "sigma", "lower", "upper"),
+    "gamma": ("alpha", "beta"),
+    "uniform": ("lower", "upper"),
+}
+
+
+@dataclass(frozen=True)
+class Prior:
+    """One prior: a distribution family and its parameters.
+
+    Examples
+    --------
+    >>> Prior("lognormal", {"mu": 0.0, "sigma": 0.5}).describe()
+    'lognormal(mu=0, sigma=0.5)'
+    """
+
+    dist: str
+    params: dict[str, float]
+
+    def describe(self) -> str:
+        """Short human-readable form."""
+        inner = ", ".join(f"{k}={v:.4g}" for k, v in self.params.items())
+        return f"{self.dist}({inner})"
+
+    def pymc(self, name: str, **kwargs: Any) -> Any:
+        """Create the PyMC random variable for this prior (inside a model context)."""
+        import pymc as pm
+
+        p = self.params
+        match self.dist:
+            case "lognormal":
+                return pm.LogNormal(name, mu=p["mu"], sigma=p["sigma"], **kwargs)
+            case "normal":
+                return pm.Normal(name, mu=p["mu"], sigma=p["sigma"], **kwargs)
+            case "halfnormal":
+                return pm.HalfNormal(name, sigma=p["sigma"], **kwargs)
+            case "truncnormal":
+                return pm.TruncatedNormal(
+                    name, mu=p["mu"], sigma=p["sigma"], lower=p["lower"], upper=p["upper"],
+                    **kwargs,
+                )
+            case "gamma":
+                return pm.Gamma(name, alpha=p["alpha"], beta=p["beta"], **kwargs)
+            case "uniform":
+                return pm.Uniform(name, lower=p["lower"], upper=p["upper"], **kwargs)
+        raise AssertionError(self.dist)
+
+    def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """Draw from the prior with numpy (prior predictive checks, no compilation)."""
+        p = self.params
+        match self.dist:
+            case "lognormal":
+                return rng.lognormal(p["mu"], p["sigma"], size)
+            case "normal":
+                return rng.normal(p["mu"], p["sigma"], size)
+            case "halfnormal":
+                return np.abs(rng.normal(0.0, p["sigma"], size))
+            case "truncnormal":
+                out = rng.normal(p["mu"], p["sigma"], 4 * size + 64)
+                out = out[(out > p["lower"]) & (out < p["upper"])]
+                while out.size < size:
+                    more = rng.normal(p["mu"], p["sigma"], 4 * size + 64)
+                    out = np.concatenate([out, more[(more > p["lower"]) & (more < p["upper"])]])
+                return out[:size]
+            case "gamma":
+                return rng.gamma(p["alpha"], 1.0 / p["beta"], size)
+            case "uniform":
+                return rng.uniform(p["lower"], p["upper"], size)
+        raise AssertionError(self.dist)
+
+
+def lognormal(median: float, sigma: float) -> Prior:
+    """A log-normal prior given by its median and the sd of its logarithm."""
+    return Prior("lognormal", {"mu": math.log(median), "sigma": sigma})
+
+
+#: Priors of the noise model, shared by every law.
+NOISE_PRIORS: dict[str, Prior] = {
+    # Residual sd of log-loss (about the relative error of one row): 5% scale.
+    "sigma_obs": Prior("halfnormal", {"sigma": 0.05}),
+    # Seed noise: relative sd of a run's loss across seeds. Median 1.3%, 95% below 3.9%,
+    # consistent with the Hitchhiker's Guide's ~4% ARE floor between seeds as a worst case.
+    "seed_noise": Prior("halfnormal", {"sigma": 0.02}),
+    # Student-t degrees of freedom (Juarez & Steel 2010): mass on heavy and light tails.
+    "nu": Prior("gamma", {"alpha": 2.0, "beta": 0.1}),
+}
+
+
+def to_dict(priors: dict[str, Prior]) -> dict[str, dict[str, Any]]:
+    """Priors as plain data (stored in the posterior file)."""
+    return {name: asdict(prior) for name, prior in priors.items()}
+
+
+def from_dict(data: dict[str, dict[str, Any]]) -> dict[str, Prior]:
+    """Inverse of :func:`to_dict`."""
+    return {name: Prior(d["dist"], dict(d["params"])) for name, d in data.items()}
+
+
+def _check(name: str, table: Any, path: str, lognormal_only: bool) -> Prior:
+    if not isinstance(table, dict) or "dist" not in table:
+        raise BayescaleError(
+            f"[{name}] needs a 'dist' key, e.g. dist = \"lognormal\", mu = 0.6, sigma = 0.5",
+            path=path,
+        )
+    dist = str(table["dist"]).lower()
+    if dist not in FAMILIES:
+        raise BayescaleError(
+            f"[{name}] unknown dist '{dist}': use one of {', '.join(FAMILIES)}", path=path
+        )
+    if lognormal_only and dist != "lognormal":
+        raise BayescaleError(
+            f"[{name}] must be lognormal (the data constrain its logarithm)", path=path
+        )
+    needed = FAMILIES[dist]
+    extra = set(table) - set(needed) - {"dist"}
+    missing = [k for k in needed if k not in table]
+    if missing or extra:
+        raise BayescaleError(
+            f"[{name}] {dist} takes {', '.join(needed)}"
+            + (f"; missing {', '.join(missing)}" if missing else "")
+            + (f"; unknown {', '.join(sorted(extra))}" if extra else ""),
+            path=path,
+        )
+    params = {}
+    for key in needed:
+        value = table[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
+            value
+        ):
+            raise BayescaleError(f"[{name}] {key} must be a finite number", path=path)
+        params[key] = float(value)
+    for key in ("sigma", "alpha", "beta"):
+        if key in params and params[key] <= 0:
+            raise BayescaleError(f"[{name}] {key} must be positive", path=path)
+    if "lower" in params and params["lower"] >= params["upper"]:
+        raise BayescaleError(f"[{name}] lower must be below upper", path=path)
+    return Prior(dist, params)
+
+
+def load_priors(
+    path: str | Path, defaults: dict[str, Prior], lognormal_only: tuple[str, ...] = ()
+) -> dict[str, Prior]:
+    """Override ``defaults`` with the tables of a TOML file.
+
+    Each table is one parameter::
+
+        [alpha]
+        dist = "lognormal"
+        mu = -1.05
+        sigma = 0.5
+
+    Parameters not in the file keep their default.
+    """
+    where = str(path)
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise BayescaleError("no such file", path=where) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BayescaleError(f"not valid TOML ({exc})", path=where) from None
+    unknown = sorted(set(data) - set(defaults))
+    if unknown:
+        raise BayescaleError(
+            f"unknown parameter [{unknown[0]}]: priors exist for {', '.join(defaults)}", path=where
+        )
+    merged = dict(defaults)
+    for name, table in data.items():
+        merged[name] = _check(name, table, where, name in lognormal_only)
+    return merged

@@ -1,0 +1,76 @@
+"""Simulated training runs from a known law with seed noise (examples, tests, benchmarks)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+#: Besiroglu et al. 2024 (Epoch AI's replication of Chinchilla), the default truth.
+EPOCH_LAW = {"E": 1.82, "A": 482.0, "B": 2085.0, "alpha": 0.348, "beta": 0.366}
+
+
+def chinchilla_loss(truth: dict[str, float], params: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    """L = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022, eq. 2)."""
+    return (truth["E"] + truth["A"] * np.asarray(params) ** -truth["alpha"]
+            + truth["B"] * np.asarray(tokens) ** -truth["beta"])
+
+
+def isoflop_sweep(
+    budgets: list[float],
+    sizes_per_budget: int = 8,
+    *,
+    truth: dict[str, float] | None = None,
+    seed_noise: float = 0.01,
+    seeds: int = 1,
+    span: float = 8.0,
+    random_seed: int = 0,
+) -> pd.DataFrame:
+    """An isoFLOP sweep: at each budget C, model sizes spread log-evenly around the optimum.
+
+    Parameters
+    ----------
+    budgets : list of float
+        Compute budgets C (FLOP); D = C / (6 N).
+    sizes_per_budget : int
+        Model sizes per budget, from N*/sqrt(span) to N* sqrt(span).
+    truth : dict, optional
+        Law parameters; :data:`EPOCH_LAW` by default.
+    seed_noise : float
+        Relative sd of a run's loss across seeds: L_run = L(N, D) exp(u), u ~ N(0, seed_noise).
+    seeds : int
+        Runs (seeds) per configuration.
+    random_seed : int
+        Seed of the simulation.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``run``, ``seed``, ``params``, ``tokens``, ``compute``, ``loss``,
+        ``true_mean_loss``.
+
+    Examples
+    --------
+    >>> runs = isoflop_sweep([1e19, 1e20], sizes_per_budget=5)
+    >>> len(runs)
+    10
+    """
+    truth = truth or EPOCH_LAW
+    rng = np.random.default_rng(random_seed)
+    rows = []
+    a = truth["beta"] / (truth["alpha"] + truth["beta"])
+    g = (truth["alpha"] * truth["A"] / (truth["beta"] * truth["B"])) ** (
+        1 / (truth["alpha"] + truth["beta"])
+    )
+    for budget in budgets:
+        n_opt = g * (budget / 6) ** a  # Hoffmann et al. 2022, appendix D.2
+        for n in n_opt * np.geomspace(span**-0.5, span**0.5, sizes_per_budget):
+            d = budget / (6 * n)
+            mean = float(chinchilla_loss(truth, n, d))
+            for seed in range(seeds):
+                rows.append({
+                    "run": f"C{budget:.0e}-N{n:.3g}-s{seed}", "seed": seed,
+                    "params": round(float(n)), "tokens": round(float(d)), "compute": budget,
+                    "loss": mean * float(np.exp(rng.normal(0.0, seed_noise))),
+                    "true_mean_loss": mean,
+                })
+    return pd.DataFrame(rows)
