@@ -74,6 +74,45 @@ class Posterior:
 
     # ----------------------------------------------------------------- file
     @classmethod
+    def from_draws(
+        cls,
+        draws: dict[str, Any],
+        law: str = "chinchilla",
+        data: pd.DataFrame | None = None,
+        chains: int = 1,
+    ) -> Posterior:
+        """A posterior from known draws (tests, or draws made elsewhere).
+
+        ``draws`` maps the law's parameters and ``sigma_obs``, ``seed_noise`` (and ``nu`` for a
+        Student-t likelihood) to 1-d arrays of equal length; ``data`` is the fitted table
+        (``params``, ``tokens``, ``loss``), if any.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> d = {"E": np.full(8, 1.8), "A": np.full(8, 480.0), "B": np.full(8, 2000.0),
+        ...      "alpha": np.full(8, 0.35), "beta": np.full(8, 0.37),
+        ...      "sigma_obs": np.full(8, 0.001), "seed_noise": np.full(8, 0.01)}
+        >>> Posterior.from_draws(d).n_draws
+        8
+        """
+        import xarray as xr
+
+        arrays = {k: np.asarray(v, dtype=float).reshape(chains, -1) for k, v in draws.items()}
+        posterior = xr.Dataset({k: (("chain", "draw"), v) for k, v in arrays.items()})
+        frame = data if data is not None else pd.DataFrame(
+            {"params": [1e9], "tokens": [2e10], "loss": [2.5]})
+        constant = xr.Dataset({k: ("row", frame[k].to_numpy()) for k in frame if k != "loss"})
+        observed = xr.Dataset({"loss": ("row", frame["loss"].to_numpy())})
+        tree = xr.DataTree.from_dict({
+            "posterior": posterior, "constant_data": constant, "observed_data": observed,
+        })
+        meta = {"law": law, "likelihood": "studentt" if "nu" in draws else "normal",
+                "input": {"path": "<draws>", "n_rows": len(frame)}}
+        tree.attrs = {META_KEY: json.dumps(meta)}
+        return cls(tree)
+
+    @classmethod
     def load(cls, path: str | Path) -> Posterior:
         """Read a posterior file written by ``bayescale fit``."""
         import xarray as xr
