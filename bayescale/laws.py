@@ -44,6 +44,22 @@ class Law(ABC):
     def default_priors(self) -> dict[str, Prior]:
         """Weakly informative default priors, one per parameter."""
 
+    def prior_draws(
+        self, priors: Mapping[str, Prior], rng: np.random.Generator, size: int
+    ) -> dict[str, np.ndarray]:
+        """Draws of the law's parameters from their priors (prior predictive checks, plots).
+
+        A scale coefficient whose prior sits at a reference size (``at``) is converted back to
+        the user's units with the draw of the exponent it multiplies (``exponent_of``).
+        """
+        draws = {name: priors[name].sample(rng, size) for name in self.parameters}
+        for name, exponent in self.exponent_of.items():
+            draws[name] = draws[name] * priors[name].at ** draws[exponent]
+        return draws
+
+    #: Scale coefficient -> the exponent of its term (for priors at a reference size).
+    exponent_of: Mapping[str, str] = {}
+
     @abstractmethod
     def log_loss(self, draws: Draws, params: np.ndarray, tokens: np.ndarray) -> np.ndarray:
         """ln L for every draw (rows) and target (columns).
@@ -53,7 +69,7 @@ class Law(ABC):
 
     @abstractmethod
     def pymc_log_loss(
-        self, priors: Mapping[str, Prior], n0: float, d0: float, n: Any, d: Any
+        self, priors: Mapping[str, Prior], n0: Any, d0: Any, n: Any, d: Any
     ) -> Any:
         """Inside a PyMC model: create the parameters and return ln L at centred n, d."""
 
@@ -99,14 +115,17 @@ class Chinchilla(Law):
     parameters = ("E", "A", "B", "alpha", "beta")
     formula = "L = E + A/N^alpha + B/D^beta"
     lognormal_parameters = ("A", "B")
+    exponent_of = {"A": "alpha", "B": "beta"}
 
     def default_priors(self) -> dict[str, Prior]:
-        # Medians near published fits (Hoffmann 2022; Besiroglu et al. 2024), wide in log space:
-        # E in [0.9, 4.5], A and B over four orders of magnitude, exponents in [0.15, 0.8] (90%).
+        # Medians near published fits (Hoffmann et al. 2022: A/N^alpha = 0.35 at N = 1e9 and
+        # B/D^beta = 0.65 at D = 1e10; Besiroglu et al. 2024: 0.36 and 0.46), wide in log space.
+        # 90% prior intervals: E in [0.9, 4.5]; the N-term at 1B parameters and the D-term at
+        # 10B tokens each in [0.08, 2.6]; exponents in [0.15, 0.8].
         return {
             "E": lognormal(2.0, 0.5),
-            "A": lognormal(500.0, 2.5),
-            "B": lognormal(500.0, 2.5),
+            "A": lognormal(0.4, 1.0, at=1e9),
+            "B": lognormal(0.5, 1.0, at=1e10),
             "alpha": lognormal(0.35, 0.5),
             "beta": lognormal(0.35, 0.5),
         }
@@ -121,7 +140,7 @@ class Chinchilla(Law):
         return np.logaddexp.reduce(np.stack(terms), axis=0)
 
     def pymc_log_loss(
-        self, priors: Mapping[str, Prior], n0: float, d0: float, n: Any, d: Any
+        self, priors: Mapping[str, Prior], n0: Any, d0: Any, n: Any, d: Any
     ) -> Any:
         import pymc as pm
         import pytensor.tensor as pt
@@ -129,10 +148,13 @@ class Chinchilla(Law):
         e = priors["E"].pymc("E")
         alpha = priors["alpha"].pymc("alpha")
         beta = priors["beta"].pymc("beta")
-        # ln A = a_c + alpha n0: given alpha, a_c has the user's log-normal prior shifted.
-        pa, pb = priors["A"].params, priors["B"].params
-        a_c = pm.Normal("a_c", mu=pa["mu"] - alpha * n0, sigma=pa["sigma"])
-        b_c = pm.Normal("b_c", mu=pb["mu"] - beta * d0, sigma=pb["sigma"])
+        # ln A = a_c + alpha n0 and the prior is on ln A - alpha ln(at): given alpha, a_c is
+        # Normal(mu + alpha (ln(at) - n0), sigma), the user's prior shifted (same for B).
+        pa, pb = priors["A"], priors["B"]
+        a_c = pm.Normal("a_c", mu=pa.params["mu"] + alpha * (np.log(pa.at) - n0),
+                        sigma=pa.params["sigma"])
+        b_c = pm.Normal("b_c", mu=pb.params["mu"] + beta * (np.log(pb.at) - d0),
+                        sigma=pb.params["sigma"])
         pm.Deterministic("A", pt.exp(a_c + alpha * n0))
         pm.Deterministic("B", pt.exp(b_c + beta * d0))
         terms = pt.stack(pt.broadcast_arrays(pt.log(e), a_c - alpha * n, b_c - beta * d))

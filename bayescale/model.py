@@ -115,9 +115,14 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
     single = run_index == n_latent
 
     with pm.Model() as model:
+        # Everything that changes between data sets of one design is a Data container, so a
+        # compiled model can be reused with nutpie's `compiled.with_data(...)` (no recompile).
+        n0 = pm.Data("n0", centre.n0)
+        d0 = pm.Data("d0", centre.d0)
         n = pm.Data("n_centred", np.log(data[PARAMS].to_numpy()) - centre.n0)
         d = pm.Data("d_centred", np.log(data[TOKENS].to_numpy()) - centre.d0)
-        mu = law.pymc_log_loss(priors, centre.n0, centre.d0, n, d)
+        y = pm.Data("y_obs", np.log(data[LOSS].to_numpy()))
+        mu = law.pymc_log_loss(priors, n0, d0, n, d)
 
         checked = list(law.parameters)
         if spec.seed_noise is not None:
@@ -139,7 +144,6 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
             offsets = pt.concatenate([seed * z, pt.zeros(1)])
             mu = mu + offsets[run_index]
         scale = pt.where(single, pt.sqrt(sigma_obs**2 + seed**2), sigma_obs)
-        y = np.log(data[LOSS].to_numpy())
         if spec.likelihood == "studentt":
             nu = priors["nu"].pymc("nu")
             checked.append("nu")

@@ -41,6 +41,11 @@ class Prior:
         inner = ", ".join(f"{k}={v:.4g}" for k, v in self.params.items())
         return f"{self.dist}({inner})"
 
+    @property
+    def at(self) -> float:
+        """Reference size of a scale coefficient's prior (see :func:`lognormal`); 1 if none."""
+        return float(self.params.get("at", 1.0))
+
     def pymc(self, name: str, **kwargs: Any) -> Any:
         """Create the PyMC random variable for this prior (inside a model context)."""
         import pymc as pm
@@ -88,9 +93,17 @@ class Prior:
         raise AssertionError(self.dist)
 
 
-def lognormal(median: float, sigma: float) -> Prior:
-    """A log-normal prior given by its median and the sd of its logarithm."""
-    return Prior("lognormal", {"mu": math.log(median), "sigma": sigma})
+def lognormal(median: float, sigma: float, at: float | None = None) -> Prior:
+    """A log-normal prior given by its median and the sd of its logarithm.
+
+    For a scale coefficient such as A in A / N^alpha, ``at`` puts the prior on the term's value
+    at a reference size, A / at^alpha, rather than on A itself: the data (and the user) know the
+    size of the term at familiar scales, while A alone swings over orders of magnitude with alpha.
+    """
+    params = {"mu": math.log(median), "sigma": sigma}
+    if at is not None:
+        params["at"] = float(at)
+    return Prior("lognormal", params)
 
 
 #: Priors of the noise model, shared by every law.
@@ -131,7 +144,8 @@ def _check(name: str, table: Any, path: str, lognormal_only: bool) -> Prior:
             f"[{name}] must be lognormal (the data constrain its logarithm)", path=path
         )
     needed = FAMILIES[dist]
-    extra = set(table) - set(needed) - {"dist"}
+    optional = {"at"} if lognormal_only else set()
+    extra = set(table) - set(needed) - optional - {"dist"}
     missing = [k for k in needed if k not in table]
     if missing or extra:
         raise BayescaleError(
@@ -141,14 +155,14 @@ def _check(name: str, table: Any, path: str, lognormal_only: bool) -> Prior:
             path=path,
         )
     params = {}
-    for key in needed:
+    for key in (*needed, *sorted(optional & set(table))):
         value = table[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
             value
         ):
             raise BayescaleError(f"[{name}] {key} must be a finite number", path=path)
         params[key] = float(value)
-    for key in ("sigma", "alpha", "beta"):
+    for key in ("sigma", "alpha", "beta", "at"):
         if key in params and params[key] <= 0:
             raise BayescaleError(f"[{name}] {key} must be positive", path=path)
     if "lower" in params and params["lower"] >= params["upper"]:
@@ -167,6 +181,12 @@ def load_priors(
         dist = "lognormal"
         mu = -1.05
         sigma = 0.5
+
+        [A]              # scale coefficients: log-normal, optionally at a reference size
+        dist = "lognormal"
+        mu = -0.92       # ln of A / at^alpha, the N-term's value at N = at
+        sigma = 1.0
+        at = 1e9
 
     Parameters not in the file keep their default.
     """

@@ -1,0 +1,112 @@
+"""Fitting: the Epoch AI Chinchilla runs, parameter recovery, the fit command and its file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from bayescale import Posterior, SamplerOptions, fit, load_runs
+from bayescale.cli import app
+from bayescale.simulate import EPOCH_LAW, isoflop_sweep
+from tests.conftest import EXAMPLE, QUICK
+
+#: Epoch AI's 95% bootstrap intervals (Besiroglu et al. 2024; ../shared/data/chinchilla_epoch).
+EPOCH_INTERVALS = {
+    "E": (1.769, 1.871), "A": (285, 744), "B": (1042, 5810),
+    "alpha": (0.317, 0.373), "beta": (0.331, 0.415),
+}
+
+
+def test_epoch_medians_inside_epoch_bootstrap_intervals(epoch_fit):
+    summary = epoch_fit.posterior.summary(level=0.9)
+    for name, (lo, hi) in EPOCH_INTERVALS.items():
+        assert lo <= summary.loc[name, "median"] <= hi, name
+
+
+def test_epoch_fit_converges(epoch_fit):
+    diag = epoch_fit.diagnostics
+    assert diag.max_r_hat <= 1.01
+    assert diag.min_ess_bulk >= 400
+    assert diag.divergences == 0
+    assert diag.ok, diag.problems
+
+
+@pytest.fixture(scope="module")
+def recovery_fit():
+    """A larger simulated sweep (7 budgets x 9 sizes) with known truth and 1% seed noise."""
+    data = isoflop_sweep([1e18, 3e18, 1e19, 3e19, 1e20, 3e20, 1e21], sizes_per_budget=9,
+                         seed_noise=0.01, random_seed=11)
+    runs = load_runs_from_frame(data)
+    return fit(runs, options=QUICK)
+
+
+def load_runs_from_frame(frame):
+    """Write a frame to a temporary CSV and load it (the loader is file based)."""
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(tempfile.mkdtemp())
+    path = folder / "runs.csv"
+    frame.to_csv(path, index=False)
+    return load_runs(path)
+
+
+def test_parameter_recovery_on_simulated_sweep(recovery_fit):
+    """The 95% intervals hold the true law (a benchmark repeats this over many data sets)."""
+    summary = recovery_fit.posterior.summary(level=0.95)
+    for name, true in EPOCH_LAW.items():
+        assert summary.loc[name, "lower"] <= true <= summary.loc[name, "upper"], name
+    assert recovery_fit.diagnostics.divergences == 0
+
+
+def test_posterior_file_holds_everything_later_commands_need(example_fit, tmp_path):
+    path = tmp_path / "fit.nc"
+    example_fit.posterior.save(path)
+    post = Posterior.load(path)
+    meta = post.meta
+    assert meta["law"] == "chinchilla" and meta["likelihood"] == "studentt"
+    assert set(meta["priors"]) >= {"E", "A", "B", "alpha", "beta", "sigma_obs", "seed_noise"}
+    assert {"n0", "d0"} <= set(meta["centring"])
+    assert len(meta["input"]["sha256"]) == 64 and meta["bayescale_version"]
+    assert len(post.data) == 48 and {"params", "tokens", "loss", "run"} <= set(post.data)
+    np.testing.assert_allclose(post.draws()["E"], example_fit.posterior.draws()["E"])
+
+
+def test_fit_cli_json_and_default_output(tmp_path):
+    src = tmp_path / "runs.csv"
+    src.write_bytes(EXAMPLE.read_bytes())
+    result = CliRunner().invoke(app, ["fit", str(src), "--json", "--chains", "2", "--draws",
+                                      "300", "--tune", "300", "--random-seed", "3"])
+    assert result.exit_code in (0, 3), result.output
+    payload = json.loads(result.stdout)
+    assert payload["law"] == "chinchilla" and payload["n_rows"] == 48
+    assert payload["out"] == str(tmp_path / "runs.posterior.nc")
+    assert (tmp_path / "runs.posterior.nc").exists()
+    for name in ("E", "A", "B", "alpha", "beta"):
+        entry = payload["parameters"][name]
+        assert entry["lower"] < entry["median"] < entry["upper"]
+        assert set(entry) == {"median", "lower", "upper", "mean", "sd", "r_hat", "ess_bulk"}
+    assert set(payload["diagnostics"]) >= {"divergences", "max_r_hat", "min_ess_bulk"}
+
+
+def test_failed_convergence_exits_3_and_keeps_the_file(tmp_path):
+    out = tmp_path / "short.nc"
+    result = CliRunner().invoke(app, ["fit", str(EXAMPLE), "--out", str(out), "--chains", "2",
+                                      "--draws", "20", "--tune", "20"])
+    assert result.exit_code == 3
+    assert "effective sample size" in result.stderr or "R-hat" in result.stderr
+    assert out.exists()
+
+
+def test_pymc_sampler_fallback_agrees_with_nutpie(example_posterior):
+    runs = load_runs(EXAMPLE)
+    options = SamplerOptions(sampler="pymc", chains=2, draws=300, tune=300, random_seed=2,
+                             progress=False)
+    other = fit(runs, options=options).posterior.summary()
+    mine = example_posterior.summary()
+    for name in ("E", "alpha", "beta"):
+        assert other.loc[name, "median"] == pytest.approx(mine.loc[name, "median"],
+                                                          abs=3 * mine.loc[name, "sd"])

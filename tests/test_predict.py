@@ -1,0 +1,144 @@
+"""Predictions and compute-optimal allocation, computed draw by draw; the seed-noise floor."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize_scalar
+from typer.testing import CliRunner
+
+from bayescale import Posterior
+from bayescale.cli import app
+from bayescale.simulate import EPOCH_LAW, chinchilla_loss
+
+
+def test_closed_form_optimum_matches_numeric_minimisation(known_posterior):
+    """Hoffmann et al.'s closed form against a 1-d minimisation of L(N, C/(6N)) per draw."""
+    draws = known_posterior.draws()
+    law = known_posterior.law
+    for compute in (1e20, 5.88e23):
+        n_opt, d_opt = law.optimal(draws, compute)
+        np.testing.assert_allclose(6 * n_opt * d_opt, compute, rtol=1e-10)
+        for i in range(0, 2000, 400):
+            truth = {k: float(v[i]) for k, v in draws.items()}
+
+            def along(log_n, truth=truth, compute=compute):
+                return chinchilla_loss(truth, np.exp(log_n), compute / (6 * np.exp(log_n)))
+
+            best = minimize_scalar(along, bounds=(np.log(1e6), np.log(1e14)), method="bounded",
+                                   options={"xatol": 1e-10})
+            assert n_opt[i] == pytest.approx(np.exp(best.x), rel=1e-4)
+
+
+def test_generic_numeric_optimum_agrees_with_closed_form(known_posterior):
+    from bayescale.laws import Law
+
+    draws = known_posterior.draws()
+    law = known_posterior.law
+    n_closed, _ = law.optimal(draws, 1e22)
+    n_numeric, _ = Law.optimal(law, draws, 1e22)
+    np.testing.assert_allclose(n_numeric, n_closed, rtol=1e-5)
+
+
+def test_mean_loss_is_the_law_and_new_run_interval_is_wider(known_posterior):
+    frame = known_posterior.predict(params=[1e9, 70e9], tokens=[2e10, 1.4e12], level=0.9)
+    draws = known_posterior.draws()
+    law_loss = known_posterior.law.loss(draws, np.array([1e9, 70e9]), np.array([2e10, 1.4e12]))
+    np.testing.assert_allclose(frame["mean_loss_median"], np.median(law_loss, axis=0))
+    width = frame["loss_upper"] - frame["loss_lower"]
+    mean_width = frame["mean_loss_upper"] - frame["mean_loss_lower"]
+    assert (width > mean_width).all()
+    assert ((frame["seed_floor_share"] > 0) & (frame["seed_floor_share"] < 1)).all()
+
+
+def test_floor_never_shrinks_with_certain_parameters():
+    """With the law known exactly, the new-run interval is the seed floor and nothing less."""
+    size = 20000
+    draws = {k: np.full(size, v) for k, v in EPOCH_LAW.items()}
+    draws["sigma_obs"] = np.full(size, 1e-6)
+    draws["seed_noise"] = np.full(size, 0.01)
+    frame = Posterior.from_draws(draws).predict(params=7e9, tokens=1.4e11, level=0.9)
+    truth = float(chinchilla_loss(EPOCH_LAW, 7e9, 1.4e11))
+    assert frame["mean_loss_lower"].iloc[0] == pytest.approx(truth)
+    assert frame["mean_loss_upper"].iloc[0] == pytest.approx(truth)
+    # 90% of exp(N(0, 0.01)): ln-width 2 x 1.645 x 0.01
+    width = np.log(frame["loss_upper"].iloc[0] / frame["loss_lower"].iloc[0])
+    assert width == pytest.approx(2 * 1.6449 * 0.01, rel=0.05)
+    assert frame["seed_floor_share"].iloc[0] == pytest.approx(1.0)
+
+
+def test_compute_replaces_params_or_tokens(known_posterior):
+    a = known_posterior.predict(params=7e9, tokens=1.4e11)
+    b = known_posterior.predict(params=7e9, compute=6 * 7e9 * 1.4e11)
+    c = known_posterior.predict(tokens=1.4e11, compute=6 * 7e9 * 1.4e11)
+    for other in (b, c):
+        assert other["mean_loss_median"].iloc[0] == pytest.approx(a["mean_loss_median"].iloc[0])
+
+
+def test_hdi_is_no_wider_than_eti(known_posterior):
+    eti = known_posterior.predict(params=7e9, tokens=1.4e11, interval_kind="eti")
+    hdi = known_posterior.predict(params=7e9, tokens=1.4e11, interval_kind="hdi")
+    assert (hdi["loss_upper"] - hdi["loss_lower"]).iloc[0] <= (
+        eti["loss_upper"] - eti["loss_lower"]).iloc[0] * 1.001
+
+
+def test_fixed_params_gives_the_budget_where_it_is_optimal(known_posterior):
+    frame = known_posterior.optimal(params=7e9)
+    at_budget = known_posterior.optimal(compute=frame["compute_median"].iloc[0])
+    assert at_budget["params_median"].iloc[0] == pytest.approx(7e9, rel=0.05)
+
+
+def test_epoch_done_when(epoch_fit):
+    """Issue 3: N* at Chinchilla's budget holds Epoch's 73B; 10-30 tokens per parameter; the
+    law's expected loss at 70B x 1.4T holds 1.973 and the new-run interval is wider."""
+    post = epoch_fit.posterior
+    opt = post.optimal(compute=5.88e23, level=0.9).iloc[0]
+    assert opt["params_lower"] <= 73e9 <= opt["params_upper"]
+    assert 10 <= opt["tokens_per_param_median"] <= 30
+    pred = post.predict(params=70e9, tokens=1.4e12, level=0.9).iloc[0]
+    assert pred["mean_loss_lower"] <= 1.973 <= pred["mean_loss_upper"]
+    assert pred["loss_upper"] - pred["loss_lower"] > pred["mean_loss_upper"] - pred["mean_loss_lower"]
+
+
+@pytest.fixture(scope="module")
+def saved_example(example_posterior, tmp_path_factory):
+    path = tmp_path_factory.mktemp("fit") / "example.posterior.nc"
+    example_posterior.save(path)
+    return path
+
+
+def test_predict_cli_json(saved_example, tmp_path):
+    targets = tmp_path / "targets.csv"
+    targets.write_text("params,compute\n7B,5.88e21\n70B,5.88e23\n")
+    result = CliRunner().invoke(app, ["predict", str(saved_example), "--targets", str(targets),
+                                      "--json", "--level", "0.8", "--interval", "hdi"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["level"] == 0.8 and payload["interval"] == "hdi"
+    assert len(payload["targets"]) == 2
+    first = payload["targets"][0]
+    assert set(first) == {"params", "tokens", "compute", "loss", "mean_loss", "seed_floor_share"}
+    assert first["tokens"] == pytest.approx(5.88e21 / (6 * 7e9))
+    assert first["loss"]["lower"] < first["loss"]["median"] < first["loss"]["upper"]
+
+
+def test_optimal_cli_json(saved_example):
+    result = CliRunner().invoke(app, ["optimal", str(saved_example), "--compute", "1e21",
+                                      "--compute", "5.88e23", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert set(payload["exponents"]) == {"a", "b"}
+    assert payload["exponents"]["a"]["median"] + payload["exponents"]["b"]["median"] == (
+        pytest.approx(1.0))
+    small, large = payload["budgets"]
+    assert small["compute"] == 1e21 and large["params"]["median"] > small["params"]["median"]
+    for key in ("params", "tokens", "tokens_per_param", "loss"):
+        assert set(large[key]) == {"median", "lower", "upper"}
+
+
+def test_predict_cli_human_table(saved_example):
+    result = CliRunner().invoke(app, ["predict", str(saved_example), "-N", "7B", "-D", "140B"])
+    assert result.exit_code == 0
+    assert "7B" in result.stderr and "140B" in result.stderr and result.stdout == ""
