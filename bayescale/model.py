@@ -4,13 +4,19 @@ ln L_i = ln law(N_i, D_i) + u_run(i) + eps_i
   u_r   ~ Normal(0, seed_noise)        the run's seed deviation, shared by its checkpoints
   eps_i ~ StudentT(nu, 0, sigma_obs)   row noise (robust: the Bayesian counterpart of the
                                        Huber loss on ln L of Hoffmann et al. 2022), or Normal
-A run with one row cannot tell u from eps: its row gets both in quadrature,
-scale sqrt(sigma_obs^2 + seed_noise^2), and only runs with several rows (checkpoints,
-``--run-col``) carry a latent u. When no run has several rows (final losses only) the data
-identify only the total noise: the model then samples ``noise_total`` (prior of ``sigma_obs``)
-and ``seed_share`` ~ Beta(1, 1), the unidentified share of its variance that is seed noise, so the
-sampler never walks the ridge sigma_obs^2 + seed_noise^2 = const. A fixed ``seed_noise`` (the
-user's own knowledge) replaces all of this.
+Which noise the data identify depends on their structure, and the model follows it:
+- runs with several rows (checkpoints, ``--run-col``): each such run gets a latent u (its shift
+  shared by all its checkpoints), so seed noise is the between-run scatter and sigma_obs the
+  within-run scatter;
+- repeated seeds, one row per run (several rows with the same N and D): each repeated
+  configuration gets a latent offset of scale sigma_obs (the law's misfit there, shared by the
+  seeds) and the row noise is the seed noise, so seed noise is the within-configuration scatter;
+- rows outside such groups get both terms in quadrature, scale sqrt(sigma_obs^2 + seed_noise^2).
+When there is no group at all (final losses, one seed each) the data identify only the total
+noise: the model samples ``noise_total`` (prior of ``sigma_obs``) and ``seed_share`` ~ Beta(1, 1),
+the unidentified share of its variance that is seed noise, so the sampler never walks the ridge
+sigma_obs^2 + seed_noise^2 = const. A fixed ``seed_noise`` (the user's own knowledge) replaces
+the seed-noise prior in every case.
 """
 
 from __future__ import annotations
@@ -81,16 +87,26 @@ class Centring:
         return cls(float(np.log(data[PARAMS]).mean()), float(np.log(data[TOKENS]).mean()))
 
 
-def run_structure(runs: RunTable) -> tuple[np.ndarray, int]:
-    """Index of each row's latent run effect, and the number of such runs.
-
-    Runs with at least two rows get an index 0..R-1; single-row runs get R (no latent effect).
-    """
-    labels, codes, counts = np.unique(runs.run_ids, return_inverse=True, return_counts=True)
+def _grouped(labels: np.ndarray) -> tuple[np.ndarray, int]:
+    """Index 0..G-1 of each row in a label with >= 2 rows, G for rows alone; and G."""
+    unique, codes, counts = np.unique(labels, return_inverse=True, return_counts=True)
     multi = counts >= 2
-    index_of = np.full(labels.size, int(multi.sum()))
+    index_of = np.full(unique.size, int(multi.sum()))
     index_of[multi] = np.arange(int(multi.sum()))
     return index_of[codes], int(multi.sum())
+
+
+def group_structure(runs: RunTable) -> tuple[np.ndarray, int, bool]:
+    """The latent offset group of each row, the number of groups, and whether they are
+    configurations (repeated seeds) rather than runs (checkpoints); see the module docstring."""
+    index, count = _grouped(runs.run_ids)
+    if count:
+        return index, count, False
+    data = runs.data
+    configs = np.array([f"{n:.6g}|{d:.6g}" for n, d in zip(data[PARAMS], data[TOKENS],
+                                                           strict=True)])
+    index, count = _grouped(configs)
+    return index, count, True
 
 
 @dataclass
@@ -111,8 +127,8 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
     priors = spec.full_priors()
     centre = Centring.of(runs)
     data = runs.data
-    run_index, n_latent = run_structure(runs)
-    single = run_index == n_latent
+    group_index, n_groups, by_config = group_structure(runs)
+    single = group_index == n_groups
 
     with pm.Model() as model:
         # Everything that changes between data sets of one design is a Data container, so a
@@ -129,7 +145,7 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
             sigma_obs = priors["sigma_obs"].pymc("sigma_obs")
             seed = pm.Deterministic("seed_noise", pt.as_tensor(float(spec.seed_noise)))
             checked.append("sigma_obs")
-        elif n_latent:
+        elif n_groups:
             sigma_obs = priors["sigma_obs"].pymc("sigma_obs")
             seed = priors["seed_noise"].pymc("seed_noise")
             checked += ["sigma_obs", "seed_noise"]
@@ -139,11 +155,12 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
             sigma_obs = pm.Deterministic("sigma_obs", total * pt.sqrt(1.0 - share))
             seed = pm.Deterministic("seed_noise", total * pt.sqrt(share))
             checked += ["noise_total", "seed_share"]
-        if n_latent:
-            z = pm.Normal("run_z", 0.0, 1.0, shape=n_latent)
-            offsets = pt.concatenate([seed * z, pt.zeros(1)])
-            mu = mu + offsets[run_index]
-        scale = pt.where(single, pt.sqrt(sigma_obs**2 + seed**2), sigma_obs)
+        group_scale, row_scale = (sigma_obs, seed) if by_config else (seed, sigma_obs)
+        if n_groups:
+            z = pm.Normal("config_z" if by_config else "run_z", 0.0, 1.0, shape=n_groups)
+            offsets = pt.concatenate([group_scale * z, pt.zeros(1)])
+            mu = mu + offsets[group_index]
+        scale = pt.where(single, pt.sqrt(sigma_obs**2 + seed**2), row_scale)
         if spec.likelihood == "studentt":
             nu = priors["nu"].pymc("nu")
             checked.append("nu")
