@@ -1,0 +1,36 @@
+"""The notebooks run from top to bottom (few draws), so a notebook that breaks fails CI."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from tests.conftest import EPOCH_CSV, ROOT, SHARED
+
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def run_notebook(name: str, monkeypatch: pytest.MonkeyPatch) -> nbformat.NotebookNode:
+    """Execute a notebook in its folder with few draws; return it with outputs."""
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    monkeypatch.setenv("BAYESCALE_NOTEBOOK_DRAWS", "200")
+    monkeypatch.setenv("BAYESCALE_SHARED", str(SHARED))
+    client = NotebookClient(nb, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client.execute()
+    return nb
+
+
+def _errors(nb: nbformat.NotebookNode) -> list[str]:
+    return [out.get("ename", "") for cell in nb.cells if cell.cell_type == "code"
+            for out in cell.get("outputs", []) if out.get("output_type") == "error"]
+
+
+@pytest.mark.skipif(not EPOCH_CSV.exists(), reason=f"shared data not found at {EPOCH_CSV}")
+def test_chinchilla_replication_notebook_runs(monkeypatch):
+    nb = run_notebook("chinchilla_replication.ipynb", monkeypatch)
+    assert _errors(nb) == []
+    text = "".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code"
+                   for out in cell.get("outputs", []))
+    assert "tokens per parameter" in text
