@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -58,7 +58,7 @@ class Law(ABC):
         return draws
 
     #: Scale coefficient -> the exponent of its term (for priors at a reference size).
-    exponent_of: Mapping[str, str] = {}
+    exponent_of: ClassVar[Mapping[str, str]] = {}
 
     @abstractmethod
     def log_loss(self, draws: Draws, params: np.ndarray, tokens: np.ndarray) -> np.ndarray:
@@ -115,7 +115,7 @@ class Chinchilla(Law):
     parameters = ("E", "A", "B", "alpha", "beta")
     formula = "L = E + A/N^alpha + B/D^beta"
     lognormal_parameters = ("A", "B")
-    exponent_of = {"A": "alpha", "B": "beta"}
+    exponent_of: ClassVar[Mapping[str, str]] = {"A": "alpha", "B": "beta"}
 
     def default_priors(self) -> dict[str, Prior]:
         # Medians near published fits (Hoffmann et al. 2022: A/N^alpha = 0.35 at N = 1e9 and

@@ -123,6 +123,11 @@ class Posterior:
         try:
             tree = xr.open_datatree(path, engine="h5netcdf").load()
         except Exception as exc:  # h5py/xarray raise many types for damaged files
+            if Path(path).suffix.lower() in (".csv", ".tsv", ".txt", ".parquet", ".json", ".jsonl"):
+                raise BayescaleError(
+                    "this is a table of runs, not a posterior file: run `bayescale fit` on it "
+                    "and pass the .posterior.nc file it writes", path=where,
+                ) from None
             reason = " ".join(str(exc).split())[:120]
             raise BayescaleError(
                 f"not a readable posterior file (corrupt, truncated or not NetCDF): {reason}",
@@ -131,11 +136,12 @@ class Posterior:
         try:
             post = cls(tree, where)
             post.draws()
-        except BayescaleError:
-            raise
+        except BayescaleError as exc:
+            raise BayescaleError(exc.message, path=where) from None
         except Exception as exc:
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
             raise BayescaleError(
-                f"not a bayescale posterior file ({type(exc).__name__}: {exc})", path=where
+                f"not a bayescale posterior file ({reason})", path=where
             ) from None
         return post
 
@@ -292,6 +298,80 @@ class Posterior:
         rows = {name: {k: float(v) for k, v in summarize(x, level, interval_kind).items()}
                 for name, x in (("a", a), ("b", b))}
         return pd.DataFrame(rows).T
+
+    def risk(
+        self,
+        params: float,
+        tokens: float,
+        target_loss: float | None = None,
+        *,
+        level: float = 0.9,
+        interval_kind: str = "eti",
+        random_seed: int = 0,
+        thresholds: Any = None,
+    ) -> Any:
+        """Risk review of one planned run (see :func:`bayescale.risk.review`).
+
+        The new run's loss interval equals :meth:`predict`'s with the same ``random_seed``.
+
+        Examples
+        --------
+        >>> post.risk(70e9, 1.4e12, target_loss=1.95).verdict_line  # doctest: +SKIP
+        """
+        from bayescale.risk import review
+
+        _check_level(level)
+        _check_kind(interval_kind)
+        n, d = (float(_positive(k, v)[0]) for k, v in (("params", params), ("tokens", tokens)))
+        return review(self.law, self.draws(), self.data, n, d, target_loss=target_loss,
+                      level=level, interval_kind=interval_kind, random_seed=random_seed,
+                      thresholds=thresholds)
+
+    # ---------------------------------------------------------------- plots
+    def plot(self, kind: str, **kwargs: Any) -> Any:
+        """One figure of :data:`bayescale.plots.FIGURES` as a matplotlib Figure.
+
+        Examples
+        --------
+        >>> post.plot("isoflop", targets=[(70e9, 1.4e12)]).savefig("iso.png")  # doctest: +SKIP
+        """
+        from bayescale.plots import FIGURES
+
+        if kind not in FIGURES:
+            raise BayescaleError(f"unknown figure '{kind}': use one of {', '.join(FIGURES)}")
+        return FIGURES[kind](self, **kwargs)
+
+    def plot_priors(self) -> Any:
+        """Posterior densities over priors (:func:`bayescale.plots.plot_priors`)."""
+        return self.plot("priors")
+
+    def plot_trace(self) -> Any:
+        """Trace and density per chain (:func:`bayescale.plots.plot_trace`)."""
+        return self.plot("trace")
+
+    def plot_rank(self) -> Any:
+        """Rank plots per chain (:func:`bayescale.plots.plot_rank`)."""
+        return self.plot("rank")
+
+    def plot_pair(self) -> Any:
+        """Pair plot of the parameters (:func:`bayescale.plots.plot_pair`)."""
+        return self.plot("pair")
+
+    def plot_loss_compute(self, targets: Any = (), **kwargs: Any) -> Any:
+        """Loss against compute with bands (:func:`bayescale.plots.plot_loss_compute`)."""
+        return self.plot("loss-compute", targets=targets, **kwargs)
+
+    def plot_isoflop(self, targets: Any = (), **kwargs: Any) -> Any:
+        """IsoFLOP curves with bands (:func:`bayescale.plots.plot_isoflop`)."""
+        return self.plot("isoflop", targets=targets, **kwargs)
+
+    def plot_frontier(self, targets: Any = (), **kwargs: Any) -> Any:
+        """Compute-optimal frontier with bands (:func:`bayescale.plots.plot_frontier`)."""
+        return self.plot("frontier", targets=targets, **kwargs)
+
+    def plot_ppc(self, **kwargs: Any) -> Any:
+        """Posterior predictive check of the fitted runs (:func:`bayescale.plots.plot_ppc`)."""
+        return self.plot("ppc", **kwargs)
 
 
 def resolve_targets(

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import typer
 
+from bayescale.cli.usage import OneLineErrors
+
 app = typer.Typer(
     name="bayescale",
+    cls=OneLineErrors,  # usage errors: one line on stderr, exit 2
     help=(
         "Bayesian scaling laws for LLM pre-training: fit L(N, D) to a table of runs, then get "
         "credible intervals for the loss of a planned run and for the compute-optimal "
@@ -17,9 +20,15 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-from bayescale.cli import fit_cmd, predict_cmd  # noqa: E402  (commands register on `app`)
+from bayescale.cli import (  # noqa: E402  (commands register on `app`)
+    fit_cmd,
+    info_cmd,
+    predict_cmd,
+    report_cmd,
+    risk_cmd,
+)
 
-__all__ = ["app", "fit_cmd", "main", "predict_cmd"]
+__all__ = ["app", "fit_cmd", "info_cmd", "main", "predict_cmd", "report_cmd", "risk_cmd"]
 
 
 def main() -> None:

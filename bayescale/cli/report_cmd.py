@@ -1,0 +1,108 @@
+"""``bayescale report`` and ``bayescale plot``: figures and a self-contained HTML report."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import typer
+
+from bayescale.cli import app
+from bayescale.cli.common import LevelOption, err, parse_sizes, user_errors
+
+FitArgument = typer.Argument(..., metavar="FIT", help="Posterior file written by `bayescale fit`.")
+TargetOption = typer.Option(
+    None, "--target", "-t", metavar="N:D",
+    help="Planned run as N:D, e.g. 70B:1.4T (repeatable); drawn on the law figures.")
+FORMATS = (".png", ".pdf", ".svg")
+
+
+def parse_targets(values: list[str] | None) -> list[tuple[float, float]]:
+    """``["70B:1.4T"]`` -> ``[(7e10, 1.4e12)]``; a malformed value is a usage error.
+
+    Examples
+    --------
+    >>> parse_targets(["70B:1.4T", "7e9,1.4e11"])
+    [(70000000000.0, 1400000000000.0), (7000000000.0, 140000000000.0)]
+    """
+    out = []
+    for raw in values or []:
+        parts = [p for p in re.split(r"[:,\s]+", raw.strip()) if p]
+        if len(parts) != 2:
+            raise typer.BadParameter(f"{raw!r} is not N:D (e.g. 70B:1.4T)", param_hint="--target")
+        n, d = parse_sizes(parts, "--target") or []
+        out.append((n, d))
+    return out
+
+
+def _headless() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: never open a window
+
+
+@app.command()
+@user_errors
+def report(
+    fit_file: Path = FitArgument,
+    out: Path = typer.Option(..., "--out", "-o", help="Directory for report.html and the PNGs."),
+    target: list[str] | None = TargetOption,
+    level: float = LevelOption,
+    dpi: int = typer.Option(100, min=30, max=600, help="Resolution of the PNG files."),
+    random_seed: int = typer.Option(0, min=0, help="Seed of the noise draws in the bands."),
+) -> None:
+    """Write a self-contained HTML report (figures embedded) and every figure as a PNG file:
+    posterior over prior, trace, rank and pair plots, diagnostics and summary tables, loss
+    against compute, isoFLOP curves, the compute-optimal frontier and a posterior predictive
+    check, with the planned runs (--target) marked."""
+    from bayescale.posterior import Posterior
+
+    targets = parse_targets(target)
+    if out.exists() and not out.is_dir():
+        raise typer.BadParameter(f"{out} exists and is not a directory", param_hint="--out")
+    post = Posterior.load(fit_file)
+    _headless()
+    from bayescale.report import write_report
+
+    written = write_report(post, out, targets, level=level, random_seed=random_seed, dpi=dpi)
+    err.print(f"report written to {written.html} ({len(written.figures)} figures beside it)")
+
+
+@app.command()
+@user_errors
+def plot(
+    fit_file: Path = FitArgument,
+    kind: str = typer.Argument(..., metavar="KIND",
+                               help="priors, trace, rank, pair, loss-compute, isoflop, "
+                               "frontier or ppc."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output file: .png, .pdf or .svg."),
+    target: list[str] | None = TargetOption,
+    level: float = LevelOption,
+    dpi: int = typer.Option(100, min=30, max=600, help="Resolution of a PNG file."),
+    random_seed: int = typer.Option(0, min=0, help="Seed of the noise draws in the bands."),
+) -> None:
+    """Draw one figure of a posterior to a file."""
+    from bayescale.fileio import atomic_path
+    from bayescale.plots import FIGURES, WITH_TARGETS
+    from bayescale.posterior import Posterior
+
+    if kind not in FIGURES:
+        raise typer.BadParameter(f"use one of {', '.join(FIGURES)}", param_hint="KIND")
+    if out.suffix.lower() not in FORMATS:
+        raise typer.BadParameter(f"use a file name ending in {', '.join(FORMATS)}",
+                                 param_hint="--out")
+    targets = parse_targets(target)
+    if targets and kind not in WITH_TARGETS:
+        raise typer.BadParameter(f"only {', '.join(WITH_TARGETS)} draw targets",
+                                 param_hint="--target")
+    post = Posterior.load(fit_file)
+    _headless()
+    kwargs: dict = {}
+    if kind in WITH_TARGETS:
+        kwargs = {"targets": targets, "level": level, "random_seed": random_seed}
+    elif kind == "ppc":
+        kwargs = {"level": level, "random_seed": random_seed}
+    fig = FIGURES[kind](post, **kwargs)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format=out.suffix.lower().lstrip("."), dpi=dpi)
+    err.print(f"{kind} figure written to {out}")

@@ -1,0 +1,126 @@
+"""``bayescale risk``: review the risk of one planned run before spending its compute."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+from rich.table import Table
+
+from bayescale import format as fmt
+from bayescale.cli import app
+from bayescale.cli.common import (
+    JsonOption,
+    LevelOption,
+    emit_json,
+    err,
+    parse_one_size,
+    user_errors,
+)
+from bayescale.errors import BayescaleError
+
+if TYPE_CHECKING:
+    from bayescale.risk import RiskReview
+
+FORMATS = ("text", "markdown")
+KEYS = ("median", "lower", "upper")
+
+
+@app.command()
+@user_errors
+def risk(
+    fit_file: Path = typer.Argument(..., metavar="FIT",
+                                    help="Posterior file written by `bayescale fit`."),
+    params: str = typer.Option(..., "--params", "-N", help="Parameters N of the plan (70B)."),
+    tokens: str = typer.Option(..., "--tokens", "-D", help="Training tokens D of the plan (1.4T)."),
+    target_loss: float | None = typer.Option(None, "--target-loss",
+                                             help="Loss the run must reach (nats)."),
+    level: float = LevelOption,
+    interval: str = typer.Option("eti", "--interval",
+                                 help="eti (equal-tailed) or hdi (highest density)."),
+    random_seed: int = typer.Option(0, min=0, help="Seed of the new-run noise draws "
+                                    "(the same seed as predict gives the same interval)."),
+    output_format: str = typer.Option("text", "--format",
+                                      help="text (a table on stderr) or markdown (on stdout, "
+                                      "ready to paste into a review document)."),
+    go_probability: float = typer.Option(0.8, help="CAUTION below this P(loss < target)."),
+    nogo_probability: float = typer.Option(0.2, help="NO-GO below this P(loss < target)."),
+    caution_regret: float = typer.Option(0.01, help="CAUTION above this median regret (nats)."),
+    nogo_regret: float = typer.Option(0.05, help="NO-GO above this median regret (nats)."),
+    max_compute_ratio: float = typer.Option(
+        100.0, help="CAUTION when the plan's compute exceeds the largest fitted run's by more."),
+    max_params_ratio: float = typer.Option(
+        10.0, help="CAUTION when the plan's N exceeds the largest fitted N by more."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Risk review of a planned run: its predicted loss (seed noise included), the chance it
+    reaches --target-loss, the compute-optimal alternative at the same compute and the loss the
+    plan gives up (regret), how far it extrapolates beyond the fitted runs, what dominates the
+    uncertainty, and a GO / CAUTION / NO-GO verdict."""
+    from bayescale.posterior import Posterior
+    from bayescale.risk import Thresholds
+
+    if interval not in ("eti", "hdi"):
+        raise typer.BadParameter("use eti or hdi", param_hint="--interval")
+    if output_format not in FORMATS:
+        raise typer.BadParameter(f"use one of {', '.join(FORMATS)}", param_hint="--format")
+    n = parse_one_size(params, "--params")
+    d = parse_one_size(tokens, "--tokens")
+    if target_loss is not None and not 0 < target_loss < float("inf"):
+        raise typer.BadParameter("must be positive and finite", param_hint="--target-loss")
+    try:
+        thresholds = Thresholds(
+            go_probability=go_probability, nogo_probability=nogo_probability,
+            caution_regret=caution_regret, nogo_regret=nogo_regret,
+            max_compute_ratio=max_compute_ratio, max_params_ratio=max_params_ratio)
+    except BayescaleError as exc:
+        raise typer.BadParameter(exc.message) from None
+    post = Posterior.load(fit_file)
+    review = post.risk(n, d, target_loss, level=level, interval_kind=interval,
+                       random_seed=random_seed, thresholds=thresholds)
+    if as_json:
+        emit_json(review.as_dict())
+    elif output_format == "markdown":
+        sys.stdout.write(review.markdown(source=str(fit_file)))
+    else:
+        _print_table(review)
+
+
+def _print_table(review: RiskReview) -> None:
+    from bayescale.risk import percent
+
+    pct = f"{review.level:.0%} {review.interval.upper()}"
+    table = Table(title=f"Risk review: N = {fmt.size(review.params)}, D = "
+                        f"{fmt.size(review.tokens)}, C = {fmt.flop(review.compute)}")
+    for column in ("quantity", f"median [{pct}]"):
+        table.add_column(column, justify="right")
+    opt = review.optimal
+    rows = [
+        ("new run's loss", fmt.interval(**review.loss)),
+        ("law's expected loss", fmt.interval(**review.mean_loss)),
+    ]
+    if review.prob_below_target is not None:
+        rows.append((f"P(loss < {fmt.number(review.target_loss)})",
+                     f"{review.prob_below_target:.3f}"))
+    rows += [
+        ("optimal N* at this compute", fmt.interval(**opt["params"], fmt=fmt.size)),
+        ("optimal D* at this compute", fmt.interval(**opt["tokens"], fmt=fmt.size)),
+        ("optimum's new-run loss", fmt.interval(**opt["loss"])),
+        ("regret (nats given up)", fmt.interval(*(review.regret[k] for k in KEYS))),
+        ("compute the optimum needs", fmt.interval(**review.compute_share, fmt=percent)),
+        ("P(optimum's run is better)", f"{review.prob_optimal_better:.3f}"),
+        ("compute / largest fitted", f"{review.extrapolation['compute_ratio']:.3g}x"),
+        ("N / largest fitted", f"{review.extrapolation['params_ratio']:.3g}x"),
+        ("noise-floor share", f"{review.uncertainty['seed_floor_share']:.0%}"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    err.print(table)
+    if review.extrapolation["warning"]:
+        err.print(f"warning: {review.extrapolation['warning']}", markup=False)
+    err.print(f"uncertainty: {review.uncertainty['advice']}", markup=False)
+    color = {"GO": "green", "CAUTION": "yellow", "NO-GO": "red"}[review.verdict]
+    err.print(f"[bold {color}]{review.verdict}[/]: ", end="")
+    err.print("; ".join(review.reasons), markup=False)

@@ -1,0 +1,519 @@
+"""Figures of a fitted posterior; each function takes a Posterior and returns a matplotlib Figure.
+
+Parameter plots (priors, trace, rank, pair) use arviz-plots with the matplotlib backend on
+E, log10 A, log10 B, alpha and beta (A and B span orders of magnitude); the law plots (loss
+against compute, isoFLOP curves, compute-optimal frontier, posterior predictive check) are plain
+matplotlib. Bands are computed draw by draw: the law's expected loss (parameter uncertainty) and
+a new run's loss (seed noise included, as in :meth:`Posterior.predict`).
+
+Examples
+--------
+>>> from bayescale.plots import FIGURES
+>>> fig = FIGURES["loss-compute"](post, targets=[(70e9, 1.4e12)])  # doctest: +SKIP
+>>> fig.savefig("loss_compute.png")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bayescale import format as fmt
+from bayescale.intervals import interval
+from bayescale.predictive import noise_draws
+from bayescale.priors import from_dict
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from bayescale.posterior import Posterior
+
+Target = tuple[float, float]
+#: Draws used for bands (a random subset when the posterior holds more): enough for a 90% band.
+BAND_DRAWS = 1000
+LOG_SCALED = ("A", "B")
+LOSS_LABEL = "loss (nats)"
+COMPUTE_LABEL = "compute C = 6ND (FLOP)"
+
+
+# ------------------------------------------------------------------ helpers
+def _colormap(name: str) -> Any:
+    """A matplotlib colormap without its palest end (yellow lines vanish on white)."""
+    from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap
+
+    return ListedColormap(colormaps[name](np.linspace(0.0, 0.85, 256)))
+
+
+def _figure(width: float, height: float, ncols: int = 1) -> tuple[Figure, Any]:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    return fig, axes
+
+
+def _band_draws(post: Posterior, random_seed: int) -> dict[str, np.ndarray]:
+    draws = post.draws()
+    size = next(iter(draws.values())).size
+    if size <= BAND_DRAWS:
+        return draws
+    keep = np.random.default_rng(random_seed).choice(size, BAND_DRAWS, replace=False)
+    return {k: v[keep] for k, v in draws.items()}
+
+
+def _fitted(post: Posterior) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """N, D, C = 6ND and the loss of each fitted row."""
+    data = post.data
+    n = data["params"].to_numpy(float)
+    d = data["tokens"].to_numpy(float)
+    return n, d, 6.0 * n * d, data["loss"].to_numpy(float)
+
+
+def _bands(
+    post: Posterior, draws: dict[str, np.ndarray], n: np.ndarray, d: np.ndarray, level: float,
+    random_seed: int,
+) -> dict[str, np.ndarray]:
+    """Median law, law band and new-run band of the loss along the points (n, d)."""
+    mean_log = post.law.log_loss(draws, n, d)
+    new_log = mean_log + noise_draws(draws, n.size, np.random.default_rng(random_seed))
+    law_lo, law_hi = interval(mean_log, level)
+    new_lo, new_hi = interval(new_log, level)
+    return {"median": np.exp(np.median(mean_log, axis=0)), "law_lo": np.exp(law_lo),
+            "law_hi": np.exp(law_hi), "new_lo": np.exp(new_lo), "new_hi": np.exp(new_hi)}
+
+
+def _shade_beyond(ax: Any, max_compute: float, upper: float) -> None:
+    if upper > max_compute:
+        ax.axvspan(max_compute, upper, color="0.5", alpha=0.08, lw=0,
+                   label="beyond the largest fitted run")
+
+
+def _clusters(compute: np.ndarray) -> list[float]:
+    """Budgets of an isoFLOP design: compute values (to 0.1 decade) shared by >= 3 rows, when
+    such groups hold at least 80% of the rows and number 2 to 10; otherwise none."""
+    key = np.round(np.log10(compute) * 10)
+    values, counts = np.unique(key, return_counts=True)
+    big = values[counts >= 3]
+    held = np.isin(key, big).mean()
+    if 2 <= big.size <= 10 and held >= 0.8:
+        return [float(np.exp(np.log(compute[key == k]).mean())) for k in big]
+    return []
+
+
+def _annotate_target(ax: Any, x: float, pred: Any, n: float, d: float) -> None:
+    """Label a target's error bar with its size and predicted interval."""
+    text = (f"{fmt.size(n)} params, {fmt.size(d)} tokens\n"
+            f"{fmt.interval(pred.loss_median, pred.loss_lower, pred.loss_upper)}")
+    ax.annotate(text, (x, pred.loss_upper), textcoords="offset points", xytext=(-6, 8),
+                ha="right", fontsize=8, color="crimson",
+                bbox={"boxstyle": "round", "fc": "white", "alpha": 0.8, "lw": 0})
+
+
+# ---------------------------------------------------------- arviz-plots part
+def _parameter_tree(post: Posterior, with_prior: bool) -> Any:
+    """DataTree of E, log10 A, log10 B, alpha, beta (posterior, optionally prior draws)."""
+    import xarray as xr
+
+    dataset = post.tree["posterior"].dataset
+
+    def name(p: str) -> str:
+        return f"log10 {p}" if p in LOG_SCALED else p
+
+    def value(p: str, x: Any) -> Any:
+        return np.log10(x) if p in LOG_SCALED else x
+
+    # keep the chain and draw coordinates: arviz-plots colours chains by them
+    groups = {"posterior": xr.Dataset({name(p): value(p, dataset[p])
+                                       for p in post.law.parameters})}
+    if "sample_stats" in post.tree.children and "diverging" in post.tree["sample_stats"].dataset:
+        groups["sample_stats"] = xr.Dataset(
+            {"diverging": post.tree["sample_stats"].dataset["diverging"]})
+    if with_prior:
+        stored = post.meta.get("priors")
+        priors = from_dict(stored) if stored else post.law.default_priors()
+        rng = np.random.default_rng(0)
+        groups["prior"] = xr.Dataset({
+            name(p): (("chain", "draw"), value(p, priors[p].sample(rng, 4000)).reshape(1, -1))
+            for p in post.law.parameters
+        })
+    return xr.DataTree.from_dict(groups)
+
+
+def _collection_figure(pc: Any, title: str) -> Figure:
+    import matplotlib.pyplot as plt
+
+    fig = pc.viz["figure"].item()
+    plt.close(fig)  # arviz-plots opens it through pyplot; the caller owns it now
+    fig.suptitle(title)
+    fig.set_layout_engine("constrained")  # room for the title above the panels' titles
+    return fig
+
+
+def _var_axes(pc: Any) -> dict[str, Any]:
+    plot = pc.viz["plot"]
+    return {name: plot[name].item() for name in plot.data_vars}
+
+
+def plot_priors(post: Posterior) -> Figure:
+    """Posterior densities of the law's parameters over their priors.
+
+    A posterior much narrower than its prior: the data decide. One that follows its prior: the
+    data say little about that parameter.
+
+    Examples
+    --------
+    >>> plot_priors(post).savefig("priors.png")  # doctest: +SKIP
+    """
+    import arviz_plots as azp
+
+    tree = _parameter_tree(post, with_prior=True)
+    pc = azp.plot_prior_posterior(
+        tree, backend="matplotlib", col_wrap=len(post.law.parameters),
+        figure_kwargs={"figsize": (15, 3.4)},
+    )
+    for name, ax in _var_axes(pc).items():
+        prior = np.asarray(tree["prior"].dataset[name]).ravel()
+        posterior = np.asarray(tree["posterior"].dataset[name]).ravel()
+        lo, hi = np.quantile(prior, [0.005, 0.995])
+        ax.set_xlim(min(lo, posterior.min()), max(hi, posterior.max()))
+    return _collection_figure(pc, "Posterior (data) over prior: densities of the law's parameters")
+
+
+def plot_trace(post: Posterior) -> Figure:
+    """Trace and density of each chain: chains that disagree show as separate curves.
+
+    Examples
+    --------
+    >>> plot_trace(post).savefig("trace.png")  # doctest: +SKIP
+    """
+    import arviz_plots as azp
+
+    pc = azp.plot_trace_dist(_parameter_tree(post, with_prior=False), backend="matplotlib",
+                             figure_kwargs={"figsize": (12, 9)})
+    return _collection_figure(pc, f"Trace and density per chain; {_diagnostics_line(post)}")
+
+
+def plot_rank(post: Posterior) -> Figure:
+    """Fractional-rank ECDFs per chain: curves outside the envelope flag poor mixing.
+
+    Examples
+    --------
+    >>> plot_rank(post).savefig("rank.png")  # doctest: +SKIP
+    """
+    import arviz_plots as azp
+
+    pc = azp.plot_rank(_parameter_tree(post, with_prior=False), backend="matplotlib",
+                       col_wrap=len(post.law.parameters), figure_kwargs={"figsize": (15, 3.4)})
+    return _collection_figure(pc, f"Rank plots per chain; {_diagnostics_line(post)}")
+
+
+def plot_pair(post: Posterior) -> Figure:
+    """Pairwise scatter of the parameters: ridges are the correlations (ln A with alpha, ln B
+    with beta, E with both) that leave single parameters poorly identified.
+
+    Examples
+    --------
+    >>> plot_pair(post).savefig("pair.png")  # doctest: +SKIP
+    """
+    import arviz_plots as azp
+
+    tree = _parameter_tree(post, with_prior=False)
+    pc = azp.plot_pair(tree, backend="matplotlib", figure_kwargs={"figsize": (11, 11)},
+                       visuals={"scatter": {"alpha": 0.15, "s": 4}})
+    posterior = tree["posterior"].dataset
+    names = list(posterior.data_vars)
+    corr = np.corrcoef([np.asarray(posterior[n]).ravel() for n in names])
+    upper = np.abs(np.triu(corr, 1))
+    pairs = [np.unravel_index(k, corr.shape) for k in np.argsort(upper, axis=None)[::-1][:3]]
+    strongest = ", ".join(f"{names[i]} ~ {names[j]} r = {corr[i, j]:.3f}" for i, j in pairs)
+    return _collection_figure(pc, f"Pair plot of the posterior; strongest correlations: "
+                                  f"{strongest}")
+
+
+def _diagnostics_line(post: Posterior) -> str:
+    diag = post.meta.get("diagnostics")
+    if not diag:
+        return "no sampler diagnostics stored"
+    return (f"max R-hat {diag['max_r_hat']:.3f}, min ESS bulk {diag['min_ess_bulk']:.0f}, "
+            f"{diag['divergences']} divergences")
+
+
+# ------------------------------------------------------------ matplotlib part
+def plot_loss_compute(
+    post: Posterior,
+    targets: Sequence[Target] = (),
+    *,
+    level: float = 0.9,
+    max_sizes: int = 5,
+    random_seed: int = 0,
+) -> Figure:
+    """Loss against compute: the fitted runs, and for several model sizes the posterior-median
+    law with its band and a new run's predictive band, extended to the targets.
+
+    Parameters
+    ----------
+    post : Posterior
+    targets : sequence of (N, D)
+        Planned runs: their model size gets a curve and their predicted loss an error bar.
+    level : float
+        Credible level of the bands.
+    max_sizes : int
+        At most this many model sizes from the data (spread evenly in ln N).
+    random_seed : int
+        Seed of the draw subset and the noise draws.
+
+    Examples
+    --------
+    >>> plot_loss_compute(post, targets=[(70e9, 1.4e12)]).savefig("lc.png")  # doctest: +SKIP
+    """
+    from matplotlib.colors import LogNorm
+
+    draws = _band_draws(post, random_seed)
+    n, _, c, loss = _fitted(post)
+    sizes = np.unique(n)
+    if sizes.size > max_sizes:
+        wanted = np.quantile(np.log(sizes), np.linspace(0, 1, max_sizes))
+        sizes = np.unique([sizes[np.argmin(np.abs(np.log(sizes) - w))] for w in wanted])
+    t_n = np.array([t[0] for t in targets], float)
+    t_c = np.array([6.0 * t[0] * t[1] for t in targets], float)
+    all_n = np.concatenate([sizes, t_n])
+    norm = LogNorm(min(n.min(), all_n.min()), max(n.max(), all_n.max()) * 1.0001)
+    cmap = _colormap("viridis")
+    upper = max(c.max(), t_c.max() if t_c.size else 0.0) * 3
+    grid = np.geomspace(c.min() / 2, upper, 160)
+
+    fig, (ax,) = _figure(11, 6.5)
+    lows, highs = [loss.min()], [np.quantile(loss, 0.98)]
+    for size in np.unique(all_n):
+        band = _bands(post, draws, np.full(grid.size, size), grid / (6 * size), level,
+                      random_seed)
+        color = cmap(norm(size))
+        ax.fill_between(grid, band["new_lo"], band["new_hi"], color=color, alpha=0.12, lw=0)
+        ax.fill_between(grid, band["law_lo"], band["law_hi"], color=color, alpha=0.3, lw=0)
+        ax.plot(grid, band["median"], color=color, lw=1.6, label=f"N = {fmt.size(size)}")
+        lows.append(band["new_lo"].min())
+    points = ax.scatter(c, loss, c=n, cmap=cmap, norm=norm, s=14, edgecolor="k",
+                        linewidth=0.3, zorder=3, label="fitted runs")
+    for (tn, td), tc in zip(targets, t_c, strict=True):
+        pred = post.predict(tn, td, level=level, random_seed=random_seed).iloc[0]
+        err = [[pred.loss_median - pred.loss_lower], [pred.loss_upper - pred.loss_median]]
+        ax.errorbar(tc, pred.loss_median, yerr=err, fmt="*", color="crimson", ms=13,
+                    capsize=4, zorder=4)
+        _annotate_target(ax, tc, pred, tn, td)
+        highs.append(pred.loss_upper)
+    _shade_beyond(ax, c.max(), upper)
+    ax.set_xscale("log")
+    ax.set_xlim(grid[0], grid[-1])
+    ax.set_ylim(min(lows) * 0.98, max(highs) * 1.04)
+    ax.set_xlabel(COMPUTE_LABEL)
+    ax.set_ylabel(LOSS_LABEL)
+    ax.set_title(f"Loss against compute per model size: median law, {level:.0%} law band "
+                 f"(dark) and new-run band (light)")
+    fig.colorbar(points, ax=ax, label="parameters N")
+    ax.legend(fontsize=8, loc="upper right")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_isoflop(
+    post: Posterior,
+    targets: Sequence[Target] = (),
+    *,
+    budgets: Sequence[float] | None = None,
+    level: float = 0.9,
+    random_seed: int = 0,
+) -> Figure:
+    """IsoFLOP curves: loss against N at fixed compute, with bands and the optimum N* of each.
+
+    Parameters
+    ----------
+    post : Posterior
+    targets : sequence of (N, D)
+        Planned runs: their budget gets a curve and the plan a marker on it.
+    budgets : sequence of float, optional
+        Compute budgets (FLOP); default: the budgets of an isoFLOP design in the data, else
+        whole decades across the fitted range.
+    level : float
+        Credible level of the bands and of N*'s interval.
+    random_seed : int
+        Seed of the draw subset and the noise draws.
+
+    Examples
+    --------
+    >>> plot_isoflop(post, budgets=[1e19, 1e20]).savefig("isoflop.png")  # doctest: +SKIP
+    """
+    from matplotlib.colors import LogNorm
+
+    draws = _band_draws(post, random_seed)
+    n, _, c, loss = _fitted(post)
+    if budgets is None:
+        budgets = _clusters(c) or list(
+            10.0 ** np.arange(np.ceil(np.log10(c.min())), np.floor(np.log10(c.max())) + 1))
+    t_c = [6.0 * tn * td for tn, td in targets]
+    every = np.unique(np.concatenate([np.asarray(budgets, float), np.asarray(t_c, float)]))
+    norm = LogNorm(min(c.min(), every.min()), max(c.max(), every.max()) * 1.0001)
+    cmap = _colormap("plasma")
+
+    fig, (ax,) = _figure(11, 6.5)
+    lows, highs = [loss.min()], [np.quantile(loss, 0.98)]
+    for budget in every:
+        n_opt, d_opt = post.law.optimal(draws, budget)
+        centre = float(np.median(n_opt))
+        near = np.abs(np.log(c / budget)) < np.log(1.5)
+        span = np.exp(np.abs(np.log(n[near] / centre)).max()) * 1.5 if near.any() else 20.0
+        span = max(span, 8.0)
+        grid = np.geomspace(centre / span, centre * span, 120)
+        band = _bands(post, draws, grid, budget / (6 * grid), level, random_seed)
+        color = cmap(norm(budget))
+        ax.fill_between(grid, band["new_lo"], band["new_hi"], color=color, alpha=0.12, lw=0)
+        ax.fill_between(grid, band["law_lo"], band["law_hi"], color=color, alpha=0.3, lw=0)
+        ax.plot(grid, band["median"], color=color, lw=1.6, label=fmt.flop(budget))
+        lo, hi = interval(n_opt, level)
+        at_opt = np.exp(np.median(post.law.log_loss(draws, n_opt[:, None], d_opt[:, None])))
+        ax.errorbar(centre, at_opt, xerr=[[centre - lo], [hi - centre]], fmt="o", color=color,
+                    mec="k", capsize=3, zorder=4)
+        lows.append(band["law_lo"].min())
+        highs.append(float(band["median"][[0, -1]].min()))
+    points = ax.scatter(n, loss, c=c, cmap=cmap, norm=norm, s=14, edgecolor="k",
+                        linewidth=0.3, zorder=3, label="fitted runs")
+    for tn, td in targets:
+        pred = post.predict(tn, td, level=level, random_seed=random_seed).iloc[0]
+        err = [[pred.loss_median - pred.loss_lower], [pred.loss_upper - pred.loss_median]]
+        ax.errorbar(tn, pred.loss_median, yerr=err, fmt="*", color="crimson", ms=13,
+                    capsize=4, zorder=5)
+        _annotate_target(ax, tn, pred, tn, td)
+        highs.append(pred.loss_upper)
+    ax.set_xscale("log")
+    ax.set_ylim(min(lows) * 0.98, max(highs) * 1.06)
+    ax.set_xlabel("parameters N (D = C / 6N)")
+    ax.set_ylabel(LOSS_LABEL)
+    ax.set_title(f"IsoFLOP curves: median law, {level:.0%} law band (dark), new-run band "
+                 "(light); dots: N* with its interval")
+    fig.colorbar(points, ax=ax, label=COMPUTE_LABEL)
+    ax.legend(fontsize=8, loc="upper right", ncols=2)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_frontier(
+    post: Posterior,
+    targets: Sequence[Target] = (),
+    *,
+    level: float = 0.9,
+    random_seed: int = 0,
+) -> Figure:
+    """The compute-optimal frontier N*(C), D*(C) and D*/N* with bands, over the fitted range
+    and beyond to the targets.
+
+    Examples
+    --------
+    >>> plot_frontier(post, targets=[(70e9, 1.4e12)]).savefig("frontier.png")  # doctest: +SKIP
+    """
+    draws = _band_draws(post, random_seed)
+    n, d, c, loss = _fitted(post)
+    t_c = [6.0 * tn * td for tn, td in targets]
+    upper = max([c.max(), *t_c]) * 10
+    grid = np.geomspace(c.min() / 10, upper, 80)
+    curves = {"N*": [], "D*": [], "D*/N*": []}
+    for budget in grid:
+        n_opt, d_opt = post.law.optimal(draws, budget)
+        for key, values in (("N*", n_opt), ("D*", d_opt), ("D*/N*", d_opt / n_opt)):
+            lo, hi = interval(values, level)
+            curves[key].append((np.median(values), lo, hi))
+    best = []
+    for budget in _clusters(c):
+        rows = np.flatnonzero(np.abs(np.log(c / budget)) < np.log(1.3))
+        best.append(rows[np.argmin(loss[rows])])
+
+    fig, axes = _figure(15, 5.2, ncols=3)
+    labels = {"N*": "optimal parameters N*", "D*": "optimal tokens D*",
+              "D*/N*": "optimal tokens per parameter D*/N*"}
+    for ax, (key, rows) in zip(axes, curves.items(), strict=True):
+        med, lo, hi = (np.array(x) for x in zip(*rows, strict=True))
+        ax.fill_between(grid, lo, hi, color="tab:blue", alpha=0.25, lw=0,
+                        label=f"{level:.0%} interval")
+        ax.plot(grid, med, color="tab:blue", lw=1.8, label="posterior median")
+        ax.axvspan(c.min(), c.max(), color="tab:green", alpha=0.08, lw=0,
+                   label="fitted compute range")
+        if best:
+            fitted = {"N*": n[best], "D*": d[best], "D*/N*": d[best] / n[best]}[key]
+            ax.scatter(c[best], fitted, color="k", s=18, zorder=3,
+                       label="lowest-loss run per budget")
+        for (tn, td), tc in zip(targets, t_c, strict=True):
+            value = {"N*": tn, "D*": td, "D*/N*": td / tn}[key]
+            ax.scatter([tc], [value], marker="*", s=160, color="crimson", zorder=4,
+                       label=f"plan: {fmt.size(tn)} params, {fmt.size(td)} tokens")
+        ax.set_xscale("log")
+        ax.set_yscale("linear" if key == "D*/N*" else "log")
+        ax.set_xlim(grid[0], grid[-1])
+        ax.set_xlabel(COMPUTE_LABEL)
+        ax.set_ylabel(labels[key])
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, loc="upper left")
+    fig.suptitle(f"Compute-optimal allocation under C = 6ND, {level:.0%} credible bands")
+    return fig
+
+
+def plot_ppc(post: Posterior, *, level: float = 0.9, random_seed: int = 0) -> Figure:
+    """Posterior predictive check: each fitted run's residual against N, D and compute, with
+    its new-run predictive interval; runs outside it are marked.
+
+    Examples
+    --------
+    >>> plot_ppc(post).savefig("ppc.png")  # doctest: +SKIP
+    """
+    from matplotlib.ticker import FuncFormatter
+
+    n, d, c, loss = _fitted(post)
+    draws = post.draws()
+    mean_log = post.law.log_loss(draws, n, d)
+    centre = np.median(mean_log, axis=0)
+    new_log = mean_log + noise_draws(draws, n.size, np.random.default_rng(random_seed))
+    lo, hi = interval(new_log, level)
+    observed = np.log(loss)
+    resid = 100 * (np.exp(observed - centre) - 1)
+    lo_pct, hi_pct = 100 * (np.exp(lo - centre) - 1), 100 * (np.exp(hi - centre) - 1)
+    outside = (observed < lo) | (observed > hi)
+
+    fig, axes = _figure(15, 4.8, ncols=3)
+    for ax, x, label in zip(axes, (n, d, c), ("parameters N", "tokens D", COMPUTE_LABEL),
+                            strict=True):
+        ax.vlines(x, lo_pct, hi_pct, color="0.6", lw=0.8, alpha=0.6,
+                  label=f"{level:.0%} new-run interval")
+        ax.scatter(x[~outside], resid[~outside], s=12, color="tab:blue", zorder=3,
+                   label="inside")
+        ax.scatter(x[outside], resid[outside], s=22, color="crimson", marker="D", zorder=4,
+                   label="outside")
+        ax.axhline(0.0, color="k", lw=0.8)
+        # symmetric log: the bulk within a few % stays readable beside large outliers
+        ax.set_yscale("symlog", linthresh=2.0)
+        ax.set_ylim(*(1.5 * v for v in (min(resid.min(), lo_pct.min()),
+                                        max(resid.max(), hi_pct.max()))))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("observed / median law - 1 (%, symmetric log scale)")
+    axes[0].legend(fontsize=8)
+    inside = int((~outside).sum())
+    fig.suptitle(f"Posterior predictive check: {inside} of {n.size} fitted rows "
+                 f"({inside / n.size:.0%}) inside their {level:.0%} new-run interval")
+    return fig
+
+
+#: Figure kind (as in ``bayescale plot FIT KIND``) -> function.
+FIGURES: dict[str, Callable[..., Figure]] = {
+    "priors": plot_priors,
+    "trace": plot_trace,
+    "rank": plot_rank,
+    "pair": plot_pair,
+    "loss-compute": plot_loss_compute,
+    "isoflop": plot_isoflop,
+    "frontier": plot_frontier,
+    "ppc": plot_ppc,
+}
+#: Kinds that draw planned runs (``targets``).
+WITH_TARGETS = ("loss-compute", "isoflop", "frontier")

@@ -1,0 +1,450 @@
+"""Risk review of one planned run, computed draw by draw from the posterior.
+
+For a plan (N, D) at compute C = 6 N D, per posterior draw s:
+
+- the law's expected loss L_s(N, D) and a new run's loss L_s(N, D) exp(u + eps), with the same
+  noise draws as :meth:`bayescale.posterior.Posterior.predict` (same ``random_seed``), so the two
+  commands print the same interval;
+- P(new run's loss < target): the share of draws whose new-run loss is below the target;
+- the compute-optimal alternative (N*_s, D*_s) at the same C, its loss, and the regret
+  L_s(N, D) - L_s(N*_s, D*_s) >= 0, the expected loss the plan gives up;
+- P(the alternative's new run beats the plan's new run), with independent noise for each run;
+- the compute share: the budget at which the optimum reaches the plan's expected loss, over C;
+- how far the plan extrapolates: C over the largest fitted 6 N D, N over the largest fitted N;
+- whether the interval is dominated by parameter uncertainty or by the noise floor.
+
+A verdict (GO, CAUTION, NO-GO) follows from :class:`Thresholds`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayescale import format as fmt
+from bayescale.errors import BayescaleError
+from bayescale.intervals import summarize
+from bayescale.laws import Law
+from bayescale.optimal import optimal_draws
+from bayescale.predictive import floor_share, noise_draws
+
+Draws = Mapping[str, np.ndarray]
+VERDICTS = ("GO", "CAUTION", "NO-GO")
+
+
+def percent(value: float) -> str:
+    """A share as a percentage.
+
+    Examples
+    --------
+    >>> percent(0.9971)
+    '99.7%'
+    """
+    return f"{100 * value:.3g}%"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Rules of the verdict; the worst rule triggered decides.
+
+    Attributes
+    ----------
+    go_probability : float
+        With a target loss: CAUTION when P(loss < target) is below this.
+    nogo_probability : float
+        With a target loss: NO-GO when P(loss < target) is below this.
+    caution_regret, nogo_regret : float
+        CAUTION / NO-GO when the median regret (nats of expected loss given up against the
+        compute-optimal allocation) exceeds this.
+    max_compute_ratio, max_params_ratio : float
+        CAUTION when the plan's compute (N) exceeds the largest fitted 6 N D (N) by more than
+        this factor: beyond it the law's form, not the data, decides the answer.
+    noise_share : float
+        The interval counts as dominated by the noise floor when the noise share of its width
+        is at least this.
+
+    Examples
+    --------
+    >>> Thresholds(go_probability=0.9).nogo_probability
+    0.2
+    """
+
+    go_probability: float = 0.8
+    nogo_probability: float = 0.2
+    caution_regret: float = 0.01
+    nogo_regret: float = 0.05
+    max_compute_ratio: float = 100.0
+    max_params_ratio: float = 10.0
+    noise_share: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.nogo_probability <= self.go_probability <= 1.0:
+            raise BayescaleError("thresholds need 0 <= nogo_probability <= go_probability <= 1")
+        if not 0.0 <= self.caution_regret <= self.nogo_regret:
+            raise BayescaleError("thresholds need 0 <= caution_regret <= nogo_regret")
+        if self.max_compute_ratio <= 0 or self.max_params_ratio <= 0:
+            raise BayescaleError("extrapolation thresholds must be positive")
+        if not 0.0 < self.noise_share <= 1.0:
+            raise BayescaleError("noise_share must lie in (0, 1]")
+
+
+def plan_log_loss(
+    law: Law, draws: Draws, params: float, tokens: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per draw, ln of the law's expected loss and of a new run's loss at (N, D).
+
+    The arithmetic of :meth:`Posterior.predict` for one target: the same ``rng`` state gives the
+    same new-run draws.
+
+    Examples
+    --------
+    >>> from bayescale.laws import get_law
+    >>> d = {"E": np.array([1.8]), "A": np.array([480.0]), "B": np.array([2000.0]),
+    ...      "alpha": np.array([0.35]), "beta": np.array([0.37]),
+    ...      "sigma_obs": np.array([0.0]), "seed_noise": np.array([0.0])}
+    >>> mean, new = plan_log_loss(get_law("chinchilla"), d, 7e10, 1.4e12,
+    ...                           np.random.default_rng(0))
+    >>> bool(mean[0] == new[0])
+    True
+    """
+    mean_log = law.log_loss(draws, np.array([params]), np.array([tokens]))
+    new_log = mean_log + noise_draws(draws, 1, rng)
+    return mean_log[:, 0], new_log[:, 0]
+
+
+def prob_below(new_log: np.ndarray, target_loss: float) -> float:
+    """Share of draws whose new-run loss lies below ``target_loss``.
+
+    Examples
+    --------
+    >>> prob_below(np.log(np.array([1.9, 2.0, 2.1, 2.2])), 2.05)
+    0.5
+    """
+    return float(np.mean(new_log < np.log(target_loss)))
+
+
+def compute_share(law: Law, draws: Draws, compute: float, mean_log: np.ndarray) -> np.ndarray:
+    """Per draw, C_eq / C: the budget at which the optimum's expected loss equals the plan's.
+
+    The loss at the optimum falls with C, so bisection on ln C_eq in [ln C - 40, ln C] finds
+    it; a plan at the optimum gives 1.
+
+    Examples
+    --------
+    >>> from bayescale.laws import get_law
+    >>> d = {"E": np.array([1.8]), "A": np.array([480.0]), "B": np.array([2000.0]),
+    ...      "alpha": np.array([0.35]), "beta": np.array([0.37])}
+    >>> law = get_law("chinchilla")
+    >>> n, t = law.optimal(d, 1e22)
+    >>> mean = law.log_loss(d, n, t)[:, 0]
+    >>> round(float(compute_share(law, d, 1e22, mean)[0]), 6)
+    1.0
+    """
+    hi = np.full(mean_log.shape, np.log(compute))
+    lo = hi - 40.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        n_opt, d_opt = law.optimal(draws, np.exp(mid))
+        at_opt = law.log_loss(draws, n_opt.reshape(-1, 1), d_opt.reshape(-1, 1))[:, 0]
+        above = at_opt > mean_log  # the optimum at this budget is still worse than the plan
+        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
+    return np.exp((lo + hi) / 2 - np.log(compute))
+
+
+@dataclass
+class RiskReview:
+    """Everything ``bayescale risk`` reports about one plan; intervals are dicts
+    ``{"median", "lower", "upper"}``."""
+
+    params: float
+    tokens: float
+    compute: float
+    level: float
+    interval: str
+    target_loss: float | None
+    loss: dict[str, float]
+    mean_loss: dict[str, float]
+    prob_below_target: float | None
+    optimal: dict[str, dict[str, float]]
+    regret: dict[str, float]
+    compute_share: dict[str, float]
+    prob_optimal_better: float
+    extrapolation: dict[str, Any]
+    uncertainty: dict[str, Any]
+    verdict: str
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def verdict_line(self) -> str:
+        """One line: the verdict and why."""
+        return f"{self.verdict}: {'; '.join(self.reasons)}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for JSON."""
+        out = asdict(self)
+        out["verdict_line"] = self.verdict_line
+        return out
+
+    def markdown(self, source: str | None = None) -> str:
+        """A block ready to paste into a review document.
+
+        Examples
+        --------
+        >>> print(post.risk(70e9, 1.4e12, target_loss=1.95).markdown())  # doctest: +SKIP
+        """
+        pct = f"{self.level:.0%} {self.interval.upper()}"
+
+        def row(name: str, value: dict[str, float], formatter=fmt.number) -> str:
+            return (f"| {name} | {formatter(value['median'])} | "
+                    f"[{formatter(value['lower'])}, {formatter(value['upper'])}] |")
+
+        opt, ext, unc = self.optimal, self.extrapolation, self.uncertainty
+        lines = [
+            f"### Risk review: N = {fmt.size(self.params)} parameters, "
+            f"D = {fmt.size(self.tokens)} tokens ({fmt.flop(self.compute)})",
+            "",
+            f"**Verdict: {self.verdict}**: {'; '.join(self.reasons)}.",
+            "",
+            f"| quantity | median | {pct} |",
+            "|---|---|---|",
+            row("new run's loss (seed noise included)", self.loss),
+            row("law's expected loss", self.mean_loss),
+        ]
+        if self.prob_below_target is not None and self.target_loss is not None:
+            lines.append(f"| P(loss < {fmt.number(self.target_loss)}) | "
+                         f"{self.prob_below_target:.3f} | |")
+        lines += [
+            row("compute-optimal N* at the same compute", opt["params"], fmt.size),
+            row("compute-optimal D*", opt["tokens"], fmt.size),
+            row("optimum's new-run loss", opt["loss"]),
+            row("regret: expected loss given up (nats)", self.regret),
+            row("compute the optimum needs for the plan's loss", self.compute_share, percent),
+            f"| P(optimum's run beats the plan's run) | {self.prob_optimal_better:.3f} | |",
+            f"| compute / largest fitted compute | {ext['compute_ratio']:.3g}x | |",
+            f"| N / largest fitted N | {ext['params_ratio']:.3g}x | |",
+            f"| noise-floor share of the interval | {unc['seed_floor_share']:.0%} | |",
+            "",
+        ]
+        if ext["warning"]:
+            lines.append(f"- **Extrapolation:** {ext['warning']}.")
+        lines.append(f"- **Uncertainty:** {unc['advice']}.")
+        if source:
+            lines.append(f"- Posterior: `{source}`.")
+        return "\n".join(lines) + "\n"
+
+
+def extrapolation(
+    data: pd.DataFrame, params: float, tokens: float, thresholds: Thresholds
+) -> dict[str, Any]:
+    """How far (N, D) lies beyond the fitted runs, with a warning when too far.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"params": [1e9], "tokens": [2e10]})
+    >>> extrapolation(frame, 7e10, 1.4e12, Thresholds())["compute_ratio"]
+    4900.0
+    """
+    fitted = 6.0 * data["params"].to_numpy(float) * data["tokens"].to_numpy(float)
+    max_c, max_n = float(fitted.max()), float(data["params"].max())
+    max_d = float(data["tokens"].max())
+    c_ratio = 6.0 * params * tokens / max_c
+    n_ratio, d_ratio = params / max_n, tokens / max_d
+    far = []
+    if c_ratio > thresholds.max_compute_ratio:
+        far.append(f"compute {c_ratio:.3g}x the largest fitted run "
+                   f"(limit {thresholds.max_compute_ratio:g}x)")
+    if n_ratio > thresholds.max_params_ratio:
+        far.append(f"N {n_ratio:.3g}x the largest fitted N "
+                   f"(limit {thresholds.max_params_ratio:g}x)")
+    warning = None
+    if far:
+        warning = (f"{' and '.join(far)}: this far out the law's functional form, not the data, "
+                   "decides the answer; the interval assumes the form holds")
+    return {"compute_ratio": c_ratio, "params_ratio": n_ratio, "tokens_ratio": d_ratio,
+            "max_compute": max_c, "max_params": max_n, "max_tokens": max_d, "warning": warning}
+
+
+def suggested_runs(
+    law: Law, draws: Draws, compute: float, max_compute: float
+) -> list[dict[str, float]]:
+    """Runs that would narrow a parameter-dominated interval most for their cost.
+
+    Compute-optimal runs (posterior-median N*, D*) at budgets a quarter and half of the way
+    (in ln C) from the largest fitted compute to the plan's; none when the plan lies inside the
+    fitted range.
+
+    Examples
+    --------
+    >>> from bayescale.laws import get_law
+    >>> d = {"E": np.array([1.8]), "A": np.array([480.0]), "B": np.array([2000.0]),
+    ...      "alpha": np.array([0.35]), "beta": np.array([0.37])}
+    >>> runs = suggested_runs(get_law("chinchilla"), d, 1e24, 1e20)
+    >>> [f"{r['compute']:.0e}" for r in runs]
+    ['1e+21', '1e+22']
+    """
+    if compute <= max_compute:
+        return []
+    out = []
+    for step in (0.25, 0.5):
+        budget = float(np.exp(np.log(max_compute) + step * np.log(compute / max_compute)))
+        n_opt, d_opt = law.optimal(draws, budget)
+        out.append({"compute": budget, "params": float(np.median(n_opt)),
+                    "tokens": float(np.median(d_opt)), "cost_share": budget / compute})
+    return out
+
+
+def _uncertainty(
+    law: Law, draws: Draws, mean_log: np.ndarray, new_log: np.ndarray, level: float,
+    compute: float, max_compute: float, thresholds: Thresholds,
+) -> dict[str, Any]:
+    share = float(floor_share(mean_log[:, None], new_log[:, None], level)[0])
+    if share >= thresholds.noise_share:
+        return {
+            "seed_floor_share": share, "dominated_by": "noise", "suggested_runs": [],
+            "advice": (f"The seed-noise floor is {share:.0%} of the interval: more small runs "
+                       "would barely narrow it; only repeated seeds of the run itself would"),
+        }
+    runs = suggested_runs(law, draws, compute, max_compute)
+    if runs:
+        where = " and ".join(
+            f"{fmt.flop(r['compute'])} (N ~ {fmt.size(r['params'])}, D ~ {fmt.size(r['tokens'])})"
+            for r in runs)
+        tail = f"most at larger N, closer to the target: e.g. compute-optimal runs at {where}"
+    else:
+        tail = "the plan lies inside the fitted range: add runs (or seeds) near its N and D"
+    return {
+        "seed_floor_share": share, "dominated_by": "parameters", "suggested_runs": runs,
+        "advice": (f"Parameter uncertainty is {1 - share:.0%} of the interval: more runs "
+                   f"would narrow it, {tail}"),
+    }
+
+
+def decide(
+    prob: float | None,
+    target_loss: float | None,
+    regret_median: float,
+    ext: dict[str, Any],
+    thresholds: Thresholds,
+) -> tuple[str, list[str]]:
+    """The verdict (GO, CAUTION, NO-GO) and the reasons for it.
+
+    Examples
+    --------
+    >>> ext = {"compute_ratio": 2.0, "params_ratio": 1.5, "warning": None}
+    >>> decide(0.95, 2.0, 0.001, ext, Thresholds())[0]
+    'GO'
+    >>> decide(0.1, 2.0, 0.001, ext, Thresholds())[0]
+    'NO-GO'
+    """
+    t = thresholds
+    level, reasons = 0, []
+
+    def flag(severity: int, text: str) -> None:
+        nonlocal level
+        level = max(level, severity)
+        reasons.append(text)
+
+    if prob is not None and target_loss is not None:
+        text = f"P(loss < {fmt.number(target_loss)}) = {prob:.3f}"
+        if prob < t.nogo_probability:
+            flag(2, f"{text} < {t.nogo_probability:g}")
+        elif prob < t.go_probability:
+            flag(1, f"{text} < {t.go_probability:g}")
+    if regret_median > t.nogo_regret:
+        flag(2, f"median regret {regret_median:.3g} nats > {t.nogo_regret:g}: "
+                "re-split the compute")
+    elif regret_median > t.caution_regret:
+        flag(1, f"median regret {regret_median:.3g} nats > {t.caution_regret:g}")
+    if ext["compute_ratio"] > t.max_compute_ratio or ext["params_ratio"] > t.max_params_ratio:
+        flag(1, f"extrapolates {ext['compute_ratio']:.3g}x in compute and "
+                f"{ext['params_ratio']:.3g}x in N beyond the data")
+    if level == 0:
+        if prob is not None and target_loss is not None:
+            reasons.append(f"P(loss < {fmt.number(target_loss)}) = {prob:.3f}")
+        reasons.append(f"median regret {regret_median:.3g} nats")
+        reasons.append(f"{ext['compute_ratio']:.3g}x the largest fitted compute")
+    return VERDICTS[level], reasons
+
+
+def review(
+    law: Law,
+    draws: Draws,
+    data: pd.DataFrame,
+    params: float,
+    tokens: float,
+    *,
+    target_loss: float | None = None,
+    level: float = 0.9,
+    interval_kind: str = "eti",
+    random_seed: int = 0,
+    thresholds: Thresholds | None = None,
+) -> RiskReview:
+    """Risk review of the plan (N, D) from posterior ``draws`` fitted on ``data``.
+
+    Parameters
+    ----------
+    law : Law
+        The fitted law.
+    draws : mapping
+        Posterior draws of the law's parameters and the noise (``sigma_obs``, ``seed_noise``,
+        ``nu`` for a Student-t likelihood).
+    data : pandas.DataFrame
+        The fitted runs (``params``, ``tokens``), for the extrapolation ratios.
+    params, tokens : float
+        The plan's N and D.
+    target_loss : float, optional
+        The loss the run must reach.
+    level, interval_kind : float, str
+        Credible level and ``eti`` or ``hdi``.
+    random_seed : int
+        Seed of the noise draws; the new run's draws equal ``predict``'s with the same seed.
+    thresholds : Thresholds, optional
+        Rules of the verdict.
+
+    Returns
+    -------
+    RiskReview
+
+    Examples
+    --------
+    >>> review(post.law, post.draws(), post.data, 70e9, 1.4e12, target_loss=1.95)  # doctest: +SKIP
+    """
+    thresholds = thresholds or Thresholds()
+    if target_loss is not None and not (np.isfinite(target_loss) and target_loss > 0):
+        raise BayescaleError(f"target loss must be positive and finite, got {target_loss}")
+    compute = 6.0 * params * tokens  # Kaplan et al. 2020
+    rng = np.random.default_rng(random_seed)
+    mean_log, new_log = plan_log_loss(law, draws, params, tokens, rng)
+    opt = optimal_draws(law, draws, compute=compute)
+    opt_mean_log = np.log(opt["loss"])
+    opt_new_log = opt_mean_log + noise_draws(draws, 1, rng)[:, 0]
+    regret = np.exp(mean_log) - opt["loss"]
+
+    def triple(values: np.ndarray, log: bool = False) -> dict[str, float]:
+        # losses are summarised on ln L and mapped back, as predict does
+        out = summarize(values, level, interval_kind)
+        return {k: float(np.exp(v) if log else v) for k, v in out.items()}
+
+    prob = prob_below(new_log, target_loss) if target_loss is not None else None
+    ext = extrapolation(data, params, tokens, thresholds)
+    unc = _uncertainty(law, draws, mean_log, new_log, level, compute, ext["max_compute"],
+                       thresholds)
+    regret_summary = triple(regret)
+    verdict, reasons = decide(prob, target_loss, regret_summary["median"], ext, thresholds)
+    return RiskReview(
+        params=float(params), tokens=float(tokens), compute=compute, level=level,
+        interval=interval_kind, target_loss=target_loss,
+        loss=triple(new_log, log=True), mean_loss=triple(mean_log, log=True),
+        prob_below_target=prob,
+        optimal={"params": triple(opt["params"]), "tokens": triple(opt["tokens"]),
+                 "loss": triple(opt_new_log, log=True),
+                 "mean_loss": triple(opt_mean_log, log=True)},
+        regret={**regret_summary, "mean": float(regret.mean())},
+        compute_share=triple(compute_share(law, draws, compute, mean_log)),
+        prob_optimal_better=float(np.mean(opt_new_log < new_log)),
+        extrapolation=ext, uncertainty=unc, verdict=verdict, reasons=reasons,
+    )

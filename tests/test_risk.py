@@ -1,0 +1,220 @@
+"""Risk review: arithmetic on posteriors with known draws, agreement with predict, the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from bayescale import BayescaleError, Posterior
+from bayescale.cli import app
+from bayescale.laws import get_law
+from bayescale.risk import Thresholds, decide, extrapolation
+from bayescale.simulate import EPOCH_LAW, chinchilla_loss
+
+LAW = get_law("chinchilla")
+FITTED = pd.DataFrame({"params": [1e8, 1e9, 4e9], "tokens": [2e9, 2e10, 8e10],
+                       "loss": [3.0, 2.6, 2.3]})
+
+
+def fixed(size: int, seed_noise: float, sigma_obs: float, spread: float = 0.0,
+          data: pd.DataFrame | None = None) -> Posterior:
+    """Epoch's law with a relative parameter spread (0: every draw the same), Normal noise."""
+    rng = np.random.default_rng(7)
+    draws = {k: v * np.exp(rng.normal(0.0, spread, size)) for k, v in EPOCH_LAW.items()}
+    draws["seed_noise"] = np.full(size, seed_noise)
+    draws["sigma_obs"] = np.full(size, sigma_obs)
+    return Posterior.from_draws(draws, data=FITTED if data is None else data)
+
+
+def normal_cdf(z: float) -> float:
+    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+
+
+def test_probability_below_target_is_the_normal_cdf_without_parameter_spread():
+    post = fixed(40_000, seed_noise=0.008, sigma_obs=0.006)
+    truth = float(chinchilla_loss(EPOCH_LAW, 7e10, 1.4e12))
+    noise = math.hypot(0.008, 0.006)  # ln L of a new run ~ N(ln L, seed^2 + sigma_obs^2)
+    for z in (-1.0, 0.0, 0.5, 2.0):
+        review = post.risk(7e10, 1.4e12, target_loss=truth * math.exp(z * noise))
+        assert review.prob_below_target == pytest.approx(normal_cdf(z), abs=0.01)
+    review = post.risk(7e10, 1.4e12, level=0.9)
+    assert review.mean_loss["lower"] == pytest.approx(truth, rel=1e-12)
+    assert review.loss["median"] == pytest.approx(truth, rel=1e-3)
+    assert review.loss["upper"] == pytest.approx(truth * math.exp(1.6449 * noise), rel=1e-3)
+    assert review.uncertainty["dominated_by"] == "noise"
+    assert review.uncertainty["seed_floor_share"] == pytest.approx(1.0)
+
+
+def test_regret_is_zero_when_the_plan_is_the_optimum():
+    post = fixed(4000, seed_noise=0.01, sigma_obs=0.002)
+    draws = post.draws()
+    n_opt, d_opt = LAW.optimal(draws, 1e23)
+    review = post.risk(float(n_opt[0]), float(d_opt[0]))
+    assert review.regret["median"] == pytest.approx(0.0, abs=1e-12)
+    assert review.regret["upper"] == pytest.approx(0.0, abs=1e-12)
+    assert review.optimal["params"]["median"] == pytest.approx(n_opt[0], rel=1e-9)
+    assert review.compute_share["median"] == pytest.approx(1.0, abs=1e-6)
+    # two independent runs of the same configuration: each wins half the time
+    assert review.prob_optimal_better == pytest.approx(0.5, abs=0.03)
+    assert review.verdict == "GO"
+    assert review.prob_below_target is None
+
+
+def test_regret_of_an_undersized_plan_matches_the_closed_form():
+    post = fixed(2000, seed_noise=0.01, sigma_obs=0.002)
+    n_opt, d_opt = LAW.optimal(post.draws(), 1e23)
+    n = float(n_opt[0]) / 4
+    d = 1e23 / (6 * n)
+    expected = float(chinchilla_loss(EPOCH_LAW, n, d) - chinchilla_loss(EPOCH_LAW, n_opt[0],
+                                                                         d_opt[0]))
+    review = post.risk(n, d)
+    assert 0.01 < expected < 0.05  # between the CAUTION and NO-GO regret thresholds
+    assert review.regret["median"] == pytest.approx(expected, rel=1e-6)
+    assert review.regret["lower"] == pytest.approx(expected, rel=1e-6)
+    assert 0.0 < review.compute_share["median"] < 1.0
+    # the optimum reaches the plan's loss with compute_share of the budget
+    c_eq = 1e23 * review.compute_share["median"]
+    n_eq, d_eq = LAW.optimal(post.draws(), c_eq)
+    assert float(chinchilla_loss(EPOCH_LAW, n_eq[0], d_eq[0])) == pytest.approx(
+        float(chinchilla_loss(EPOCH_LAW, n, d)), rel=1e-6)
+    # two independent new runs: ln L_opt - ln L_plan ~ N(ln(L*/L), 2 noise^2)
+    gap = math.log(float(chinchilla_loss(EPOCH_LAW, n, d)) / (
+        float(chinchilla_loss(EPOCH_LAW, n, d)) - expected))
+    z = gap / (math.sqrt(2.0) * math.hypot(0.01, 0.002))
+    assert review.prob_optimal_better == pytest.approx(normal_cdf(z), abs=0.03)
+    assert review.verdict == "CAUTION"  # regret above 0.01 nats, below 0.05
+    assert any("regret" in reason for reason in review.reasons)
+
+
+@pytest.mark.parametrize(("level", "kind", "seed"), [(0.9, "eti", 0), (0.8, "hdi", 3)])
+def test_loss_interval_equals_predict(known_posterior, level, kind, seed):
+    review = known_posterior.risk(7e10, 1.4e12, level=level, interval_kind=kind,
+                                  random_seed=seed)
+    row = known_posterior.predict(7e10, 1.4e12, level=level, interval_kind=kind,
+                                  random_seed=seed).iloc[0]
+    for key in ("median", "lower", "upper"):
+        assert review.loss[key] == row[f"loss_{key}"]
+        assert review.mean_loss[key] == row[f"mean_loss_{key}"]
+    assert review.uncertainty["seed_floor_share"] == row["seed_floor_share"]
+
+
+def test_extrapolation_ratios_and_warning():
+    ext = extrapolation(FITTED, 7e10, 1.4e12, Thresholds())
+    assert ext["compute_ratio"] == pytest.approx(7e10 * 1.4e12 / (4e9 * 8e10))
+    assert ext["params_ratio"] == pytest.approx(7e10 / 4e9)
+    assert "law's functional form" in ext["warning"]
+    assert extrapolation(FITTED, 5e9, 1e11, Thresholds())["warning"] is None
+    relaxed = Thresholds(max_compute_ratio=1e4, max_params_ratio=100)
+    assert extrapolation(FITTED, 7e10, 1.4e12, relaxed)["warning"] is None
+
+
+def test_parameter_dominated_interval_suggests_larger_runs():
+    post = fixed(4000, seed_noise=1e-4, sigma_obs=1e-4, spread=0.05)
+    review = post.risk(7e10, 1.4e12)
+    unc = review.uncertainty
+    assert unc["dominated_by"] == "parameters"
+    runs = unc["suggested_runs"]
+    assert len(runs) == 2
+    max_c, max_n = 6 * 4e9 * 8e10, 4e9
+    for run in runs:
+        assert max_c < run["compute"] < review.compute
+        assert run["params"] > max_n
+    assert "closer to the target" in unc["advice"]
+    assert review.verdict == "CAUTION"  # 2450x the largest fitted compute
+    inside = post.risk(1e9, 2e10)
+    assert inside.uncertainty["suggested_runs"] == []
+
+
+def test_verdict_rules():
+    near = {"compute_ratio": 3.0, "params_ratio": 2.0}
+    far = {"compute_ratio": 500.0, "params_ratio": 2.0}
+    t = Thresholds()
+    assert decide(0.95, 2.0, 0.001, near, t)[0] == "GO"
+    assert decide(0.5, 2.0, 0.001, near, t)[0] == "CAUTION"
+    assert decide(0.1, 2.0, 0.001, near, t)[0] == "NO-GO"
+    assert decide(None, None, 0.02, near, t)[0] == "CAUTION"
+    assert decide(None, None, 0.08, near, t)[0] == "NO-GO"
+    verdict, reasons = decide(0.95, 2.0, 0.001, far, t)
+    assert verdict == "CAUTION" and "500x in compute" in reasons[0]
+    assert decide(0.5, 2.0, 0.001, near, Thresholds(go_probability=0.4))[0] == "GO"
+    with pytest.raises(BayescaleError):
+        Thresholds(go_probability=0.1, nogo_probability=0.5)
+    with pytest.raises(BayescaleError):
+        fixed(10, 0.01, 0.01).risk(7e10, 1.4e12, target_loss=-1.0)
+
+
+@pytest.mark.slow
+def test_epoch_risk_agrees_with_predict(epoch_fit):
+    post = epoch_fit.posterior
+    review = post.risk(70e9, 1.4e12, target_loss=1.95)
+    row = post.predict(70e9, 1.4e12).iloc[0]
+    for key in ("median", "lower", "upper"):
+        assert review.loss[key] == row[f"loss_{key}"]
+    assert 0.0 < review.prob_below_target < 1.0
+    assert review.extrapolation["compute_ratio"] > 1.0
+
+
+# ------------------------------------------------------------------- CLI
+@pytest.fixture()
+def fit_file(tmp_path):
+    path = tmp_path / "known.posterior.nc"
+    fixed(1000, seed_noise=0.01, sigma_obs=0.002, spread=0.02).save(path)
+    return path
+
+
+def test_cli_json(fit_file):
+    result = CliRunner().invoke(app, ["risk", str(fit_file), "--params", "70B", "--tokens",
+                                      "1.4T", "--target-loss", "1.95", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    for key in ("params", "tokens", "compute", "loss", "prob_below_target", "optimal", "regret",
+                "prob_optimal_better", "extrapolation", "verdict"):
+        assert key in out
+    assert out["compute"] == pytest.approx(6 * 70e9 * 1.4e12)
+    assert set(out["loss"]) == {"median", "lower", "upper"}
+    assert set(out["optimal"]) >= {"params", "tokens", "loss"}
+    assert 0.0 <= out["prob_below_target"] <= 1.0
+    assert out["verdict"] in ("GO", "CAUTION", "NO-GO")
+    predicted = json.loads(CliRunner().invoke(app, ["predict", str(fit_file), "--params", "70B",
+                                                    "--tokens", "1.4T", "--json"]).stdout)
+    assert predicted["targets"][0]["loss"] == out["loss"]
+    no_target = json.loads(CliRunner().invoke(app, ["risk", str(fit_file), "-N", "70B", "-D",
+                                                    "1.4T", "--json"]).stdout)
+    assert no_target["prob_below_target"] is None
+
+
+def test_cli_markdown_and_text(fit_file):
+    md = CliRunner().invoke(app, ["risk", str(fit_file), "-N", "70B", "-D", "1.4T",
+                                  "--target-loss", "2.0", "--format", "markdown"])
+    assert md.exit_code == 0, md.output
+    assert md.stdout.startswith("### Risk review: N = 70B parameters, D = 1.4T tokens")
+    assert "| P(loss < 2) |" in md.stdout and "**Verdict:" in md.stdout
+    text = CliRunner().invoke(app, ["risk", str(fit_file), "-N", "70B", "-D", "1.4T",
+                                    "--max-compute-ratio", "1e6", "--max-params-ratio", "1e3"])
+    assert text.exit_code == 0
+    assert text.stdout == ""
+    assert "regret" in text.stderr and "warning:" not in text.stderr
+
+
+@pytest.mark.parametrize(("args", "code"), [
+    (["-N", "big", "-D", "1.4T"], 2),
+    (["-N", "70B", "-D", "1.4T", "--format", "html"], 2),
+    (["-N", "70B", "-D", "1.4T", "--go-probability", "0.1"], 2),
+    (["-N", "70B", "-D", "1.4T", "--target-loss", "0"], 2),
+    (["-N", "70B"], 2),
+])
+def test_cli_usage_errors(fit_file, args, code):
+    result = CliRunner().invoke(app, ["risk", str(fit_file), *args])
+    assert result.exit_code == code
+    assert "Traceback" not in result.output
+
+
+def test_cli_missing_file(tmp_path):
+    result = CliRunner().invoke(app, ["risk", str(tmp_path / "none.nc"), "-N", "7B", "-D", "1T"])
+    assert result.exit_code == 1
+    assert "none.nc" in result.stderr and "Traceback" not in result.stderr
