@@ -1,0 +1,2 @@
+run,params,tokens,loss
+this file is not a posterior

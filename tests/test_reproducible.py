@@ -1,0 +1,90 @@
+"""Same data, options and --random-seed: identical posterior; ``bayescale info`` tells what a
+posterior file was made from."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from bayescale import Posterior
+from bayescale.cli import app
+from bayescale.runs import file_sha256
+from tests.conftest import EXAMPLE, QUICK
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def cli_fit(tmp_path_factory):
+    """The example fitted through the CLI with the options and seed of ``example_fit``."""
+    folder = tmp_path_factory.mktemp("repro")
+    runs = folder / "runs.csv"
+    shutil.copy(EXAMPLE, runs)
+    out = folder / "runs.posterior.nc"
+    options = ["--sampler", QUICK.sampler, "--chains", QUICK.chains, "--draws", QUICK.draws,
+               "--tune", QUICK.tune, "--target-accept", QUICK.target_accept,
+               "--random-seed", QUICK.random_seed, "--json"]
+    result = runner.invoke(app, ["fit", str(runs), "--out", str(out), *map(str, options)])
+    assert result.exit_code in (0, 3), result.stderr  # 3: short chains may fail a check
+    return runs, out, json.loads(result.stdout)
+
+
+@pytest.mark.slow
+def test_same_seed_same_posterior(cli_fit, example_fit):
+    """Same data, options and seed: the CLI's file and the API's fit hold the same draws."""
+    _, out, _ = cli_fit
+    mine, theirs = Posterior.load(out), example_fit.posterior
+    for name, values in theirs.draws().items():
+        np.testing.assert_array_equal(mine.draws()[name], values, err_msg=name)
+    pd.testing.assert_frame_equal(mine.summary(), theirs.summary(), check_exact=True)
+
+
+@pytest.mark.slow
+def test_example_fit_raises_no_warning(cli_fit):
+    """The example is well constrained and has no outliers: nothing to warn about."""
+    assert cli_fit[2]["warnings"] == []
+
+
+@pytest.mark.slow
+def test_info_shows_what_the_file_was_made_from(cli_fit):
+    runs, path, _ = cli_fit
+    result = runner.invoke(app, ["info", str(path), "--json"])
+    assert result.exit_code == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["input"]["path"] == str(runs)
+    assert info["input"]["sha256"] == file_sha256(runs)
+    assert info["input_status"] == "matches"
+    assert (info["law"], info["likelihood"]) == ("chinchilla", "studentt")
+    assert set(info["priors"]) >= {"E", "A", "B", "alpha", "beta", "sigma_obs"}
+    expected = {k: getattr(QUICK, k) for k in ("sampler", "chains", "draws", "tune",
+                                               "random_seed")}
+    assert {k: info["sampler"][k] for k in expected} == expected
+    assert (info["chains"], info["draws"]) == (QUICK.chains, QUICK.draws)
+    assert set(info["diagnostics"]) >= {"divergences", "max_r_hat", "min_ess_bulk"}
+    assert {"pymc", "nutpie", "numpy"} <= set(info["versions"])
+    assert datetime.strptime(info["created"], "%Y-%m-%dT%H:%M:%SZ")
+
+    human = runner.invoke(app, ["info", str(path)])
+    assert human.exit_code == 0 and human.stdout == ""
+    text = " ".join(human.stderr.split())
+    assert file_sha256(runs)[:40] in text.replace(" ", "")
+    assert f"random_seed={QUICK.random_seed}" in text and "chinchilla" in text
+
+
+def test_info_notices_a_changed_input(tmp_path):
+    from bayescale.cli.info_cmd import input_status
+
+    runs = tmp_path / "runs.csv"
+    shutil.copy(EXAMPLE, runs)
+    meta = {"input": {"path": str(runs), "sha256": file_sha256(runs)}}
+    assert input_status(meta) == "matches"
+    runs.write_text(runs.read_text().replace("3.5", "3.6", 1))
+    assert input_status(meta) == "changed"
+    runs.unlink()
+    assert input_status(meta) == "missing"

@@ -1,0 +1,99 @@
+"""Warnings said once and plainly: unconstrained parameters, outlying rows, far targets."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from bayescale import Posterior
+from bayescale.cli import app
+from bayescale.laws import get_law
+from bayescale.simulate import EPOCH_LAW
+from bayescale.warnings_check import far_targets, outliers, sd_ratios, unconstrained
+
+SIZE = 2000
+runner = CliRunner()
+
+
+def _draws(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Tight draws around Epoch's law, with 1% total noise."""
+    draws = {k: v * np.exp(rng.normal(0, 0.02, SIZE)) for k, v in EPOCH_LAW.items()}
+    draws["sigma_obs"] = np.full(SIZE, 0.006)
+    draws["seed_noise"] = np.full(SIZE, 0.008)
+    return draws
+
+
+def _runs(rng: np.random.Generator) -> pd.DataFrame:
+    """A sweep that follows the law with 1% noise, rows numbered as in a CSV (2, 3, ...)."""
+    n = np.geomspace(5e7, 2e9, 24)
+    d = 1e19 / (6 * n)
+    law = get_law("chinchilla").loss({k: np.array([v]) for k, v in EPOCH_LAW.items()}, n, d)[0]
+    loss = law * np.exp(rng.normal(0, 0.01, n.size))
+    return pd.DataFrame({"params": n, "tokens": d, "loss": loss, "line": np.arange(2, 26)})
+
+
+def test_prior_as_wide_as_posterior_is_named():
+    rng = np.random.default_rng(0)
+    draws = _draws(rng)
+    # beta left at its prior: the data said nothing about it.
+    draws["beta"] = get_law("chinchilla").default_priors()["beta"].sample(rng, SIZE)
+    post = Posterior.from_draws(draws, data=_runs(rng))
+    ratios = sd_ratios(post)
+    assert ratios["beta"] > 0.9
+    assert max(v for k, v in ratios.items() if k != "beta") < 0.2
+    [message] = unconstrained(post)
+    assert "beta" in message and "alpha" not in message and "--priors" in message
+
+
+def test_constrained_posterior_gives_no_warning():
+    rng = np.random.default_rng(1)
+    post = Posterior.from_draws(_draws(rng), data=_runs(rng))
+    assert unconstrained(post) == []
+    assert outliers(post) == []
+
+
+def test_outlying_rows_are_listed_by_source_row():
+    rng = np.random.default_rng(2)
+    data = _runs(rng)
+    data.loc[5, "loss"] *= 1.25   # line 7: 22 noise scales high
+    data.loc[17, "loss"] *= 0.9   # line 19: 10 noise scales low
+    post = Posterior.from_draws(_draws(rng), data=data)
+    [message] = outliers(post)
+    assert message.startswith("2 row(s)")
+    assert "rows 7 (+" in message and ", 19 (-" in message
+    assert message.index("rows 7") < message.index("19 (")  # the worst first
+
+
+@pytest.mark.parametrize(("params", "compute", "far"), [
+    (7e9, 5.0e20, False),      # 3.5x the largest N, 50x the largest compute: fine
+    (7e10, 5.0e20, True),      # 35x the largest N
+    (2e9, 5.0e21, True),       # 500x the largest compute
+])
+def test_far_targets(params, compute, far):
+    rng = np.random.default_rng(3)
+    post = Posterior.from_draws(_draws(rng), data=_runs(rng))  # N <= 2e9, C = 1e19
+    assert bool(far_targets(post, [params], [compute])) is far
+
+
+def test_cli_says_each_warning_once(tmp_path):
+    rng = np.random.default_rng(4)
+    path = tmp_path / "fit.nc"
+    Posterior.from_draws(_draws(rng), data=_runs(rng)).save(path)
+    # Far in both N and compute: one warning line that says both.
+    result = runner.invoke(app, ["predict", str(path), "--params", "70B", "--tokens", "1.4T"])
+    warnings = [ln for ln in result.stderr.splitlines() if ln.startswith("warning:")]
+    assert result.exit_code == 0 and len(warnings) == 1, result.stderr
+    assert "35x the largest fitted" in warnings[0] and "58800x" in warnings[0]
+
+    result = runner.invoke(app, ["optimal", str(path), "-C", "1e24", "-C", "1e25", "-C", "1e20",
+                                 "--json"])
+    assert result.exit_code == 0, result.stderr
+    [message] = json.loads(result.stdout)["warnings"]
+    assert message.startswith("2 of 3 target(s)")
+
+    result = runner.invoke(app, ["predict", str(path), "-N", "1B", "-D", "20B", "--json"])
+    assert json.loads(result.stdout)["warnings"] == []
