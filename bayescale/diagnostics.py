@@ -14,7 +14,15 @@ MIN_ESS_PER_CHAIN = 100
 
 @dataclass
 class Diagnostics:
-    """What the checks found; ``problems`` is empty when every check passed."""
+    """What the checks found; ``problems`` is empty when every check passed.
+
+    Examples
+    --------
+    >>> diag = Diagnostics(divergences=0, max_r_hat=1.002, min_ess_bulk=900.0,
+    ...                    min_ess_tail=850.0, max_depth_hits=0)
+    >>> diag.ok
+    True
+    """
 
     divergences: int
     max_r_hat: float
@@ -25,11 +33,23 @@ class Diagnostics:
 
     @property
     def ok(self) -> bool:
-        """True when every check passed."""
+        """True when every check passed.
+
+        Examples
+        --------
+        >>> Diagnostics(2, 1.0, 900.0, 850.0, 0, problems=["2 divergent transitions"]).ok
+        False
+        """
         return not self.problems
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain data for JSON and the posterior file."""
+        """Plain data for JSON and the posterior file.
+
+        Examples
+        --------
+        >>> Diagnostics(0, 1.002, 900.0, 850.0, 0).as_dict()["max_r_hat"]
+        1.002
+        """
         return asdict(self)
 
 
@@ -41,7 +61,17 @@ def _stat(stats: Any, *names: str) -> np.ndarray | None:
 
 
 def check(tree: Any, var_names: list[str]) -> Diagnostics:
-    """Check the draws of ``var_names`` in ``tree`` (an ``xarray.DataTree`` from sampling)."""
+    """Check the draws of ``var_names`` in ``tree`` (an ``xarray.DataTree`` from sampling).
+
+    Thresholds: R-hat <= :data:`MAX_R_HAT`, bulk and tail ESS >= :data:`MIN_ESS_PER_CHAIN` per
+    chain, no divergences, no draws at the maximum tree depth.
+
+    Examples
+    --------
+    >>> diag = check(tree, ["E", "A", "B", "alpha", "beta"])  # doctest: +SKIP
+    >>> diag.problems  # doctest: +SKIP
+    []
+    """
     import arviz as az
 
     posterior = tree["posterior"].dataset[var_names]

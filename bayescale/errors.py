@@ -39,7 +39,13 @@ class BayescaleError(Exception):
         super().__init__(self.one_line())
 
     def one_line(self) -> str:
-        """The message prefixed by where the problem is."""
+        """The message prefixed by where the problem is.
+
+        Examples
+        --------
+        >>> BayescaleError("no such file", path="runs.csv").one_line()
+        'runs.csv: no such file'
+        """
         where = []
         if self.path is not None:
             where.append(str(self.path))
@@ -52,4 +58,9 @@ class BayescaleError(Exception):
 
 
 class DiagnosticsFailed(Exception):
-    """Sampling finished but a convergence check failed (exit code 3)."""
+    """Sampling finished but a convergence check failed (exit code 3).
+
+    Examples
+    --------
+    >>> raise DiagnosticsFailed("R-hat 1.05 > 1.01")  # doctest: +SKIP
+    """

@@ -8,6 +8,36 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from bayescale.errors import BayescaleError
+
+
+def check_writable(target: str | Path) -> None:
+    """Fail early, before any long computation, when ``target`` cannot be written.
+
+    Raises :class:`BayescaleError` if ``target`` is a folder or its folder does not accept
+    new files; creates nothing.
+
+    Examples
+    --------
+    >>> check_writable("/proc/out.nc")  # doctest: +SKIP
+    BayescaleError: /proc/out.nc: cannot write here (No such file or directory)
+    """
+    target = Path(target)
+    if target.is_dir():
+        raise BayescaleError("is a folder: give a file name, e.g. runs.posterior.nc",
+                             path=str(target))
+    folder = target.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise BayescaleError(f"cannot write here ({folder} is not a writable folder)",
+                             path=str(target))
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise BayescaleError(f"cannot write here ({exc.strerror})", path=str(target)) from None
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:

@@ -35,10 +35,24 @@ def flop(value: float) -> str:
 
 
 def number(value: float) -> str:
-    """A plain number with four significant digits."""
+    """A plain number with four significant digits.
+
+    Examples
+    --------
+    >>> number(2.18528)
+    '2.185'
+    """
     return f"{value:.4g}"
 
 
 def interval(median: float, lower: float, upper: float, fmt=number) -> str:
-    """``median [lower, upper]`` with one formatter."""
+    """``median [lower, upper]`` with one formatter.
+
+    Examples
+    --------
+    >>> interval(2.1853, 2.1399, 2.2313)
+    '2.185 [2.14, 2.231]'
+    >>> interval(7.07e9, 5.3e9, 9.41e9, fmt=size)
+    '7.07B [5.3B, 9.41B]'
+    """
     return f"{fmt(median)} [{fmt(lower)}, {fmt(upper)}]"

@@ -23,7 +23,7 @@ def interval(samples: np.ndarray, level: float, kind: str = "eti") -> tuple[np.n
     Examples
     --------
     >>> lo, hi = interval(np.arange(101.0), 0.9)
-    >>> float(lo), float(hi)
+    >>> round(float(lo), 6), round(float(hi), 6)
     (5.0, 95.0)
     """
     samples = np.asarray(samples, dtype=float)
@@ -43,6 +43,12 @@ def interval(samples: np.ndarray, level: float, kind: str = "eti") -> tuple[np.n
 
 
 def summarize(samples: np.ndarray, level: float, kind: str = "eti") -> dict[str, np.ndarray]:
-    """Median and interval bounds over axis 0: ``{"median", "lower", "upper"}``."""
+    """Median and interval bounds over axis 0: ``{"median", "lower", "upper"}``.
+
+    Examples
+    --------
+    >>> {k: round(float(v), 6) for k, v in summarize(np.arange(101.0), 0.9).items()}
+    {'median': 50.0, 'lower': 5.0, 'upper': 95.0}
+    """
     lo, hi = interval(samples, level, kind)
     return {"median": np.median(samples, axis=0), "lower": lo, "upper": hi}

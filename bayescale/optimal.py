@@ -44,6 +44,17 @@ def optimal_draws(
 
     With ``compute``: the optimum at that budget. With ``params`` (or ``tokens``): the budget at
     which that N (or D) is compute-optimal, and the optimum there.
+
+    Examples
+    --------
+    >>> from bayescale.laws import get_law
+    >>> draws = {"E": np.array([1.82]), "A": np.array([482.0]), "B": np.array([2085.0]),
+    ...          "alpha": np.array([0.348]), "beta": np.array([0.366])}
+    >>> at = optimal_draws(get_law("chinchilla"), draws, compute=5.88e23)
+    >>> sorted(at), round(float(at["tokens_per_param"][0]), 1)
+    (['loss', 'params', 'tokens', 'tokens_per_param'], 18.3)
+    >>> f"{optimal_draws(get_law('chinchilla'), draws, params=70e9)['compute'][0]:.2g}"
+    '5.4e+23'
     """
     if compute is not None:
         return _at_budget(law, draws, compute)
@@ -58,6 +69,15 @@ def exponent_draws(law: Law, draws: Draws) -> tuple[np.ndarray, np.ndarray]:
 
     For the Chinchilla law a = beta/(alpha+beta), b = alpha/(alpha+beta) (Hoffmann et al. 2022);
     other laws are differenced numerically over a decade around 1e22 FLOP.
+
+    Examples
+    --------
+    >>> from bayescale.laws import get_law
+    >>> draws = {"E": np.array([1.82]), "A": np.array([482.0]), "B": np.array([2085.0]),
+    ...          "alpha": np.array([0.348]), "beta": np.array([0.366])}
+    >>> a, b = exponent_draws(get_law("chinchilla"), draws)
+    >>> round(float(a[0]), 3), round(float(b[0]), 3)
+    (0.513, 0.487)
     """
     lo, hi = 1e21 / np.sqrt(10), 1e21 * np.sqrt(10) * 10
     n_lo, _ = law.optimal(draws, lo)

@@ -8,6 +8,7 @@ centring constants, sampler options, diagnostics, the input's path and sha256, p
 
 from __future__ import annotations
 
+import hashlib
 import json
 from functools import cached_property
 from pathlib import Path
@@ -16,13 +17,39 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayescale.calibration import Calibration, distance, ranges_of
 from bayescale.errors import BayescaleError
 from bayescale.fileio import atomic_path
 from bayescale.intervals import KINDS, interval, summarize
 from bayescale.laws import Law, get_law
-from bayescale.predictive import floor_share, noise_draws
+from bayescale.predictive import discrepancy_share, floor_share, noise_draws
 
 META_KEY = "bayescale"
+#: Root attribute with the sha256 of the stored arrays: a damaged file fails to load.
+DIGEST_KEY = "bayescale_sha256"
+
+
+def content_digest(tree: Any) -> str:
+    """sha256 over the name, shape and values of every data variable of every group.
+
+    Numbers are hashed as float64, so the digest survives a NetCDF round trip.
+
+    Examples
+    --------
+    >>> content_digest(post.tree)  # doctest: +SKIP
+    '3f0c...'
+    """
+    digest = hashlib.sha256()
+    for node in sorted(tree.subtree, key=lambda n: n.path):
+        dataset = node.dataset
+        for name in sorted(map(str, dataset.data_vars)):
+            values = np.asarray(dataset[name].values)
+            digest.update(f"{node.path}/{name}{values.shape}".encode())
+            if values.dtype.kind in "biuf":
+                digest.update(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+            else:
+                digest.update("\x00".join(map(str, values.ravel())).encode())
+    return digest.hexdigest()
 
 
 def _check_level(level: float) -> None:
@@ -56,6 +83,13 @@ class Posterior:
     path : str, optional
         Where it was read from.
 
+    Notes
+    -----
+    Made by :func:`bayescale.fit` (``result.posterior``), :meth:`load` or :meth:`from_draws`.
+    Questions: :meth:`summary`, :meth:`predict`, :meth:`optimal`, :meth:`exponents`,
+    :meth:`risk`; figures: :meth:`plot` and the ``plot_*`` methods; :meth:`save` writes the file.
+    Tables are pandas DataFrames, figures matplotlib Figures.
+
     Examples
     --------
     >>> post = Posterior.load("examples/isoflop_runs.posterior.nc")  # doctest: +SKIP
@@ -71,6 +105,17 @@ class Posterior:
             raise BayescaleError("not a bayescale posterior file (no metadata)", path=path)
         self.meta: dict[str, Any] = json.loads(raw)
         self.law: Law = get_law(self.meta["law"])
+
+    @property
+    def calibration(self) -> Calibration | None:
+        """The law's learned discrepancy (:mod:`bayescale.calibration`), if the fit stored one.
+
+        Examples
+        --------
+        >>> post.calibration.drift  # doctest: +SKIP
+        """
+        stored = self.meta.get("calibration")
+        return Calibration.from_dict(stored) if stored else None
 
     # ----------------------------------------------------------------- file
     @classmethod
@@ -114,7 +159,16 @@ class Posterior:
 
     @classmethod
     def load(cls, path: str | Path) -> Posterior:
-        """Read a posterior file written by ``bayescale fit``."""
+        """Read a posterior file written by ``bayescale fit``.
+
+        Raises :class:`~bayescale.errors.BayescaleError` for a missing, damaged or foreign file.
+
+        Examples
+        --------
+        >>> post = Posterior.load("examples/isoflop_runs.posterior.nc")  # doctest: +SKIP
+        >>> post.meta["input"]["n_rows"]  # doctest: +SKIP
+        48
+        """
         import xarray as xr
 
         where = str(path)
@@ -134,6 +188,10 @@ class Posterior:
                 path=where,
             ) from None
         try:
+            stored = tree.attrs.get(DIGEST_KEY)
+            if stored is not None and stored != content_digest(tree):
+                raise BayescaleError("the file is corrupt: its arrays do not match the checksum "
+                                     "written with them; fit again")
             post = cls(tree, where)
             post.draws()
         except BayescaleError as exc:
@@ -146,43 +204,113 @@ class Posterior:
         return post
 
     def save(self, path: str | Path) -> None:
-        """Write the posterior to NetCDF atomically (never a half-written file)."""
+        """Write the posterior to NetCDF atomically (never a half-written file).
+
+        The arrays' sha256 goes in the file (:func:`content_digest`); :meth:`load` checks it.
+
+        Examples
+        --------
+        >>> result.posterior.save("runs.posterior.nc")  # doctest: +SKIP
+        """
+        self.tree.attrs[DIGEST_KEY] = content_digest(self.tree)
         with atomic_path(path) as tmp:
             self.tree.to_netcdf(tmp, engine="h5netcdf")
         self.path = str(path)
 
     # ---------------------------------------------------------------- draws
-    def draws(self, names: list[str] | None = None) -> dict[str, np.ndarray]:
+    def draws(
+        self, names: list[str] | None = None, family: str | None = None
+    ) -> dict[str, np.ndarray]:
         """Posterior draws flattened over chains: name -> 1-d array.
 
-        By default the law's parameters and the noise parameters.
+        By default the law's parameters and the noise parameters. In a family fit, the law's
+        parameters are ``family``'s, or a new family's (population predictive) when ``family``
+        is None or not among :attr:`families`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> d = {"E": np.full(8, 1.8), "A": np.full(8, 480.0), "B": np.full(8, 2000.0),
+        ...      "alpha": np.full(8, 0.35), "beta": np.full(8, 0.37),
+        ...      "sigma_obs": np.full(8, 0.001), "seed_noise": np.full(8, 0.01)}
+        >>> list(Posterior.from_draws(d, chains=2).draws(["E", "alpha"])["E"].shape)
+        [8]
         """
         dataset = self.tree["posterior"].dataset
         if names is None:
             names = [*self.law.parameters, "sigma_obs", "seed_noise"]
             if "nu" in dataset:
                 names.append("nu")
-        return {name: np.asarray(dataset[name]).reshape(-1) for name in names}
+        if family is not None and not self.families:
+            raise BayescaleError(f"this fit has no model families (fitted without --family-col), "
+                                 f"so none called '{family}'")
+        picked = {}
+        if self.families:  # the family's law, or a new family's (population predictive)
+            from bayescale.families import family_draws
+
+            picked = family_draws(self.tree, self.law, family, self.meta["centring"])
+        return {name: picked[name] if name in picked else np.asarray(dataset[name]).reshape(-1)
+                for name in names}
+
+    @cached_property
+    def families(self) -> list[str]:
+        """Model families of a family fit (``--family-col``); empty for one law.
+
+        Examples
+        --------
+        >>> post.families  # doctest: +SKIP
+        ['gpt3', 'olmo', 'opt']
+        """
+        from bayescale.families import family_names
+
+        return family_names(self.tree)
 
     @property
     def n_draws(self) -> int:
-        """Total number of posterior draws (chains x draws)."""
-        return int(np.asarray(self.tree["posterior"].dataset[self.law.parameters[0]]).size)
+        """Total number of posterior draws (chains x draws).
+
+        Examples
+        --------
+        >>> Posterior.load("examples/isoflop_runs.posterior.nc").n_draws  # doctest: +SKIP
+        4000
+        """
+        sizes = self.tree["posterior"].dataset.sizes
+        return int(sizes["chain"] * sizes["draw"])
 
     @cached_property
     def data(self) -> pd.DataFrame:
-        """The runs the posterior was fitted on (``params``, ``tokens``, ``loss``, labels)."""
+        """The runs the posterior was fitted on (``params``, ``tokens``, ``loss``, labels).
+
+        Examples
+        --------
+        >>> post.data[["params", "tokens", "loss"]].describe()  # doctest: +SKIP
+        """
         constant = self.tree["constant_data"].dataset
         frame = pd.DataFrame({name: np.asarray(constant[name]) for name in constant.data_vars})
         frame["loss"] = np.asarray(self.tree["observed_data"].dataset["loss"])
         return frame
 
     def summary(self, level: float = 0.9, kind: str = "eti") -> pd.DataFrame:
-        """Median, ``level`` credible interval, mean, sd, R-hat and ESS of each parameter."""
+        """Median, ``level`` credible interval, mean, sd, R-hat and ESS of each parameter.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per parameter (the law's and the noise's); columns ``median``, ``lower``,
+            ``upper``, ``mean``, ``sd``, ``r_hat``, ``ess_bulk``, ``ess_tail``.
+
+        Examples
+        --------
+        >>> post.summary(level=0.9).loc["alpha", ["median", "lower", "upper"]]  # doctest: +SKIP
+        """
         import arviz as az
 
         _check_level(level)
         _check_kind(kind)
+        if self.families:
+            from bayescale.families import family_summary
+
+            return family_summary(self.tree, self.law, level, kind)
         names = list(self.draws())
         posterior = self.tree["posterior"].dataset[names]
         rhat, bulk = az.rhat(posterior), az.ess(posterior, method="bulk")
@@ -208,11 +336,14 @@ class Posterior:
         level: float = 0.9,
         interval_kind: str = "eti",
         random_seed: int = 0,
+        discrepancy: bool = True,
+        family: str | None = None,
     ) -> pd.DataFrame:
         """Predicted loss of planned runs, with credible intervals.
 
         Give two of ``params`` (N), ``tokens`` (D) and ``compute`` (C = 6 N D); each a number
-        or an array of targets.
+        or an array of targets. In a family fit, ``family`` names the family (a new family's
+        population predictive when None or unseen).
 
         Returns
         -------
@@ -220,7 +351,11 @@ class Posterior:
             One row per target: ``params``, ``tokens``, ``compute``; ``loss_*`` for a new run
             (seed noise included) and ``mean_loss_*`` for the law's expected loss (``median``,
             ``lower``, ``upper``); ``seed_floor_share``, the share of the new run's spread that
-            more small runs cannot remove.
+            more small runs cannot remove; ``extrapolation_decades``, the distance beyond the
+            fitted runs; ``discrepancy_share``, the share of the spread that is the law's own
+            extrapolation error. With a stored calibration (and ``discrepancy``), ``loss_*``
+            include that error and its drift (:mod:`bayescale.calibration`); ``mean_loss_*``
+            never do: they are the fitted law's mean.
 
         Examples
         --------
@@ -229,15 +364,27 @@ class Posterior:
         _check_level(level)
         _check_kind(interval_kind)
         n, d, c = resolve_targets(params, tokens, compute)
-        draws = self.draws()
+        draws = self.draws(family=family)
         mean_log = self.law.log_loss(draws, n, d)
         rng = np.random.default_rng(random_seed)
-        new_log = mean_log + noise_draws(draws, n.size, rng)
+        noise = noise_draws(draws, n.size, rng)
+        stored = self.calibration
+        if stored is not None and family is not None:
+            stored = stored.for_family(family)
+        calibration = stored if discrepancy else None
+        law_log = mean_log
+        if calibration is not None:
+            law_log = mean_log + calibration.draws(n, d, mean_log.shape[0], rng)
+        new_log = law_log + noise
         out = pd.DataFrame({"params": n, "tokens": d, "compute": c})
         for prefix, values in (("loss", new_log), ("mean_loss", mean_log)):
             for key, col in _flat(summarize(values, level, interval_kind), prefix).items():
                 out[key] = np.exp(col)
-        out["seed_floor_share"] = floor_share(mean_log, new_log, level)
+        out["seed_floor_share"] = floor_share(law_log, new_log, level)
+        ranges = (stored.ranges if stored is not None
+                  else ranges_of(self.data["params"], self.data["tokens"]))
+        out["extrapolation_decades"] = distance(ranges, n, d)
+        out["discrepancy_share"] = discrepancy_share(mean_log, law_log, new_log, level)
         return out
 
     def optimal(
@@ -248,11 +395,13 @@ class Posterior:
         tokens: Any = None,
         level: float = 0.9,
         interval_kind: str = "eti",
+        family: str | None = None,
     ) -> pd.DataFrame:
         """Compute-optimal allocation under C = 6 N D, with credible intervals.
 
         Give ``compute`` (one or more budgets) for N*, D*, D*/N* and the loss at the optimum;
         or a fixed ``params`` (or ``tokens``) to ask at which budget that size is optimal.
+        ``family`` as in :meth:`predict`.
 
         Returns
         -------
@@ -272,7 +421,7 @@ class Posterior:
         given = [x is not None for x in (compute, params, tokens)]
         if sum(given) != 1:
             raise BayescaleError("give exactly one of compute, params or tokens")
-        draws = self.draws()
+        draws = self.draws(family=family)
         rows = []
         key, values = next(
             (k, _positive(k, v))
@@ -290,11 +439,24 @@ class Posterior:
             rows.append(row)
         return pd.DataFrame(rows)
 
-    def exponents(self, level: float = 0.9, interval_kind: str = "eti") -> pd.DataFrame:
-        """Allocation exponents a (N* ~ C^a) and b (D* ~ C^b) with intervals."""
+    def exponents(
+        self, level: float = 0.9, interval_kind: str = "eti", family: str | None = None
+    ) -> pd.DataFrame:
+        """Allocation exponents a (N* ~ C^a) and b (D* ~ C^b) with intervals.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Rows ``a`` and ``b``; columns ``median``, ``lower``, ``upper``.
+
+        Examples
+        --------
+        >>> post.exponents(level=0.9).loc["a", "median"]  # doctest: +SKIP
+        0.517
+        """
         from bayescale.optimal import exponent_draws
 
-        a, b = exponent_draws(self.law, self.draws())
+        a, b = exponent_draws(self.law, self.draws(family=family))
         rows = {name: {k: float(v) for k, v in summarize(x, level, interval_kind).items()}
                 for name, x in (("a", a), ("b", b))}
         return pd.DataFrame(rows).T
@@ -325,7 +487,7 @@ class Posterior:
         n, d = (float(_positive(k, v)[0]) for k, v in (("params", params), ("tokens", tokens)))
         return review(self.law, self.draws(), self.data, n, d, target_loss=target_loss,
                       level=level, interval_kind=interval_kind, random_seed=random_seed,
-                      thresholds=thresholds)
+                      thresholds=thresholds, calibration=self.calibration)
 
     # ---------------------------------------------------------------- plots
     def plot(self, kind: str, **kwargs: Any) -> Any:
@@ -342,42 +504,89 @@ class Posterior:
         return FIGURES[kind](self, **kwargs)
 
     def plot_priors(self) -> Any:
-        """Posterior densities over priors (:func:`bayescale.plots.plot_priors`)."""
+        """Posterior densities over priors (:func:`bayescale.plots.plot_priors`).
+
+        Examples
+        --------
+        >>> post.plot_priors().savefig("priors.png")  # doctest: +SKIP
+        """
         return self.plot("priors")
 
     def plot_trace(self) -> Any:
-        """Trace and density per chain (:func:`bayescale.plots.plot_trace`)."""
+        """Trace and density per chain (:func:`bayescale.plots.plot_trace`).
+
+        Examples
+        --------
+        >>> post.plot_trace().savefig("trace.png")  # doctest: +SKIP
+        """
         return self.plot("trace")
 
     def plot_rank(self) -> Any:
-        """Rank plots per chain (:func:`bayescale.plots.plot_rank`)."""
+        """Rank plots per chain (:func:`bayescale.plots.plot_rank`).
+
+        Examples
+        --------
+        >>> post.plot_rank().savefig("rank.png")  # doctest: +SKIP
+        """
         return self.plot("rank")
 
     def plot_pair(self) -> Any:
-        """Pair plot of the parameters (:func:`bayescale.plots.plot_pair`)."""
+        """Pair plot of the parameters (:func:`bayescale.plots.plot_pair`).
+
+        Examples
+        --------
+        >>> post.plot_pair().savefig("pair.png")  # doctest: +SKIP
+        """
         return self.plot("pair")
 
     def plot_loss_compute(self, targets: Any = (), **kwargs: Any) -> Any:
-        """Loss against compute with bands (:func:`bayescale.plots.plot_loss_compute`)."""
+        """Loss against compute with bands (:func:`bayescale.plots.plot_loss_compute`).
+
+        Examples
+        --------
+        >>> post.plot_loss_compute(targets=[(7e9, 1.4e11)]).savefig("lc.png")  # doctest: +SKIP
+        """
         return self.plot("loss-compute", targets=targets, **kwargs)
 
     def plot_isoflop(self, targets: Any = (), **kwargs: Any) -> Any:
-        """IsoFLOP curves with bands (:func:`bayescale.plots.plot_isoflop`)."""
+        """IsoFLOP curves with bands (:func:`bayescale.plots.plot_isoflop`).
+
+        Examples
+        --------
+        >>> post.plot_isoflop(targets=[(7e9, 1.4e11)]).savefig("iso.png")  # doctest: +SKIP
+        """
         return self.plot("isoflop", targets=targets, **kwargs)
 
     def plot_frontier(self, targets: Any = (), **kwargs: Any) -> Any:
-        """Compute-optimal frontier with bands (:func:`bayescale.plots.plot_frontier`)."""
+        """Compute-optimal frontier with bands (:func:`bayescale.plots.plot_frontier`).
+
+        Examples
+        --------
+        >>> post.plot_frontier(targets=[(7e9, 1.4e11)]).savefig("fr.png")  # doctest: +SKIP
+        """
         return self.plot("frontier", targets=targets, **kwargs)
 
     def plot_ppc(self, **kwargs: Any) -> Any:
-        """Posterior predictive check of the fitted runs (:func:`bayescale.plots.plot_ppc`)."""
+        """Posterior predictive check of the fitted runs (:func:`bayescale.plots.plot_ppc`).
+
+        Examples
+        --------
+        >>> post.plot_ppc(level=0.9).savefig("ppc.png")  # doctest: +SKIP
+        """
         return self.plot("ppc", **kwargs)
 
 
 def resolve_targets(
     params: Any, tokens: Any, compute: Any
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """N, D, C arrays from any two of them (C = 6 N D, Kaplan et al. 2020)."""
+    """N, D, C arrays from any two of them (C = 6 N D, Kaplan et al. 2020).
+
+    Examples
+    --------
+    >>> n, d, c = resolve_targets(7e9, None, 5.88e21)
+    >>> float(d[0])
+    140000000000.0
+    """
     given = {k: v for k, v in (("params", params), ("tokens", tokens), ("compute", compute))
              if v is not None}
     if len(given) != 2:

@@ -37,17 +37,38 @@ class Prior:
     params: dict[str, float]
 
     def describe(self) -> str:
-        """Short human-readable form."""
+        """Short human-readable form.
+
+        Examples
+        --------
+        >>> Prior("halfnormal", {"sigma": 0.05}).describe()
+        'halfnormal(sigma=0.05)'
+        """
         inner = ", ".join(f"{k}={v:.4g}" for k, v in self.params.items())
         return f"{self.dist}({inner})"
 
     @property
     def at(self) -> float:
-        """Reference size of a scale coefficient's prior (see :func:`lognormal`); 1 if none."""
+        """Reference size of a scale coefficient's prior (see :func:`lognormal`); 1 if none.
+
+        Examples
+        --------
+        >>> lognormal(0.4, 1.0, at=1e9).at, lognormal(0.35, 0.5).at
+        (1000000000.0, 1.0)
+        """
         return float(self.params.get("at", 1.0))
 
     def pymc(self, name: str, **kwargs: Any) -> Any:
-        """Create the PyMC random variable for this prior (inside a model context)."""
+        """Create the PyMC random variable for this prior (inside a model context).
+
+        Examples
+        --------
+        >>> import pymc as pm
+        >>> with pm.Model():
+        ...     alpha = lognormal(0.35, 0.5).pymc("alpha")
+        >>> alpha.name
+        'alpha'
+        """
         import pymc as pm
 
         p = self.params
@@ -70,7 +91,13 @@ class Prior:
         raise AssertionError(self.dist)
 
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        """Draw from the prior with numpy (prior predictive checks, no compilation)."""
+        """Draw from the prior with numpy (prior predictive checks, no compilation).
+
+        Examples
+        --------
+        >>> Prior("gamma", {"alpha": 2.0, "beta": 0.1}).sample(np.random.default_rng(0), 5).shape
+        (5,)
+        """
         p = self.params
         match self.dist:
             case "lognormal":
@@ -99,6 +126,13 @@ def lognormal(median: float, sigma: float, at: float | None = None) -> Prior:
     For a scale coefficient such as A in A / N^alpha, ``at`` puts the prior on the term's value
     at a reference size, A / at^alpha, rather than on A itself: the data (and the user) know the
     size of the term at familiar scales, while A alone swings over orders of magnitude with alpha.
+
+    Examples
+    --------
+    >>> lognormal(0.35, 0.5).describe()
+    'lognormal(mu=-1.05, sigma=0.5)'
+    >>> lognormal(0.4, 1.0, at=1e9).describe()
+    'lognormal(mu=-0.9163, sigma=1, at=1e+09)'
     """
     params = {"mu": math.log(median), "sigma": sigma}
     if at is not None:
@@ -119,12 +153,24 @@ NOISE_PRIORS: dict[str, Prior] = {
 
 
 def to_dict(priors: dict[str, Prior]) -> dict[str, dict[str, Any]]:
-    """Priors as plain data (stored in the posterior file)."""
+    """Priors as plain data (stored in the posterior file).
+
+    Examples
+    --------
+    >>> to_dict({"sigma_obs": Prior("halfnormal", {"sigma": 0.05})})
+    {'sigma_obs': {'dist': 'halfnormal', 'params': {'sigma': 0.05}}}
+    """
     return {name: asdict(prior) for name, prior in priors.items()}
 
 
 def from_dict(data: dict[str, dict[str, Any]]) -> dict[str, Prior]:
-    """Inverse of :func:`to_dict`."""
+    """Inverse of :func:`to_dict`.
+
+    Examples
+    --------
+    >>> from_dict({"sigma_obs": {"dist": "halfnormal", "params": {"sigma": 0.05}}})
+    {'sigma_obs': Prior(dist='halfnormal', params={'sigma': 0.05})}
+    """
     return {name: Prior(d["dist"], dict(d["params"])) for name, d in data.items()}
 
 
@@ -189,6 +235,13 @@ def load_priors(
         at = 1e9
 
     Parameters not in the file keep their default.
+
+    Examples
+    --------
+    >>> from bayescale.laws import get_law
+    >>> law = get_law("chinchilla")
+    >>> priors = load_priors("priors.toml", law.default_priors(),
+    ...                      law.lognormal_parameters)  # doctest: +SKIP
     """
     where = str(path)
     try:

@@ -65,7 +65,14 @@ code { background: #f3f3f3; padding: 0 0.2em; }
 
 @dataclass
 class Report:
-    """Paths of a written report: the HTML file and one PNG per figure kind."""
+    """Paths of a written report: the HTML file and one PNG per figure kind.
+
+    Examples
+    --------
+    >>> report = write_report(post, "report")  # doctest: +SKIP
+    >>> report.html  # doctest: +SKIP
+    PosixPath('report/report.html')
+    """
 
     html: Path
     figures: dict[str, Path]

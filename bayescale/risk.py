@@ -26,11 +26,12 @@ import numpy as np
 import pandas as pd
 
 from bayescale import format as fmt
+from bayescale.calibration import Calibration
 from bayescale.errors import BayescaleError
 from bayescale.intervals import summarize
 from bayescale.laws import Law
 from bayescale.optimal import optimal_draws
-from bayescale.predictive import floor_share, noise_draws
+from bayescale.predictive import discrepancy_share, floor_share, noise_draws
 
 Draws = Mapping[str, np.ndarray]
 VERDICTS = ("GO", "CAUTION", "NO-GO")
@@ -158,7 +159,17 @@ def compute_share(law: Law, draws: Draws, compute: float, mean_log: np.ndarray) 
 @dataclass
 class RiskReview:
     """Everything ``bayescale risk`` reports about one plan; intervals are dicts
-    ``{"median", "lower", "upper"}``."""
+    ``{"median", "lower", "upper"}``.
+
+    Made by :func:`review` (or :meth:`bayescale.Posterior.risk`); ``verdict`` is one of
+    :data:`VERDICTS` and ``reasons`` says which rules of :class:`Thresholds` triggered it.
+
+    Examples
+    --------
+    >>> review = post.risk(7e9, 1.4e11, target_loss=2.2)  # doctest: +SKIP
+    >>> review.verdict, review.prob_below_target  # doctest: +SKIP
+    ('CAUTION', 0.7)
+    """
 
     params: float
     tokens: float
@@ -180,11 +191,23 @@ class RiskReview:
 
     @property
     def verdict_line(self) -> str:
-        """One line: the verdict and why."""
+        """One line: the verdict and why.
+
+        Examples
+        --------
+        >>> post.risk(7e9, 1.4e11, target_loss=2.2).verdict_line  # doctest: +SKIP
+        'CAUTION: P(loss < 2.2) = 0.700 < 0.8'
+        """
         return f"{self.verdict}: {'; '.join(self.reasons)}"
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain data for JSON."""
+        """Plain data for JSON.
+
+        Examples
+        --------
+        >>> post.risk(7e9, 1.4e11).as_dict()["verdict_line"]  # doctest: +SKIP
+        'GO: ...'
+        """
         out = asdict(self)
         out["verdict_line"] = self.verdict_line
         return out
@@ -300,15 +323,29 @@ def suggested_runs(
 def _uncertainty(
     law: Law, draws: Draws, mean_log: np.ndarray, new_log: np.ndarray, level: float,
     compute: float, max_compute: float, thresholds: Thresholds,
+    law_log: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    share = float(floor_share(mean_log[:, None], new_log[:, None], level)[0])
+    # law_log: the law plus its learned extrapolation error (bayescale.calibration), if any
+    law_log = mean_log if law_log is None else law_log
+    share = float(floor_share(law_log[:, None], new_log[:, None], level)[0])
+    law_error = float(discrepancy_share(mean_log[:, None], law_log[:, None], new_log[:, None],
+                                        level)[0])
     if share >= thresholds.noise_share:
         return {
-            "seed_floor_share": share, "dominated_by": "noise", "suggested_runs": [],
+            "seed_floor_share": share, "law_error_share": law_error, "dominated_by": "noise",
+            "suggested_runs": [],
             "advice": (f"The seed-noise floor is {share:.0%} of the interval: more small runs "
                        "would barely narrow it; only repeated seeds of the run itself would"),
         }
     runs = suggested_runs(law, draws, compute, max_compute)
+    if law_error >= 0.5:
+        return {
+            "seed_floor_share": share, "law_error_share": law_error, "dominated_by": "law error",
+            "suggested_runs": runs,
+            "advice": (f"The law's own extrapolation error is {law_error:.0%} of the interval: "
+                       "it grows with the distance beyond the fitted runs; runs closer to the "
+                       "plan (larger N and compute) shrink it, more small runs do not"),
+        }
     if runs:
         where = " and ".join(
             f"{fmt.flop(r['compute'])} (N ~ {fmt.size(r['params'])}, D ~ {fmt.size(r['tokens'])})"
@@ -317,9 +354,10 @@ def _uncertainty(
     else:
         tail = "the plan lies inside the fitted range: add runs (or seeds) near its N and D"
     return {
-        "seed_floor_share": share, "dominated_by": "parameters", "suggested_runs": runs,
-        "advice": (f"Parameter uncertainty is {1 - share:.0%} of the interval: more runs "
-                   f"would narrow it, {tail}"),
+        "seed_floor_share": share, "law_error_share": law_error, "dominated_by": "parameters",
+        "suggested_runs": runs,
+        "advice": (f"Parameter uncertainty is {1 - share - law_error:.0%} of the interval: more "
+                   f"runs would narrow it, {tail}"),
     }
 
 
@@ -382,6 +420,7 @@ def review(
     interval_kind: str = "eti",
     random_seed: int = 0,
     thresholds: Thresholds | None = None,
+    calibration: Calibration | None = None,
 ) -> RiskReview:
     """Risk review of the plan (N, D) from posterior ``draws`` fitted on ``data``.
 
@@ -404,6 +443,9 @@ def review(
         Seed of the noise draws; the new run's draws equal ``predict``'s with the same seed.
     thresholds : Thresholds, optional
         Rules of the verdict.
+    calibration : Calibration, optional
+        The law's learned extrapolation error (:mod:`bayescale.calibration`): added to the new
+        run's loss (and the optimum's) as :meth:`Posterior.predict` adds it.
 
     Returns
     -------
@@ -419,9 +461,16 @@ def review(
     compute = 6.0 * params * tokens  # Kaplan et al. 2020
     rng = np.random.default_rng(random_seed)
     mean_log, new_log = plan_log_loss(law, draws, params, tokens, rng)
+    law_log, slope = mean_log, None
+    if calibration is not None:  # one error per decade per draw, shared by plan and optimum
+        slope = calibration.slopes(mean_log.size, rng)
+        law_log = mean_log + slope * calibration.distance(params, tokens)[0]
+        new_log = new_log + (law_log - mean_log)
     opt = optimal_draws(law, draws, compute=compute)
     opt_mean_log = np.log(opt["loss"])
     opt_new_log = opt_mean_log + noise_draws(draws, 1, rng)[:, 0]
+    if calibration is not None:
+        opt_new_log = opt_new_log + slope * calibration.distance(opt["params"], opt["tokens"])
     regret = np.exp(mean_log) - opt["loss"]
 
     def triple(values: np.ndarray, log: bool = False) -> dict[str, float]:
@@ -432,7 +481,7 @@ def review(
     prob = prob_below(new_log, target_loss) if target_loss is not None else None
     ext = extrapolation(data, params, tokens, thresholds)
     unc = _uncertainty(law, draws, mean_log, new_log, level, compute, ext["max_compute"],
-                       thresholds)
+                       thresholds, law_log)
     regret_summary = triple(regret)
     verdict, reasons = decide(prob, target_loss, regret_summary["median"], ext, thresholds)
     return RiskReview(

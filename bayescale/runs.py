@@ -24,6 +24,8 @@ PARAMS, TOKENS, LOSS, RUN, SEED, FAMILY = "params", "tokens", "loss", "run", "se
 MAX_PLAUSIBLE_LOSS = 15.0
 #: Smaller "sizes" are almost always a unit slip ("7" meant as "7B").
 MIN_PLAUSIBLE_SIZE = 1000.0
+#: The row-number column that :func:`read_table` adds (a name no export uses).
+ROW = "__line__"
 
 _SUFFIXES = {"": 1.0, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
 _SIZE = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([KMBGT]?)\s*$", re.I)
@@ -42,6 +44,13 @@ class RunTable:
         The file the runs came from.
     sha256 : str
         Hash of the source file's bytes.
+
+    Examples
+    --------
+    >>> runs = RunTable(pd.DataFrame({"params": [1e8, 1e8, 1e9], "tokens": [2e9, 4e9, 2e10],
+    ...                               "loss": [3.1, 2.9, 2.6], "run": ["a", "a", "b"]}))
+    >>> len(runs), runs.n_runs
+    (3, 2)
     """
 
     data: pd.DataFrame
@@ -54,14 +63,26 @@ class RunTable:
 
     @property
     def run_ids(self) -> np.ndarray:
-        """A run label per row: the run column, else one run per row."""
+        """A run label per row: the run column, else one run per row.
+
+        Examples
+        --------
+        >>> load_runs("examples/isoflop_runs.csv").run_ids[:2]  # doctest: +SKIP
+        array(['row2', 'row3'], dtype='<U5')
+        """
         if RUN in self.data:
             return self.data[RUN].to_numpy(dtype=str)
         return np.array([f"row{line}" for line in self.data["line"]], dtype=str)
 
     @property
     def n_runs(self) -> int:
-        """Number of distinct runs."""
+        """Number of distinct runs.
+
+        Examples
+        --------
+        >>> load_runs("examples/isoflop_runs.csv").n_runs  # doctest: +SKIP
+        48
+        """
         return len(np.unique(self.run_ids))
 
 
@@ -86,7 +107,13 @@ def parse_size(value: object) -> float:
 
 
 def file_sha256(path: Path) -> str:
-    """The sha256 hex digest of a file's bytes."""
+    """The sha256 hex digest of a file's bytes.
+
+    Examples
+    --------
+    >>> file_sha256(Path("examples/isoflop_runs.csv"))  # doctest: +SKIP
+    '51c5e55b...'
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
@@ -94,51 +121,105 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _read_csv(path: Path) -> tuple[pd.DataFrame, int]:
-    """Read a CSV/TSV as strings, sniffing the delimiter; returns the frame and header lines."""
-    with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
+def _encoding(path: Path) -> str:
+    """``utf-16`` for a file with a UTF-16 byte-order mark (Excel "Unicode text"), else UTF-8."""
+    with open(path, "rb") as handle:
+        head = handle.read(2)
+    return "utf-16" if head in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """Read a CSV/TSV as strings, sniffing the delimiter; leading ``#`` lines are comments."""
+    encoding = _encoding(path)
+    with open(path, newline="", encoding=encoding, errors="replace") as handle:
         sample = handle.read(64 * 1024)
-    if not sample.strip():
+    lines = sample.splitlines()
+    comments = 0
+    while comments < len(lines) and lines[comments].lstrip().startswith("#"):
+        comments += 1
+    body = "\n".join(lines[comments:])
+    if not body.strip():
         raise BayescaleError("the file is empty", path=str(path))
     try:
-        dialect = csv.Sniffer().sniff(sample, delimiters=",;\t|")
-        sep = dialect.delimiter
+        sep = csv.Sniffer().sniff(body, delimiters=",;\t|").delimiter
     except csv.Error:
         sep = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
         frame = pd.read_csv(
             path, sep=sep, dtype=str, keep_default_na=False, skipinitialspace=True,
-            encoding="utf-8-sig", encoding_errors="replace",
+            skiprows=comments, skip_blank_lines=False, encoding=encoding,
+            encoding_errors="replace",
         )
     except pd.errors.ParserError as exc:
+        fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        if fields:  # pandas counts physical lines, comments included
+            expected, line, saw = map(int, fields.groups())
+            if expected == 1:
+                raise BayescaleError(
+                    f"line {comments + 1} has one field but line {line} has {saw}: is there "
+                    "a title above the header? Remove the lines above it", path=str(path),
+                ) from None
+            raise BayescaleError(
+                f"{saw} fields where the header has {expected}: a stray "
+                f"{'tab' if sep == chr(9) else repr(sep)} in a value, or a missing quote?",
+                path=str(path), row=line,
+            ) from None
         raise BayescaleError(f"not a readable CSV table ({exc})", path=str(path)) from None
     except pd.errors.EmptyDataError:
         raise BayescaleError("the file is empty", path=str(path)) from None
-    return frame, 1
+    if not isinstance(frame.index, pd.RangeIndex):  # pandas made the surplus fields an index
+        raise BayescaleError(
+            f"line {comments + 2} has more fields than the header (line {comments + 1}): is "
+            "there a title above the header, or a column without a name?", path=str(path),
+        )
+    frame[ROW] = np.arange(len(frame)) + 2 + comments  # the header is line 1 + comments
+    blank = (frame.drop(columns=ROW) == "").all(axis=1)
+    return frame[~blank].reset_index(drop=True)
 
 
-def _read_jsonl(path: Path) -> tuple[pd.DataFrame, int]:
-    records = []
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
+def _json_records(path: Path) -> list[dict]:
+    """Records of a JSON array (``row`` = position in the array) or of JSON lines (line number)."""
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    if text.lstrip().startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BayescaleError(
+                f"not valid JSON ({exc.msg}, line {exc.lineno})", path=str(path)
+            ) from None
+        numbered = list(enumerate(items, start=1)) if isinstance(items, list) else []
+        what = "each element of the array"
+    else:
+        numbered = []
+        for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                numbered.append((number, json.loads(line)))
             except json.JSONDecodeError as exc:
                 raise BayescaleError(
-                    f"not valid JSON ({exc.msg})", path=str(path), row=number
+                    f"not valid JSON ({exc.msg}); expected one JSON object per line",
+                    path=str(path), row=number,
                 ) from None
-            if not isinstance(record, dict):
-                raise BayescaleError("each line must be a JSON object", path=str(path), row=number)
-            record["__line__"] = number
-            records.append(record)
+        what = "each line"
+    records = []
+    for number, record in numbered:
+        if not isinstance(record, dict):
+            raise BayescaleError(f"{what} must be a JSON object", path=str(path), row=number)
+        if ROW in record:
+            raise BayescaleError(f"the key '{ROW}' is reserved", path=str(path), row=number)
+        records.append({**record, ROW: number})
+    return records
+
+
+def _read_json(path: Path) -> pd.DataFrame:
+    records = _json_records(path)
     if not records:
         raise BayescaleError("the file is empty", path=str(path))
-    return pd.DataFrame.from_records(records), 0
+    return pd.DataFrame.from_records(records)
 
 
-def _read_parquet(path: Path) -> tuple[pd.DataFrame, int]:
+def _read_parquet(path: Path) -> pd.DataFrame:
     try:
         frame = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises many types for damaged files
@@ -146,85 +227,135 @@ def _read_parquet(path: Path) -> tuple[pd.DataFrame, int]:
         raise BayescaleError(
             f"not a readable Parquet file (truncated or damaged?): {reason}", path=str(path)
         ) from None
-    return frame.reset_index(drop=True), 0
+    frame = frame.reset_index(drop=True)
+    frame[ROW] = np.arange(len(frame)) + 1
+    return frame
 
 
 _READERS = {
     ".csv": _read_csv, ".tsv": _read_csv, ".txt": _read_csv,
     ".parquet": _read_parquet, ".pq": _read_parquet,
-    ".jsonl": _read_jsonl, ".ndjson": _read_jsonl,
+    ".jsonl": _read_json, ".ndjson": _read_json, ".json": _read_json,
 }
+_SPREADSHEETS = (".xlsx", ".xls", ".xlsm", ".ods", ".numbers")
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV, Parquet or JSONL file into a frame with a ``line`` column (row numbers)."""
+    """Read a CSV, Parquet, JSON or JSONL file into a frame with a row-number column ``ROW``.
+
+    Row numbers are what the user finds in the file: the line for CSV and JSON lines (the CSV
+    header is line 1), the 1-based position for Parquet and JSON arrays.
+
+    Examples
+    --------
+    >>> read_table("examples/isoflop_runs.csv").columns.tolist()  # doctest: +SKIP
+    """
     path = Path(path)
     if not path.exists():
         raise BayescaleError("no such file", path=str(path))
     if path.is_dir():
         raise BayescaleError("is a folder, not a table of runs", path=str(path))
-    reader = _READERS.get(path.suffix.lower())
+    suffix = path.suffix.lower()
+    reader = _READERS.get(suffix)
     if reader is None:
+        hint = " (export the sheet as CSV)" if suffix in _SPREADSHEETS else ""
         raise BayescaleError(
-            f"unknown file type '{path.suffix}': use .csv, .tsv, .parquet or .jsonl", path=str(path)
+            f"unknown file type '{path.suffix}'{hint}: use .csv, .tsv, .parquet, .json or .jsonl",
+            path=str(path),
         )
-    frame, header_lines = reader(path)
-    if "__line__" in frame:
-        frame = frame.rename(columns={"__line__": "line"})
-    else:
-        frame["line"] = np.arange(len(frame)) + 1 + header_lines
+    frame = reader(path)
     if len(frame) == 0:
         raise BayescaleError("the table has a header but no rows", path=str(path))
     return frame
 
 
 def _pick_column(frame: pd.DataFrame, name: str, option: str, path: str) -> str:
-    if name in frame.columns:
+    """The source column for ``name``: exact, else the one equal up to case and spaces."""
+    columns = [c for c in frame.columns if c != ROW]
+    if name in columns:
         return name
-    columns = [str(c) for c in frame.columns if c != "line"]
-    close = difflib.get_close_matches(name, columns, n=1, cutoff=0.5)
-    if not close:
-        lower = {c.lower(): c for c in columns}
-        close = [lower[name.lower()]] if name.lower() in lower else []
+    folded = [c for c in columns if str(c).strip().casefold() == name.strip().casefold()]
+    if len(folded) == 1:
+        return folded[0]
+    names = [str(c) for c in columns]
+    if len(names) == 1 and any(sep in names[0].strip() for sep in ";\t|: "):
+        raise BayescaleError(
+            f"no column '{name}': the header reads as one column ({names[0]!r}); is the "
+            "delimiter right? bayescale reads comma, semicolon, tab and | separated files",
+            path=path, column=name,
+        )
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
     hint = f" Did you mean '{close[0]}'? ({option} '{close[0]}')" if close else ""
-    if len(columns) == 1 and any(sep in columns[0] for sep in ";\t|"):
-        hint += " The header looks like one column: is the delimiter right?"
-    shown = ", ".join(repr(c) for c in columns[:12])
+    shown = ", ".join(repr(c) for c in names[:12])
     raise BayescaleError(
         f"no column '{name}'.{hint} Columns are: {shown}", path=path, column=name
     )
 
 
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(,\d{3})+(\.\d*)?")
+_DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+([eE][+-]?\d+)?")
+
+
+def _not_a_number(shown: str, column: str, size: bool) -> str:
+    """Why a cell is not a number, with the likely cause when it is a common export slip."""
+    kind = "a number or a size like 70B" if size else "a number"
+    if not shown:
+        return f"empty value, expected {kind}"
+    if shown.casefold() == column.strip().casefold():
+        return f"'{shown}' repeats the header: are two exports concatenated? Remove the line"
+    thousands, decimal = _THOUSANDS.fullmatch(shown), _DECIMAL_COMMA.fullmatch(shown)
+    if thousands and decimal:
+        return (f"'{shown}' has a comma: write {shown.replace(',', '')} if it separates "
+                f"thousands, {shown.replace(',', '.')} if it is a decimal comma")
+    if thousands:
+        return f"'{shown}' has thousands separators: write {shown.replace(',', '')}"
+    if decimal:
+        return (f"'{shown}' has a decimal comma: write {shown.replace(',', '.')} (export with "
+                "'.' as the decimal separator)")
+    return f"'{shown}' is not {kind}"
+
+
 def _numbers(frame: pd.DataFrame, column: str, path: str, *, size: bool) -> np.ndarray:
     values = np.empty(len(frame))
-    for i, (raw, line) in enumerate(zip(frame[column], frame["line"], strict=True)):
+    for i, (raw, line) in enumerate(zip(frame[column], frame[ROW], strict=True)):
         try:
-            value = parse_size(raw) if size else float(str(raw).strip()) if isinstance(
-                raw, str
-            ) else float(raw)
-        except (ValueError, TypeError):
-            kind = "a number or a size like 70B" if size else "a number"
-            shown = str(raw).strip()
-            what = f"'{shown}' is not {kind}" if shown else f"empty value, expected {kind}"
-            raise BayescaleError(what, path=path, row=int(line), column=column) from None
+            if raw is None or isinstance(raw, (bool, np.bool_)):
+                raise TypeError(raw)
+            value = parse_size(raw) if size else float(raw.strip() if isinstance(
+                raw, str) else raw)
+        except (ValueError, TypeError, OverflowError):
+            shown = "" if raw is None else str(raw).strip()
+            raise BayescaleError(
+                _not_a_number(shown, str(column), size), path=path, row=int(line),
+                column=str(column),
+            ) from None
         if not math.isfinite(value):
             raise BayescaleError(
-                f"{value} is not a finite number", path=path, row=int(line), column=column
+                f"{value} is not a finite number", path=path, row=int(line), column=str(column)
             )
         if value <= 0:
             raise BayescaleError(
-                f"{raw!s} is not positive", path=path, row=int(line), column=column
+                f"{raw!s} is not positive", path=path, row=int(line), column=str(column)
             )
         values[i] = value
     return values
+
+
+def _first_with_unit(frame: pd.DataFrame, column: str) -> tuple[int, str] | None:
+    """The first row whose size is written with a unit (``7B``), if any."""
+    for raw, line in zip(frame[column], frame[ROW], strict=True):
+        match = _SIZE.match(str(raw).replace("_", "")) if isinstance(raw, str) else None
+        if match and match.group(2):
+            return int(line), raw.strip()
+    return None
 
 
 def _labels(frame: pd.DataFrame, column: str, path: str) -> np.ndarray:
     values = frame[column].astype(str).str.strip()
     missing = values.isin(["", "nan", "None"])
     if missing.any():
-        line = int(frame["line"][missing.to_numpy()].iloc[0])
-        raise BayescaleError("empty label", path=path, row=line, column=column)
+        line = int(frame[ROW][missing.to_numpy()].iloc[0])
+        raise BayescaleError("empty label", path=path, row=line, column=str(column))
     return values.to_numpy(dtype=str)
 
 
@@ -244,7 +375,7 @@ def load_runs(
     Parameters
     ----------
     path : str or Path
-        A ``.csv``/``.tsv``, ``.parquet`` or ``.jsonl`` file.
+        A ``.csv``/``.tsv``, ``.parquet``, ``.json`` (array of objects) or ``.jsonl`` file.
     params_col, tokens_col, loss_col : str
         Source names of N, D and the loss (default ``params``, ``tokens``, ``loss``).
     flops_col : str, optional
@@ -281,34 +412,42 @@ def load_runs(
     options = {PARAMS: "--params-col", TOKENS: "--tokens-col", LOSS: "--loss-col",
                RUN: "--run-col", SEED: "--seed-col", FAMILY: "--family-col"}
     for key, name in mapping.items():
-        _pick_column(frame, name, options[key], where)
+        mapping[key] = _pick_column(frame, name, options[key], where)
     if flops_col is not None and tokens_col is None:
-        _pick_column(frame, flops_col, "--flops-col", where)
+        flops_col = _pick_column(frame, flops_col, "--flops-col", where)
 
-    out = pd.DataFrame({"line": frame["line"].astype(int).to_numpy()})
-    out[PARAMS] = _numbers(frame, params_col, where, size=True)
-    if tokens_col is not None:
-        out[TOKENS] = _numbers(frame, tokens_col, where, size=True)
+    out = pd.DataFrame({"line": frame[ROW].astype(int).to_numpy()})
+    out[PARAMS] = _numbers(frame, mapping[PARAMS], where, size=True)
+    if TOKENS in mapping:
+        out[TOKENS] = _numbers(frame, mapping[TOKENS], where, size=True)
     else:
         assert flops_col is not None
         flops = _numbers(frame, flops_col, where, size=True)
         out[TOKENS] = flops / (6.0 * out[PARAMS].to_numpy())  # C = 6 N D (Kaplan et al. 2020)
-    out[LOSS] = _numbers(frame, loss_col, where, size=False)
+    out[LOSS] = _numbers(frame, mapping[LOSS], where, size=False)
     for key in (RUN, SEED, FAMILY):
         if key in mapping:
             out[key] = _labels(frame, mapping[key], where)
-    _check_plausible(out, where, mapping)
+    units = {key: _first_with_unit(frame, mapping[key]) for key in (PARAMS, TOKENS)
+             if key in mapping}
+    mapping = {key: str(name) for key, name in mapping.items()}
+    _check_plausible(out, where, mapping, units)
     return RunTable(data=out, source=where, sha256=file_sha256(path), columns=mapping)
 
 
-def _check_plausible(data: pd.DataFrame, path: str, mapping: dict[str, str]) -> None:
+def _check_plausible(
+    data: pd.DataFrame, path: str, mapping: dict[str, str],
+    units: dict[str, tuple[int, str] | None],
+) -> None:
     for key in (PARAMS, TOKENS):
         small = data[key] < MIN_PLAUSIBLE_SIZE
         if small.any():
             row = data[small].iloc[0]
+            slip = units.get(key)
+            also = f", while row {slip[0]} has a unit ('{slip[1]}'): a unit slip?" if slip else ":"
             raise BayescaleError(
-                f"{row[key]:g} is implausibly small for a count of {key}: write sizes in full "
-                f"or with a unit (7B, 1.4T)",
+                f"{row[key]:g} is implausibly small for a count of {key}{also} write sizes in "
+                f"full or with a unit (7B, 1.4T)",
                 path=path, row=int(row["line"]), column=mapping.get(key, key),
             )
     high = data[LOSS] > MAX_PLAUSIBLE_LOSS
@@ -332,7 +471,12 @@ def _check_plausible(data: pd.DataFrame, path: str, mapping: dict[str, str]) -> 
 
 
 def check_identifiable(runs: RunTable, n_parameters: int = 5) -> None:
-    """Refuse tables that cannot identify the law (too few rows, one size, one token count)."""
+    """Refuse tables that cannot identify the law (too few rows, one size, one token count).
+
+    Examples
+    --------
+    >>> check_identifiable(load_runs("examples/isoflop_runs.csv"))  # doctest: +SKIP
+    """
     data = runs.data
     if len(data) <= n_parameters:
         raise BayescaleError(

@@ -10,7 +10,13 @@ EPOCH_LAW = {"E": 1.82, "A": 482.0, "B": 2085.0, "alpha": 0.348, "beta": 0.366}
 
 
 def chinchilla_loss(truth: dict[str, float], params: np.ndarray, tokens: np.ndarray) -> np.ndarray:
-    """L = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022, eq. 2)."""
+    """L = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022, eq. 2).
+
+    Examples
+    --------
+    >>> round(float(chinchilla_loss(EPOCH_LAW, 7e9, 1.4e11)), 3)
+    2.174
+    """
     return (truth["E"] + truth["A"] * np.asarray(params) ** -truth["alpha"]
             + truth["B"] * np.asarray(tokens) ** -truth["beta"])
 
@@ -74,3 +80,54 @@ def isoflop_sweep(
                     "true_mean_loss": mean,
                 })
     return pd.DataFrame(rows)
+
+
+def checkpoint_curves(
+    sizes: list[float],
+    *,
+    checkpoints: int = 25,
+    tokens_per_param: float = 20.0,
+    first_frac: float = 0.05,
+    truth: dict[str, float] | None = None,
+    seed_noise: float = 0.01,
+    row_noise: float = 0.002,
+    seeds: int = 1,
+    family: str | None = None,
+    random_seed: int = 0,
+) -> pd.DataFrame:
+    """Loss curves: runs of the given sizes, each with checkpoints along its training.
+
+    A run of N parameters trains to D = ``tokens_per_param`` x N; its checkpoints sit log-evenly
+    from ``first_frac`` x D to D. Every checkpoint follows the law at its own token count (a
+    simplification: real curves also carry the learning-rate schedule), shifted by the run's seed
+    deviation u ~ N(0, ``seed_noise``) and row noise e ~ N(0, ``row_noise``), both on ln L.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``run``, ``seed``, ``params``, ``tokens``, ``loss``, ``true_mean_loss`` (and
+        ``family`` when given); one row per checkpoint.
+
+    Examples
+    --------
+    >>> curves = checkpoint_curves([1e8, 4e8], checkpoints=10)
+    >>> len(curves), curves["run"].nunique()
+    (20, 2)
+    """
+    truth = truth or EPOCH_LAW
+    rng = np.random.default_rng(random_seed)
+    frames = []
+    for n in sizes:
+        tokens = np.round(np.geomspace(first_frac, 1.0, checkpoints) * tokens_per_param * n)
+        mean = chinchilla_loss(truth, n, tokens)
+        for seed in range(seeds):
+            shift = rng.normal(0.0, seed_noise) + rng.normal(0.0, row_noise, checkpoints)
+            frame = pd.DataFrame({
+                "run": f"{family + '-' if family else ''}N{n:.3g}-s{seed}", "seed": seed,
+                "params": round(float(n)), "tokens": tokens, "loss": mean * np.exp(shift),
+                "true_mean_loss": mean,
+            })
+            if family is not None:
+                frame["family"] = family
+            frames.append(frame)
+    return pd.concat(frames, ignore_index=True)

@@ -34,3 +34,25 @@ def test_chinchilla_replication_notebook_runs(monkeypatch):
     text = "".join(out.get("text", "") for cell in nb.cells if cell.cell_type == "code"
                    for out in cell.get("outputs", []))
     assert "tokens per parameter" in text
+
+
+def _texts(nb: nbformat.NotebookNode) -> tuple[str, int]:
+    """All text a notebook's code cells printed or displayed, and how many PNG figures."""
+    text, figures = [], 0
+    for cell in nb.cells:
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            data = out.get("data", {})
+            text += [out.get("text", ""), data.get("text/plain", ""), data.get("text/markdown", "")]
+            figures += "image/png" in data
+    return "\n".join(text), figures
+
+
+def test_walkthrough_notebook_runs(monkeypatch):
+    nb = run_notebook("walkthrough.ipynb", monkeypatch)
+    assert _errors(nb) == []
+    text, figures = _texts(nb)
+    assert "true expected loss" in text  # the planned run's prediction against the truth
+    assert "### Risk review" in text and "Verdict:" in text
+    assert "N* grows as C^a" in text
+    assert "held out: " in text and "baseline (point fit + bootstrap)" in text  # the backtest
+    assert figures >= 7

@@ -120,7 +120,8 @@ def test_predict_cli_json(saved_example, tmp_path):
     assert payload["level"] == 0.8 and payload["interval"] == "hdi"
     assert len(payload["targets"]) == 2
     first = payload["targets"][0]
-    assert set(first) == {"params", "tokens", "compute", "loss", "mean_loss", "seed_floor_share"}
+    assert set(first) == {"params", "tokens", "compute", "loss", "mean_loss", "seed_floor_share",
+                          "discrepancy_share", "extrapolation_decades"}
     assert first["tokens"] == pytest.approx(5.88e21 / (6 * 7e9))
     assert first["loss"]["lower"] < first["loss"]["median"] < first["loss"]["upper"]
 

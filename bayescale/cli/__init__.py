@@ -21,6 +21,8 @@ app = typer.Typer(
 )
 
 from bayescale.cli import (  # noqa: E402  (commands register on `app`)
+    backtest_cmd,
+    compare_cmd,
     fit_cmd,
     info_cmd,
     predict_cmd,
@@ -28,9 +30,15 @@ from bayescale.cli import (  # noqa: E402  (commands register on `app`)
     risk_cmd,
 )
 
-__all__ = ["app", "fit_cmd", "info_cmd", "main", "predict_cmd", "report_cmd", "risk_cmd"]
+__all__ = ["app", "backtest_cmd", "compare_cmd", "fit_cmd", "info_cmd", "main", "predict_cmd",
+           "report_cmd", "risk_cmd"]
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point (``bayescale`` on the command line).
+
+    Examples
+    --------
+    >>> main()  # doctest: +SKIP
+    """
     app()

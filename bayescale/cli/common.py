@@ -26,6 +26,12 @@ def user_errors[F: Callable[..., Any]](func: F) -> F:
     """Turn user mistakes into one line on stderr and exit 1; Ctrl-C or SIGTERM exits 130.
 
     Output files are written atomically, so an interruption leaves nothing half-written.
+
+    Examples
+    --------
+    >>> @app.command()  # doctest: +SKIP
+    ... @user_errors
+    ... def predict(fit: Path) -> None: ...
     """
 
     @functools.wraps(func)
@@ -39,18 +45,46 @@ def user_errors[F: Callable[..., Any]](func: F) -> F:
         except KeyboardInterrupt:
             print("interrupted: no output file was written", file=sys.stderr)
             raise typer.Exit(130) from None
+        except OSError as exc:  # disk full, permissions: the system's reason, in one line
+            where = f"{exc.filename}: " if exc.filename else ""
+            print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 
 
+def say_warnings(messages: list[str]) -> None:
+    """Each distinct warning once, one line on stderr.
+
+    Examples
+    --------
+    >>> say_warnings(["only 5 runs", "only 5 runs"])  # doctest: +SKIP
+    warning: only 5 runs
+    """
+    for message in dict.fromkeys(messages):
+        err.print(f"warning: {message}", markup=False, highlight=False)
+
+
 def emit_json(obj: Any) -> None:
-    """Exactly one JSON object on stdout."""
+    """Exactly one JSON object on stdout.
+
+    Examples
+    --------
+    >>> emit_json({"verdict": "GO", "loss": 2.18})
+    {"verdict": "GO", "loss": 2.18}
+    """
     sys.stdout.write(json.dumps(obj, allow_nan=False) + "\n")
     sys.stdout.flush()
 
 
 def parse_sizes(values: list[str] | None, name: str) -> list[float] | None:
-    """Parse ``70B``-style sizes from options; bad values are usage errors (exit 2)."""
+    """Parse ``70B``-style sizes from options; bad values are usage errors (exit 2).
+
+    Examples
+    --------
+    >>> parse_sizes(["70B", "1.4T"], "--params")
+    [70000000000.0, 1400000000000.0]
+    """
     if values is None:
         return None
     out = []
@@ -67,20 +101,40 @@ def parse_sizes(values: list[str] | None, name: str) -> list[float] | None:
 
 
 def parse_one_size(value: str | None, name: str) -> float | None:
-    """One size from an option (see :func:`parse_sizes`)."""
+    """One size from an option (see :func:`parse_sizes`).
+
+    Examples
+    --------
+    >>> parse_one_size("125M", "--params")
+    125000000.0
+    """
     parsed = parse_sizes([value] if value is not None else None, name)
     return None if parsed is None else parsed[0]
 
 
 def check_level(value: float) -> float:
-    """Typer callback: a credible level strictly between 0 and 1."""
+    """Typer callback: a credible level strictly between 0 and 1.
+
+    Examples
+    --------
+    >>> check_level(0.9)
+    0.9
+    """
     if not 0.0 < value < 1.0:
         raise typer.BadParameter(f"must lie strictly between 0 and 1, got {value}")
     return value
 
 
 def triple(frame: Any, row: int, prefix: str) -> dict[str, float]:
-    """``{"median", "lower", "upper"}`` of columns ``prefix_*`` in one row of a frame."""
+    """``{"median", "lower", "upper"}`` of columns ``prefix_*`` in one row of a frame.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"loss_median": [2.18], "loss_lower": [2.14], "loss_upper": [2.23]})
+    >>> triple(frame, 0, "loss")
+    {'median': 2.18, 'lower': 2.14, 'upper': 2.23}
+    """
     return {k: float(frame[f"{prefix}_{k}"].iloc[row]) for k in ("median", "lower", "upper")}
 
 

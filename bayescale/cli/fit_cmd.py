@@ -8,8 +8,17 @@ import typer
 from rich.table import Table
 
 from bayescale.cli import app
-from bayescale.cli.common import JsonOption, LevelOption, emit_json, err, user_errors
+from bayescale.cli.common import (
+    JsonOption,
+    LevelOption,
+    emit_json,
+    err,
+    parse_one_size,
+    say_warnings,
+    user_errors,
+)
 from bayescale.errors import BayescaleError
+from bayescale.fileio import check_writable
 
 EXIT_DIAGNOSTICS = 3
 
@@ -33,7 +42,15 @@ def fit(
     flops_col: str | None = typer.Option(None, help="Column with compute C: D = C / (6 N)."),
     run_col: str | None = typer.Option(None, help="Run label: rows of one run are checkpoints."),
     seed_col: str | None = typer.Option(None, help="Seed label (repeated seeds)."),
-    family_col: str | None = typer.Option(None, help="Model-family label."),
+    family_col: str | None = typer.Option(
+        None, help="Model-family label: a hierarchical fit, each family its own law, partially "
+        "pooled (predict/optimal --family NAME)."),
+    min_tokens: str | None = typer.Option(
+        None, "--min-tokens", help="Drop checkpoints below this many tokens (e.g. 10B: the "
+        "Hitchhiker's Guide finds earlier ones noisy at LLM scale) [default: keep all]."),
+    max_token_frac: float | None = typer.Option(
+        None, "--max-token-frac", min=0.0, max=1.0,
+        help="Keep checkpoints up to this fraction of their run's tokens (needs --run-col)."),
     law: str = typer.Option("chinchilla", help="Law to fit."),
     likelihood: str = typer.Option("studentt", help="studentt (robust) or normal, on ln L."),
     priors: Path | None = typer.Option(None, "--priors", help="TOML file overriding priors."),
@@ -47,6 +64,10 @@ def fit(
     target_accept: float = typer.Option(0.95, min=0.5, max=0.999,
                                         help="NUTS target acceptance rate."),
     random_seed: int = typer.Option(0, min=0, help="Random seed (same seed, same draws)."),
+    calibration: bool = typer.Option(
+        True, "--calibration/--no-calibration",
+        help="Learn the law's extrapolation error from the runs (a rolling-origin backtest "
+        "inside them) so predictions beyond the runs include it [default: on]."),
     level: float = LevelOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -59,8 +80,10 @@ def fit(
     from bayescale.laws import LAWS, get_law
     from bayescale.model import LIKELIHOODS, ModelSpec
     from bayescale.priors import NOISE_PRIORS, load_priors
-    from bayescale.runs import load_runs
+    from bayescale.runs import check_identifiable, load_runs
     from bayescale.sampling import SAMPLERS, SamplerOptions
+    from bayescale.selection import select_checkpoints
+    from bayescale.warnings_check import fit_warnings
 
     if law not in LAWS:
         raise typer.BadParameter(f"use one of {', '.join(LAWS)}", param_hint="--law")
@@ -73,37 +96,47 @@ def fit(
     prior_table = {}
     if priors is not None:
         defaults = {**law_obj.default_priors(), **NOISE_PRIORS}
+        if family_col is not None:
+            from bayescale.families import FAMILY_SD
+
+            defaults["family_sd"] = FAMILY_SD
         prior_table = load_priors(priors, defaults, law_obj.lognormal_parameters)
     runs = load_runs(
         runs_file, params_col=params_col, tokens_col=tokens_col, loss_col=loss_col,
         flops_col=flops_col, run_col=run_col, seed_col=seed_col, family_col=family_col,
     )
+    runs = select_checkpoints(runs, min_tokens=parse_one_size(min_tokens, "--min-tokens"),
+                              max_token_frac=max_token_frac)
     out = out or default_out(runs_file)
     if out.resolve() == runs_file.resolve():
         raise BayescaleError("--out would overwrite the input", path=str(out))
+    check_identifiable(runs, len(law_obj.parameters))  # before any output: one error line
+    check_writable(out)
     spec = ModelSpec(law=law, likelihood=likelihood, priors=prior_table, seed_noise=seed_noise)
     options = SamplerOptions(sampler=sampler, chains=chains, draws=draws, tune=tune,
                              random_seed=random_seed, target_accept=target_accept)
     if not as_json:
         err.print(f"fitting {law_obj.formula} to {len(runs)} rows ({runs.n_runs} runs) "
                   f"from {runs_file} ...")
-    result = run_fit(runs, spec, options)
+    result = run_fit(runs, spec, options, calibration=calibration)
     result.posterior.save(out)
     summary = result.posterior.summary(level=level)
     diag = result.diagnostics
+    warnings = fit_warnings(result.posterior)
     if as_json:
         keys = ("median", "lower", "upper", "mean", "sd", "r_hat", "ess_bulk")
         emit_json({
             "law": law, "n_rows": len(runs), "n_runs": runs.n_runs, "level": level,
             "out": str(out),
+            # A family fit's rows are per family: "E[gpt3]", ..., "family_sd[log_E]".
             "parameters": {p: {k: float(summary.loc[p, k]) for k in keys}
-                           for p in law_obj.parameters},
+                           for p in summary.index if p.split("[")[0] in law_obj.parameters},
             "noise": {p: {k: float(summary.loc[p, k]) for k in keys}
-                      for p in summary.index if p not in law_obj.parameters},
+                      for p in summary.index if p.split("[")[0] not in law_obj.parameters},
             "diagnostics": {"divergences": diag.divergences, "max_r_hat": diag.max_r_hat,
                             "min_ess_bulk": diag.min_ess_bulk, "min_ess_tail": diag.min_ess_tail,
                             "problems": diag.problems},
-            "seconds": result.seconds,
+            "seconds": result.seconds, "warnings": warnings,
         })
     else:
         _print_summary(summary, level, law_obj.formula)
@@ -111,6 +144,7 @@ def fit(
                   f"{diag.max_r_hat:.3f}, min ESS bulk {diag.min_ess_bulk:.0f} / tail "
                   f"{diag.min_ess_tail:.0f}; {result.seconds:.1f} s")
         err.print(f"posterior written to {out}")
+        say_warnings(warnings)
     if not diag.ok:
         err.print(f"warning: convergence check failed: {diag.problems[0]}", markup=False)
         raise typer.Exit(EXIT_DIAGNOSTICS)

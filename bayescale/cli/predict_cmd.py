@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -16,6 +17,7 @@ from bayescale.cli.common import (
     err,
     parse_one_size,
     parse_sizes,
+    say_warnings,
     triple,
     user_errors,
 )
@@ -24,6 +26,26 @@ from bayescale.errors import BayescaleError
 FitArgument = typer.Argument(..., metavar="FIT", help="Posterior file written by `bayescale fit`.")
 IntervalOption = typer.Option("eti", "--interval",
                               help="eti (equal-tailed) or hdi (highest density).")
+
+
+FamilyOption = typer.Option(
+    None, "--family", help="Model family of a family fit (--family-col); a family the fit has "
+    "not seen, or none, gets a new family's population predictive.")
+
+
+def _which_family(post: Any, family: str | None, quiet: bool) -> dict[str, Any]:
+    """JSON fields naming the family answered for; says so on stderr for a new family."""
+    if not post.families:
+        if family is not None:
+            raise BayescaleError(f"--family {family}: this fit has no model families "
+                                 "(fitted without --family-col)")
+        return {}
+    seen = family in post.families
+    if not seen and not quiet:
+        err.print(f"family {family or '(none given)'} is not in the fit "
+                  f"({', '.join(post.families)}): answering for a new family drawn from the "
+                  "population of families", markup=False)
+    return {"family": family, "family_seen": seen}
 
 
 def _check_interval(kind: str) -> None:
@@ -35,17 +57,17 @@ def _targets_from_file(path: Path) -> tuple[list | None, list | None, list | Non
     """params / tokens / compute columns of a targets table (two of the three)."""
     import numpy as np
 
-    from bayescale.runs import parse_size, read_table
+    from bayescale.runs import ROW, parse_size, read_table
 
     frame = read_table(path)
     found = {}
     for name in ("params", "tokens", "compute"):
         if name in frame.columns:
             values = []
-            for raw, line in zip(frame[name], frame["line"], strict=True):
+            for raw, line in zip(frame[name], frame[ROW], strict=True):
                 try:
                     values.append(parse_size(raw))
-                except ValueError:
+                except (ValueError, TypeError):
                     raise BayescaleError(f"'{raw}' is not a number or a size like 70B",
                                          path=str(path), row=int(line), column=name) from None
                 if not (np.isfinite(values[-1]) and values[-1] > 0):
@@ -73,11 +95,17 @@ def predict(
     level: float = LevelOption,
     interval: str = IntervalOption,
     random_seed: int = typer.Option(0, min=0, help="Seed of the new-run noise draws."),
+    discrepancy: bool = typer.Option(
+        True, "--discrepancy/--no-discrepancy",
+        help="Include the law's learned extrapolation error (stored by fit) in the new run's "
+        "loss [default: on]."),
+    family: str | None = FamilyOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Predict the loss of planned runs: a new run's loss (seed noise included) and the law's
     expected loss, each with a credible interval computed draw by draw."""
     from bayescale.posterior import Posterior
+    from bayescale.warnings_check import far_targets
 
     _check_interval(interval)
     n = parse_one_size(params, "--params")
@@ -90,30 +118,41 @@ def predict(
     elif sum(x is not None for x in (n, d, c)) != 2:
         raise typer.BadParameter("give two of --params, --tokens, --compute (or --targets)")
     post = Posterior.load(fit_file)
-    frame = post.predict(n, d, c, level=level, interval_kind=interval, random_seed=random_seed)
+    frame = post.predict(n, d, c, level=level, interval_kind=interval, random_seed=random_seed,
+                         discrepancy=discrepancy, family=family)
+    which = _which_family(post, family, as_json)
+    warnings = far_targets(post, frame["params"], frame["compute"])
     if as_json:
         emit_json({
-            "level": level, "interval": interval,
+            "level": level, "interval": interval, "warnings": warnings, **which,
             "targets": [
                 {"params": float(row.params), "tokens": float(row.tokens),
                  "compute": float(row.compute), "loss": triple(frame, i, "loss"),
                  "mean_loss": triple(frame, i, "mean_loss"),
-                 "seed_floor_share": float(row.seed_floor_share)}
+                 "seed_floor_share": float(row.seed_floor_share),
+                 "discrepancy_share": float(row.discrepancy_share),
+                 "extrapolation_decades": float(row.extrapolation_decades)}
                 for i, row in enumerate(frame.itertuples())
             ],
         })
         return
     table = Table(title=f"Predicted loss ({level:.0%} {interval.upper()}), {post.law.formula}")
-    for column in ("N", "D", "C", "new run's loss", "law's expected loss", "noise share"):
+    for column in ("N", "D", "C", "new run's loss", "law's expected loss", "noise share",
+                   "law error share"):
         table.add_column(column, justify="right")
     for i, row in enumerate(frame.itertuples()):
         table.add_row(fmt.size(row.params), fmt.size(row.tokens), fmt.flop(row.compute),
                       fmt.interval(**triple(frame, i, "loss")),
                       fmt.interval(**triple(frame, i, "mean_loss")),
-                      f"{row.seed_floor_share:.0%}")
+                      f"{row.seed_floor_share:.0%}", f"{row.discrepancy_share:.0%}")
     err.print(table)
     err.print("noise share: the part of the new run's spread that seed and run-to-run noise "
               "cause; more small runs only shrink the rest.")
+    if post.calibration is not None and discrepancy:
+        err.print("law error share: the law's own extrapolation error, learned from the runs "
+                  "and growing with the distance beyond them (0 inside); --no-discrepancy "
+                  "leaves it out.")
+    say_warnings(warnings)
 
 
 @app.command()
@@ -128,11 +167,13 @@ def optimal(
                                       help="Fixed D: the budget at which D is optimal."),
     level: float = LevelOption,
     interval: str = IntervalOption,
+    family: str | None = FamilyOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Compute-optimal N*, D*, tokens per parameter and loss for budgets C = 6 N D, with the
     allocation exponents a (N* ~ C^a) and b (D* ~ C^b)."""
     from bayescale.posterior import Posterior
+    from bayescale.warnings_check import far_targets
 
     _check_interval(interval)
     budgets = parse_sizes(compute, "--compute")
@@ -141,8 +182,12 @@ def optimal(
     if sum(x is not None for x in (budgets, n, d)) != 1:
         raise typer.BadParameter("give --compute (one or more), or --params, or --tokens")
     post = Posterior.load(fit_file)
-    frame = post.optimal(budgets, params=n, tokens=d, level=level, interval_kind=interval)
-    exponents = post.exponents(level, interval)
+    frame = post.optimal(budgets, params=n, tokens=d, level=level, interval_kind=interval,
+                         family=family)
+    exponents = post.exponents(level, interval, family=family)
+    which = _which_family(post, family, as_json)
+    warnings = far_targets(post, *(frame[k] if k in frame else frame[f"{k}_median"]
+                                   for k in ("params", "compute")))
     budgets_out = []
     for i in range(len(frame)):
         entry = {}
@@ -158,7 +203,7 @@ def optimal(
         budgets_out.append(entry)
     if as_json:
         emit_json({
-            "level": level, "interval": interval,
+            "level": level, "interval": interval, "warnings": warnings, **which,
             "exponents": {k: {s: float(exponents.loc[k, s]) for s in ("median", "lower", "upper")}
                           for k in ("a", "b")},
             "budgets": budgets_out,
@@ -181,3 +226,4 @@ def optimal(
     a, b = exponents.loc["a"], exponents.loc["b"]
     err.print(f"N* ~ C^a with a = {fmt.interval(a['median'], a['lower'], a['upper'])}; "
               f"D* ~ C^b with b = {fmt.interval(b['median'], b['lower'], b['upper'])}")
+    say_warnings(warnings)

@@ -1,0 +1,148 @@
+"""PSIS-LOO comparison of fitted posteriors (Vehtari, Gelman & Gabry 2017) with ArviZ.
+
+LOO needs each row's log-likelihood under each posterior draw. bayescale computes it from the
+posterior file (the draws and the fitted rows it stores) with numpy, when it is asked for,
+rather than storing it at fit time (``pm.compute_log_likelihood``): stored, it would be a
+chains x draws x rows array in every file (12k checkpoint rows x 4,000 draws = 390 MB) and a
+second compilation in every fit, for a question few fits are asked. The computation follows the
+model in :mod:`bayescale.model` term by term (``tests/test_compare.py`` checks it against PyMC's
+own log-likelihood of a fitted model).
+
+Every log-likelihood is that of ln L (the model's observed variable), so fits of the same rows
+are comparable whatever their law; fits of different rows are not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayescale.errors import BayescaleError
+from bayescale.model import group_structure, t_scale
+from bayescale.posterior import Posterior
+from bayescale.runs import FAMILY, RunTable
+
+#: Pareto k above this: the PSIS estimate of that row's LOO density is unreliable
+#: (Vehtari et al. 2024, "Pareto smoothed importance sampling", for S >= 2,200 draws).
+PARETO_K_LIMIT = 0.7
+
+
+def pointwise_log_likelihood(post: Posterior) -> np.ndarray:
+    """ln p(ln L_i | draw s) of every fitted row i: an array of shape (chains, draws, rows).
+
+    Examples
+    --------
+    >>> pointwise_log_likelihood(Posterior.load("runs.posterior.nc")).shape  # doctest: +SKIP
+    (4, 1000, 48)
+    """
+    from scipy import stats
+
+    data = post.data
+    posterior = post.tree["posterior"].dataset
+    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    y = np.log(data["loss"].to_numpy())
+    mean = np.empty((chains * draws, len(data)))
+    if post.families:
+        for family in post.families:
+            rows = (data[FAMILY] == family).to_numpy()
+            mean[:, rows] = post.law.log_loss(post.draws(family=family), data["params"][rows],
+                                              data["tokens"][rows])
+    else:
+        mean = post.law.log_loss(post.draws(), data["params"], data["tokens"])
+    noise = post.draws(["sigma_obs", "seed_noise"])
+    sigma, seed = noise["sigma_obs"][:, None], noise["seed_noise"][:, None]
+    index, count, by_config = group_structure(RunTable(data))
+    grouped = index < count
+    flat = {name: np.asarray(posterior[name]).reshape(chains * draws, -1)
+            for name in ("run_offset", "run_z", "config_z") if name in posterior}
+    if "run_offset" in flat:
+        mean[:, grouped] += flat["run_offset"][:, index[grouped]]
+    elif "run_z" in flat:
+        mean[:, grouped] += seed * flat["run_z"][:, index[grouped]]
+    elif "config_z" in flat:
+        mean[:, grouped] += sigma * flat["config_z"][:, index[grouped]]
+    row_scale = seed if by_config else sigma
+    scale = np.where(grouped[None, :], row_scale, np.sqrt(sigma**2 + seed**2))
+    if "nu" in posterior:
+        nu = post.draws(["nu"])["nu"][:, None]
+        out = stats.t.logpdf(y, df=nu, loc=mean, scale=scale * t_scale(nu))
+    else:
+        out = stats.norm.logpdf(y, loc=mean, scale=scale)
+    return out.reshape(chains, draws, len(data))
+
+
+def _loo_tree(post: Posterior) -> Any:
+    import xarray as xr
+
+    log_lik = pointwise_log_likelihood(post)
+    dims = ("chain", "draw", "row")
+    posterior = post.tree["posterior"].dataset[[post.law.parameters[0]]]
+    return xr.DataTree.from_dict({
+        "posterior": posterior,
+        "log_likelihood": xr.Dataset({"log_loss": (dims, log_lik)}),
+    })
+
+
+def compare(posts: Sequence[Posterior], names: Sequence[str]) -> tuple[pd.DataFrame, list[str]]:
+    """Rank fits of the same rows by PSIS-LOO expected log predictive density.
+
+    Returns
+    -------
+    (pandas.DataFrame, list of str)
+        One row per fit, best first: ``rank`` (1 = best), ``elpd_loo``, ``se``, ``elpd_diff``
+        (to the best), ``dse`` (standard error of the difference), ``p_loo``, ``weight`` (stacking),
+        ``n_bad_k`` (rows with Pareto k > 0.7), ``law``; and warnings, one line each.
+
+    Raises
+    ------
+    BayescaleError
+        Fewer than two fits, or fits of different rows.
+
+    Examples
+    --------
+    >>> table, warnings = compare([chinchilla_post, kaplan_post], ["chin", "kap"])  # doctest: +SKIP
+    """
+    import arviz as az
+
+    if len(posts) < 2:
+        raise BayescaleError("compare needs two or more posterior files")
+    if len(set(names)) != len(names):
+        raise BayescaleError("the fits to compare need distinct names")
+    reference = posts[0].data
+    for post, name in zip(posts[1:], names[1:], strict=True):
+        other = post.data
+        same = len(other) == len(reference) and all(
+            np.allclose(other[k].to_numpy(), reference[k].to_numpy(), rtol=1e-12)
+            for k in ("params", "tokens", "loss"))
+        if not same:
+            raise BayescaleError(
+                f"{name} was fitted on other rows than {names[0]} ({len(other)} vs "
+                f"{len(reference)}): LOO compares fits of the same data only", path=post.path)
+    trees = {name: _loo_tree(post) for post, name in zip(posts, names, strict=True)}
+    warnings = []
+    bad = {}
+    for name, tree in trees.items():
+        loo = az.loo(tree, pointwise=True)
+        k = np.asarray(loo.pareto_k).reshape(-1)
+        bad[name] = int(np.sum(k > PARETO_K_LIMIT))
+        if bad[name]:
+            worst = int(np.argmax(k))
+            row = reference.iloc[worst]
+            warnings.append(
+                f"{name}: {bad[name]} of {k.size} rows have Pareto k > {PARETO_K_LIMIT} (worst "
+                f"{k[worst]:.2f} at N={row['params']:.3g}, D={row['tokens']:.3g}): their LOO "
+                "estimate is unreliable (influential rows or a misspecified law)")
+    table = az.compare(trees, method="stacking", round_to="none")
+    table = table.rename(columns={"elpd": "elpd_loo"})
+    out = pd.DataFrame({
+        "rank": table["rank"].astype(int) + 1, "elpd_loo": table["elpd_loo"].astype(float),
+        "se": table["se"].astype(float), "elpd_diff": table["elpd_diff"].astype(float),
+        "dse": table["dse"].astype(float), "p_loo": table["p"].astype(float),
+        "weight": table["weight"].astype(float),
+    }, index=table.index)
+    out["n_bad_k"] = [bad[name] for name in out.index]
+    out["law"] = [posts[list(names).index(name)].law.name for name in out.index]
+    return out, warnings

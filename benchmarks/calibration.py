@@ -1,0 +1,188 @@
+"""Backtest calibration on public run data (issue 5): do 90% intervals hold held-out large runs?
+
+Runs the Hitchhiker's protocol (:mod:`bayescale.backtest`) on the data in ``../shared/data``:
+the Epoch AI extraction of the Chinchilla runs and the ColPret families (read with
+``examples/colpret_to_table.py``), and prints per case and overall: the ARE of the median, the
+coverage of the 90% interval and its median half-width, for bayescale (with the learned
+discrepancy), the plain posterior (no discrepancy, same fit) and the baseline point fit with
+bootstrap intervals (Huber on ln L, L-BFGS-B from Hoffmann's grid).
+
+Cases (one per family; the hold-out follows the data's shape):
+
+========================  =================================================================
+epoch-chinchilla          245 final losses; hold out the top 10% of runs by compute
+datablations-contour      Muennighoff et al.'s single-epoch C4 runs (33 final losses);
+                          hold out the top 10% by compute
+opt, gpt3, pile-t5        checkpoints; hold out the largest model; fit on checkpoints
+                          >= 10B tokens (the Guide's cut); score its last 30% of tokens
+olmo                      OLMo-1B and 7B-Twin-2T predict OLMo-7B (top run by compute)
+datablations-c4 / -oscar  2.8B and 4.2B single-epoch runs predict the 8.7B
+========================  =================================================================
+
+Data choices: GPT-3's digitised curves keep every 5th point and OLMo's every 3rd (the points
+are dense; this bounds the run time); Pile-T5 is scored on ColPret's own target, the source's
+``val_perplexity`` as given (its units are doubtful, see colpret_to_table.py; ln of it is not a
+plausible loss). Checkpoint families are fitted with rows as independent
+(``run_effects=False``, the classical fit's assumption): with one run per model size the run
+offsets of ``fit --run-col`` absorb the size dependence (measured on OPT: seed noise 12.5%,
+ARE of the median 14-40%); the run labels still choose, window and score the held-out rows.
+Goal (issue 5): 90% coverage >= 80%, median half-width <= 8%, ARE of the
+posterior median no worse than the point fit's.
+
+    .venv/bin/python benchmarks/calibration.py [--draws 500] [--cases opt,gpt3] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bayescale.backtest import BacktestOptions, backtest, summarize_cases
+from bayescale.runs import RunTable
+from bayescale.sampling import CompiledCache, SamplerOptions
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+EPOCH = SHARED / "chinchilla_epoch" / "svg_extracted_data.csv"
+COLPRET = SHARED / "colpret"
+
+
+def _colpret_module():
+    spec = importlib.util.spec_from_file_location("colpret_to_table",
+                                                  ROOT / "examples" / "colpret_to_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _table(frame: pd.DataFrame, source: str) -> RunTable:
+    data = frame[["params", "tokens", "loss", "run", "family"]].reset_index(drop=True)
+    data["line"] = np.arange(len(data)) + 2
+    return RunTable(data=data, source=source)
+
+
+def epoch_runs() -> RunTable:
+    """The Epoch AI extraction of Chinchilla's runs: D = C / (6 N)."""
+    raw = pd.read_csv(EPOCH)
+    n = raw["Model Size"].to_numpy()
+    frame = pd.DataFrame({"params": n, "tokens": raw["Training FLOP"].to_numpy() / (6 * n),
+                          "loss": raw["loss"].to_numpy(), "family": "epoch-chinchilla"})
+    frame["run"] = [f"epoch-{i}" for i in range(len(frame))]
+    return _table(frame, str(EPOCH))
+
+
+def contour_runs() -> RunTable:
+    """Muennighoff et al.'s single-epoch C4 runs from the datablations contour table."""
+    path = COLPRET / "aggregated_eval" / "datablations_contour_losses.csv"
+    raw = pd.read_csv(path)
+    raw = raw[raw["epochs"] == 1]
+    frame = pd.DataFrame({"params": raw["num_params"].to_numpy(),
+                          "tokens": raw["token_num"].to_numpy(),
+                          "loss": raw["openLM_loss"].to_numpy(),
+                          "family": "datablations-contour"})
+    frame["run"] = [f"contour-{i}" for i in range(len(frame))]
+    return _table(frame, str(path))
+
+
+def colpret_runs(family: str, thin: int = 1) -> RunTable:
+    """One ColPret family as a run table (checkpoints; ``thin``: keep every k-th per run)."""
+    module = _colpret_module()
+    source = family.split("-")[0] if family.startswith("datablations") else family
+    table = module.colpret_table(COLPRET, (source,))
+    table = table[table["family"] == family]
+    if family == "pile-t5":
+        table = table.assign(loss=np.exp(table["loss"]))  # back to the source's val_perplexity
+    if thin > 1:
+        table = table[table.groupby("run").cumcount() % thin == 0]
+    return _table(table, f"{COLPRET} ({family})")
+
+
+CHECKPOINTS = BacktestOptions(holdout_models=1, min_tokens=10e9, score_frac=0.3,
+                              run_effects=False)
+CASES = {
+    "epoch-chinchilla": (epoch_runs, BacktestOptions(holdout_compute_frac=0.1)),
+    "datablations-contour": (contour_runs, BacktestOptions(holdout_compute_frac=0.1)),
+    "opt": (lambda: colpret_runs("opt"), CHECKPOINTS),
+    "gpt3": (lambda: colpret_runs("gpt3", thin=5), CHECKPOINTS),
+    "pile-t5": (lambda: colpret_runs("pile-t5"), CHECKPOINTS),
+    "olmo": (lambda: colpret_runs("olmo", thin=3),
+             BacktestOptions(holdout_compute_frac=0.3, min_tokens=10e9, score_frac=0.3,
+                             run_effects=False)),
+    "datablations-c4": (lambda: colpret_runs("datablations-c4"), CHECKPOINTS),
+    "datablations-oscar": (lambda: colpret_runs("datablations-oscar"), CHECKPOINTS),
+}
+
+
+def _pct(x: float | None) -> str:
+    return "    -" if x is None else f"{100 * x:5.1f}"
+
+
+def print_table(cases: list[dict]) -> None:
+    """Per case and overall: ARE, 90% coverage, median 90% half-width (all in %)."""
+    head = (f"{'case':22s} {'rows':>5s} {'dec':>5s} | {'bayescale':^19s} | {'plain posterior':^19s}"
+            f" | {'baseline':^19s}")
+    sub = f"{'':22s} {'':5s} {'':5s} |" + " | ".join(["  ARE  cov90 hw90 "] * 3)
+    print(head)
+    print(sub)
+    print("-" * len(head))
+    blocks = [*cases, {"family": "overall (mean/median)", "n_test": "", "distance_decades": None,
+                       **summarize_cases(cases), "plain": summarize_cases(cases, "plain"),
+                       "baseline": summarize_cases(cases, "baseline")}]
+    for case in blocks:
+        parts = []
+        for block in (case, case.get("plain") or {}, case.get("baseline") or {}):
+            parts.append(f"{_pct(block.get('are_median'))} {_pct(block.get('coverage_90'))} "
+                         f"{_pct(block.get('halfwidth_90_median'))}")
+        dist = case.get("distance_decades")
+        print(f"{case['family']:22s} {case['n_test']!s:>5s} "
+              f"{'' if dist is None else f'{dist:5.2f}':>5s} | " + " | ".join(parts))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--draws", type=int, default=500, help="draws (and tuning) per chain")
+    parser.add_argument("--chains", type=int, default=2)
+    parser.add_argument("--bootstrap", type=int, default=200)
+    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated case names")
+    parser.add_argument("--no-calibration", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the cases as JSON here")
+    args = parser.parse_args()
+    if not EPOCH.exists() or not COLPRET.exists():
+        print(f"shared data not found under {SHARED}", file=sys.stderr)
+        return 1
+    start = time.perf_counter()
+    sampler = SamplerOptions(chains=args.chains, draws=args.draws, tune=args.draws,
+                             random_seed=0, progress=False)
+    cache = CompiledCache()
+    cases = []
+    for name in args.cases.split(","):
+        load, options = CASES[name]
+        options = BacktestOptions(**{**options.__dict__, "n_boot": args.bootstrap,
+                                     "calibration": not args.no_calibration})
+        runs = load()
+        report = backtest(runs, sampler=sampler, options=options, cache=cache)
+        for case in report["cases"]:
+            cal = case.get("calibration", {})
+            print(f"{name}: {case['n_train']} training rows, {case['n_test']} scored rows "
+                  f"({case['held_out']}), drift {cal.get('drift', 0):+.3f}/decade, slope sd "
+                  f"{cal.get('slope_sd', 0):.3f}, {cal.get('origins', 0)} origins, "
+                  f"{case['seconds']:.0f} s", file=sys.stderr)
+        cases += report["cases"]
+    print_table(cases)
+    seconds = time.perf_counter() - start
+    print(f"\n90% interval coverage and ARE in %; dec = mean extrapolation distance in decades; "
+          f"{len(cases)} cases, {cache.compiles} compiles; runtime {seconds:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps(cases, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

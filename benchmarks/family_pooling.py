@@ -1,0 +1,126 @@
+"""Pooled family fit against a family fitted alone, on the ColPret families (../shared/data).
+
+For each held-out family, cut it down to its k smallest models (k = 3, or 2 for a family of
+three), then predict its largest model two ways: a fit of the cut family alone, and a family fit
+(``--family-col``) of the cut family together with every other family in full. The protocol is
+the Hitchhiker's Guide's (Choshen et al. 2024): checkpoints at or below 10B tokens dropped, the
+target scored on its last 30% of checkpoints by ARE = mean |L - L_hat| / L (L_hat: the posterior
+median of the law's expected loss), plus how many of those checkpoints the new run's 90% interval
+covers. Runs are thinned to at most ``--per-run`` checkpoints, log-evenly, to keep fits short.
+
+Usage::
+
+    .venv/bin/python benchmarks/family_pooling.py [--per-run 60] [--seed-noise 0.01]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "examples"))
+
+from colpret_to_table import DEFAULT_COLPRET, colpret_table  # noqa: E402
+
+from bayescale import ModelSpec, SamplerOptions, fit, load_runs  # noqa: E402
+
+#: Families pooled (Pile-T5 is left out: its source "perplexity" is in doubtful units).
+SOURCES = ("gpt3", "opt", "olmo", "datablations", "redpajama")
+HELD_OUT = ("gpt3", "opt", "datablations-c4", "datablations-oscar")
+OPTIONS = SamplerOptions(chains=2, draws=500, tune=500, random_seed=0, progress=False)
+
+
+def thin(table: pd.DataFrame, per_run: int) -> pd.DataFrame:
+    """At most ``per_run`` checkpoints per run, log-evenly spaced in tokens, the last kept."""
+    parts = []
+    for _, run in table.sort_values("tokens").groupby("run"):
+        if len(run) > per_run:
+            logs = np.log(run["tokens"].to_numpy())
+            wanted = np.linspace(logs[0], logs[-1], per_run)
+            run = run.iloc[np.unique(np.searchsorted(logs, wanted).clip(0, len(run) - 1))]
+        parts.append(run)
+    return pd.concat(parts, ignore_index=True)
+
+
+def score(post, target: pd.DataFrame, family: str | None) -> dict[str, float]:
+    """ARE of the median expected loss and 90% coverage on the target's last 30%."""
+    tail = target[target["tokens"] >= 0.7 * target["tokens"].max()]
+    frame = post.predict(tail["params"].to_numpy(), tail["tokens"].to_numpy(), level=0.9,
+                         family=family)
+    loss = tail["loss"].to_numpy()
+    are = float(np.mean(np.abs(loss - frame["mean_loss_median"].to_numpy()) / loss))
+    inside = (loss >= frame["loss_lower"].to_numpy()) & (loss <= frame["loss_upper"].to_numpy())
+    width = float(np.mean((frame["loss_upper"] - frame["loss_lower"]).to_numpy() / loss))
+    return {"are": are, "coverage": float(inside.mean()), "rel_width": width}
+
+
+def fit_table(table: pd.DataFrame, families: bool, seed_noise: float | None
+              ) -> tuple[object, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "runs.csv"
+        table.to_csv(path, index=False)
+        runs = load_runs(path, run_col="run", family_col="family" if families else None)
+        start = time.perf_counter()
+        result = fit(runs, ModelSpec(seed_noise=seed_noise), options=OPTIONS)
+        return result, time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--colpret", type=Path, default=DEFAULT_COLPRET)
+    parser.add_argument("--per-run", type=int, default=60)
+    parser.add_argument("--families", default=",".join(HELD_OUT))
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--seed-noise", type=float, default=None,
+                        help="fix the seed noise (e.g. 0.01) instead of estimating it")
+    args = parser.parse_args()
+    if not args.colpret.is_dir():
+        print(f"ColPret data not found at {args.colpret}", file=sys.stderr)
+        return 1
+    table = colpret_table(args.colpret, SOURCES)
+    table = table[table["tokens"] > 10e9]  # Hitchhiker's Guide: drop checkpoints <= 10B tokens
+    table = thin(table, args.per_run)[["params", "tokens", "loss", "run", "family"]]
+    results = []
+    for family in args.families.split(","):
+        rows = table[table["family"] == family]
+        sizes = np.sort(rows["params"].unique())
+        k = 3 if sizes.size > 3 else 2
+        target = rows[rows["params"] == sizes[-1]]
+        cut = rows[rows["params"].isin(sizes[:k])]
+        pooled_table = pd.concat([table[table["family"] != family], cut], ignore_index=True)
+        alone, t_alone = fit_table(cut.drop(columns="family"), False, args.seed_noise)
+        pooled, t_pooled = fit_table(pooled_table, True, args.seed_noise)
+        entry = {"family": family, "fit_sizes": [float(s) for s in sizes[:k]],
+                 "target_size": float(sizes[-1]), "target_rows": len(target)}
+        for name, result, seconds, fam in (("alone", alone, t_alone, None),
+                                           ("pooled", pooled, t_pooled, family)):
+            entry[name] = {**score(result.posterior, target, fam), "seconds": seconds,
+                           "rows": len(result.posterior.data),
+                           "max_r_hat": result.diagnostics.max_r_hat,
+                           "divergences": result.diagnostics.divergences}
+        results.append(entry)
+        a, p = entry["alone"], entry["pooled"]
+        print(f"{family:20s} fit on {k} smallest -> {sizes[-1]:.3g}: ARE alone {a['are']:.4f} "
+              f"pooled {p['are']:.4f}; 90% coverage alone {a['coverage']:.2f} pooled "
+              f"{p['coverage']:.2f}; rel. width alone {a['rel_width']:.3f} pooled "
+              f"{p['rel_width']:.3f}; R-hat {a['max_r_hat']:.3f}/{p['max_r_hat']:.3f}; "
+              f"{a['seconds']:.0f}s/{p['seconds']:.0f}s", flush=True)
+    wins = sum(e["pooled"]["are"] < e["alone"]["are"] for e in results)
+    mean = {k: float(np.mean([e[k]["are"] for e in results])) for k in ("alone", "pooled")}
+    print(f"pooled ARE lower in {wins} of {len(results)} families; mean ARE alone "
+          f"{mean['alone']:.4f}, pooled {mean['pooled']:.4f}")
+    if args.json:
+        args.json.write_text(json.dumps({"results": results, "mean_are": mean}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,167 @@
+"""Backtests: the baseline point fit, the hold-out splits, coverage under a misspecified law."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from bayescale import SamplerOptions
+from bayescale.backtest import BacktestOptions, backtest, make_splits
+from bayescale.baseline import fit_baseline, fit_point
+from bayescale.cli import app
+from bayescale.errors import BayescaleError
+from bayescale.runs import RunTable
+from bayescale.simulate import EPOCH_LAW, chinchilla_loss, isoflop_sweep
+
+BUDGETS = [1e17, 3e17, 1e18, 3e18, 1e19, 3e19, 1e20, 1e21]
+KEYS = {"are_median", "coverage_50", "coverage_80", "coverage_90", "halfwidth_90_median"}
+
+
+def bent_loss(params: np.ndarray, tokens: np.ndarray, bend: float = 0.04) -> np.ndarray:
+    """Not the Chinchilla form: the "irreducible" term falls with compute as C^-bend."""
+    n, d = np.asarray(params, dtype=float), np.asarray(tokens, dtype=float)
+    return (EPOCH_LAW["E"] * (6 * n * d / 1e17) ** -bend + EPOCH_LAW["A"] * n ** -EPOCH_LAW["alpha"]
+            + EPOCH_LAW["B"] * d ** -EPOCH_LAW["beta"])
+
+
+def table(frame: pd.DataFrame) -> RunTable:
+    data = frame.reset_index(drop=True).astype({"params": float, "tokens": float})
+    data["line"] = np.arange(len(data)) + 2
+    return RunTable(data=data)
+
+
+def misspecified_runs(families: int = 5, noise: float = 0.003) -> RunTable:
+    """Isoflop sweeps from 1e17 to 1e21 FLOP, one family each, losses from :func:`bent_loss`."""
+    frames = []
+    for i in range(families):
+        sweep = isoflop_sweep(BUDGETS, 8, seed_noise=0.0, random_seed=i)
+        rng = np.random.default_rng(100 + i)
+        loss = bent_loss(sweep["params"], sweep["tokens"]) * np.exp(rng.normal(0, noise,
+                                                                               len(sweep)))
+        frames.append(pd.DataFrame({"params": sweep["params"], "tokens": sweep["tokens"],
+                                    "loss": loss, "family": f"sim{i}"}))
+    return table(pd.concat(frames))
+
+
+@pytest.fixture(scope="session")
+def misspecified_report():
+    """Hold out each family's 1e21 budget (8 of 64 runs), fit the rest: compiled once."""
+    options = BacktestOptions(holdout_compute_frac=0.125, n_boot=30)
+    sampler = SamplerOptions(chains=2, draws=300, tune=300, random_seed=1, progress=False)
+    return backtest(misspecified_runs(), sampler=sampler, options=options)
+
+
+def test_baseline_recovers_the_truth_on_noiseless_data():
+    sweep = isoflop_sweep([1e18, 1e19, 1e20, 1e21], 8, seed_noise=0.0)
+    n, d = sweep["params"].to_numpy(float), sweep["tokens"].to_numpy(float)
+    point = fit_point(n, d, chinchilla_loss(EPOCH_LAW, n, d))
+    for name, truth in EPOCH_LAW.items():
+        assert point.params[name] == pytest.approx(truth, rel=2e-3), name
+    assert point.loss(7e10, 1.4e12)[0] == pytest.approx(
+        chinchilla_loss(EPOCH_LAW, 7e10, 1.4e12), rel=1e-4)
+
+
+def test_baseline_bootstrap_brackets_its_point_fit():
+    sweep = isoflop_sweep([1e18, 1e19, 1e20], 6, seed_noise=0.01, random_seed=5)
+    base = fit_baseline(sweep["params"], sweep["tokens"], sweep["loss"], n_boot=20,
+                        random_seed=0)
+    assert len(base.replicates) == 20
+    frame = base.predict([1e9, 1e10], [2e10, 2e11], level=0.9)
+    assert np.all(frame["loss_lower"] <= frame["loss_median"])
+    assert np.all(frame["loss_median"] <= frame["loss_upper"])
+    assert np.all(frame["loss_upper"] > frame["loss_lower"])
+    again = fit_baseline(sweep["params"], sweep["tokens"], sweep["loss"], n_boot=20,
+                         random_seed=0)
+    assert again.predict([1e10], [2e11])["loss_upper"].iloc[0] == frame["loss_upper"].iloc[1]
+
+
+def checkpoint_runs() -> RunTable:
+    rows = []
+    for family, sizes in (("a", [1e8, 3e8, 1e9, 3e9]), ("b", [2e8, 2e9])):
+        for n in sizes:
+            for d in np.geomspace(1e9, 1e11, 10):
+                rows.append({"params": n, "tokens": d, "run": f"{family}{n:.0e}",
+                             "family": family, "loss": float(chinchilla_loss(EPOCH_LAW, n, d))})
+    return table(pd.DataFrame(rows))
+
+
+def test_splits_hold_out_the_largest_model_and_score_its_last_tokens():
+    splits, skipped = make_splits(checkpoint_runs(), BacktestOptions(score_frac=0.3))
+    assert [s.family for s in splits] == ["a"]
+    assert skipped[0]["family"] == "b"  # one size left to fit: skipped, with the reason
+    split = splits[0]
+    assert split.train.data["params"].max() == 1e9
+    assert "family" not in split.train.data
+    assert set(split.test["params"]) == {3e9}
+    assert split.test["tokens"].min() >= 0.7 * 1e11
+    assert len(split.test) == 1  # 10 checkpoints log-spaced to 1e11: one in the last 30%
+
+
+def test_training_window_options():
+    runs = checkpoint_runs()
+    opts = BacktestOptions(k_smallest=2, min_tokens=3e9, max_token_frac=0.5, score_frac=1.0)
+    split = make_splits(runs, opts)[0][0]
+    train = split.train.data
+    assert sorted(train["params"].unique()) == [1e8, 3e8]
+    assert train["tokens"].min() >= 3e9 and train["tokens"].max() <= 0.5e11
+    assert len(split.test) == 10
+    frac = make_splits(runs, BacktestOptions(holdout_compute_frac=0.25))[0][0]
+    assert set(frac.test["params"]) == {3e9}  # the top quarter of family a's runs by compute
+
+
+def test_bad_options_are_user_errors():
+    with pytest.raises(BayescaleError, match="holdout-compute-frac"):
+        make_splits(checkpoint_runs(), BacktestOptions(holdout_compute_frac=1.5))
+    with pytest.raises(BayescaleError, match="no family"):
+        make_splits(checkpoint_runs(), BacktestOptions(holdout_models=3))
+
+
+def test_discrepancy_restores_coverage_when_the_law_is_wrong(misspecified_report):
+    report = misspecified_report
+    assert report["n_cases"] == 5 and report["compiles"] == 1  # compiled once, data swapped
+    # The plain posterior is sure of itself and wrong, the baseline's bootstrap more so.
+    assert report["plain"]["coverage_90"] <= 0.7
+    assert report["baseline"]["coverage_90"] <= 0.7
+    # With the learned discrepancy: the goal of issue 5 on this simulated backtest.
+    assert report["coverage_90"] >= 0.8
+    assert report["halfwidth_90_median"] <= 0.08
+    assert report["coverage_90"] >= report["plain"]["coverage_90"] + 0.2
+    assert report["are_median"] <= 1.25 * report["baseline"]["are_median"]
+    for case in report["cases"]:
+        assert case["distance_decades"] == pytest.approx(1.0, abs=0.05)
+        assert case["coverage_50"] <= case["coverage_80"] <= case["coverage_90"]
+
+
+def test_backtest_json_shape(misspecified_report):
+    report = json.loads(json.dumps(misspecified_report, allow_nan=False))
+    assert KEYS <= set(report) and KEYS <= set(report["baseline"])
+    assert isinstance(report["cases"], list) and len(report["cases"]) == report["n_cases"]
+    case = report["cases"][0]
+    assert {"family", "held_out", "n_train", "n_test", "distance_decades", "baseline",
+            "plain", "calibration", "seconds"} <= set(case)
+    assert KEYS <= set(case) and KEYS <= set(case["baseline"])
+    assert case["n_train"] == 56 and case["n_test"] == 8
+
+
+def test_cli_backtest_json(tmp_path):
+    runs = misspecified_runs(families=1).data.drop(columns=["line"])
+    path = tmp_path / "runs.csv"
+    runs.to_csv(path, index=False)
+    result = CliRunner().invoke(app, [
+        "backtest", str(path), "--holdout-compute-frac", "0.125", "--bootstrap", "10",
+        "--draws", "200", "--tune", "200", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert KEYS <= set(report) and KEYS <= set(report["baseline"])
+    assert report["cases"][0]["family"] == "all" and report["cases"][0]["n_test"] == 8
+
+
+def test_cli_backtest_usage_error(tmp_path):
+    path = tmp_path / "runs.csv"
+    misspecified_runs(families=1).data.to_csv(path, index=False)
+    result = CliRunner().invoke(app, ["backtest", str(path), "--holdout-compute-frac", "1"])
+    assert result.exit_code == 2

@@ -1,0 +1,72 @@
+"""PSIS-LOO comparison: the numpy log-likelihood matches PyMC's, the true law ranks first."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from bayescale import BayescaleError, ModelSpec, SamplerOptions, fit, load_runs
+from bayescale.cli import app
+from bayescale.loo import compare, pointwise_log_likelihood
+from bayescale.model import build_model
+from bayescale.simulate import checkpoint_curves
+from tests.conftest import EXAMPLE, QUICK
+
+
+@pytest.fixture(scope="module")
+def kaplan_example():
+    """The bundled Chinchilla-simulated example, fitted with the Kaplan law."""
+    return fit(load_runs(EXAMPLE), ModelSpec(law="kaplan"), options=QUICK, calibration=False)
+
+
+@pytest.mark.slow
+def test_numpy_log_likelihood_matches_pymc(tmp_path):
+    """Checkpoint runs (latent run levels) with a Student-t likelihood, term by term."""
+    import pymc as pm
+
+    path = tmp_path / "curves.csv"
+    checkpoint_curves([5e7, 2e8, 8e8], checkpoints=6, random_seed=5).to_csv(path, index=False)
+    runs = load_runs(path, run_col="run")
+    options = SamplerOptions(chains=2, draws=25, tune=60, random_seed=2, progress=False)
+    post = fit(runs, options=options, calibration=False).posterior
+    built = build_model(runs, ModelSpec())
+    reference = pm.compute_log_likelihood(post.tree, model=built.model,
+                                          extend_inferencedata=False, progressbar=False)
+    expected = np.asarray(reference["log_loss"])
+    np.testing.assert_allclose(pointwise_log_likelihood(post), expected, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.slow
+def test_true_law_ranks_first(example_posterior, kaplan_example, tmp_path):
+    table, _ = compare([example_posterior, kaplan_example.posterior], ["chinchilla", "kaplan"])
+    assert list(table.index) == ["chinchilla", "kaplan"]
+    assert list(table["rank"]) == [1, 2]
+    diff, se = table.loc["kaplan", "elpd_diff"], table.loc["kaplan", "dse"]
+    assert diff < -2 * se < 0  # clearly worse, not within noise
+    assert table.loc["chinchilla", "weight"] > 0.9
+
+    paths = [tmp_path / "chin.nc", tmp_path / "kap.nc"]
+    example_posterior.save(paths[0])
+    kaplan_example.posterior.save(paths[1])
+    result = CliRunner().invoke(app, ["compare", str(paths[1]), str(paths[0]), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert [f["law"] for f in out["fits"]] == ["chinchilla", "kaplan"]
+    assert out["fits"][1]["elpd_diff"] < 0 and out["fits"][1]["dse"] > 0
+
+
+def test_compare_refuses_fits_of_other_rows(example_posterior, known_posterior):
+    with pytest.raises(BayescaleError, match="same data"):
+        compare([example_posterior, known_posterior], ["a", "b"])
+    with pytest.raises(BayescaleError, match="two or more"):
+        compare([example_posterior], ["a"])
+
+
+def test_compare_cli_usage_errors(tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(app, ["compare", "examples/isoflop_runs.posterior.nc"]).exit_code == 2
+    missing = runner.invoke(app, ["compare", str(tmp_path / "a.nc"), str(tmp_path / "b.nc")])
+    assert missing.exit_code == 1 and "no such file" in missing.output

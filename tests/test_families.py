@@ -1,0 +1,138 @@
+"""Model families: partial pooling, per-family and new-family predictions, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from typer.testing import CliRunner
+
+from bayescale import BayescaleError, ModelSpec, Posterior, SamplerOptions, fit, load_runs
+from bayescale.cli import app
+from bayescale.families import family_draws, family_structure
+from bayescale.posterior import META_KEY
+from bayescale.simulate import EPOCH_LAW, checkpoint_curves, chinchilla_loss
+
+#: Families whose laws differ a little (as recipes of one kind do); "t" is the target.
+TRUTHS = {
+    "p": {**EPOCH_LAW, "E": 1.75, "alpha": 0.33},
+    "q": {**EPOCH_LAW, "E": 1.90, "alpha": 0.36, "beta": 0.35},
+    "r": {**EPOCH_LAW, "E": 1.80, "A": 520.0, "beta": 0.38},
+    "t": {**EPOCH_LAW, "E": 1.85, "alpha": 0.34},
+}
+TARGET = {"params": 1.6e9, "tokens": 3.2e10}  # the target family's "largest model"
+OPTIONS = SamplerOptions(chains=2, draws=300, tune=400, random_seed=4, progress=False)
+SPEC = ModelSpec(seed_noise=0.005)
+
+
+@pytest.fixture(scope="module")
+def family_fits(tmp_path_factory):
+    """Family "t" cut to its two smallest models: fitted pooled with p, q, r, and alone."""
+    frames = [checkpoint_curves(list(np.geomspace(5e7, 1.6e9, 4)) if name != "t" else [5e7, 1e8],
+                                checkpoints=8, truth=truth, family=name, seed_noise=0.005,
+                                random_seed=i)
+              for i, (name, truth) in enumerate(TRUTHS.items())]
+    folder = tmp_path_factory.mktemp("families")
+    pooled_path, alone_path = folder / "pooled.csv", folder / "alone.csv"
+    table = pd.concat(frames, ignore_index=True)
+    table.to_csv(pooled_path, index=False)
+    table[table["family"] == "t"].drop(columns="family").to_csv(alone_path, index=False)
+    pooled = fit(load_runs(pooled_path, run_col="run", family_col="family"), SPEC, OPTIONS,
+                 calibration=False)
+    alone = fit(load_runs(alone_path, run_col="run"), SPEC, OPTIONS, calibration=False)
+    pooled.posterior.save(folder / "pooled.nc")
+    return pooled, alone, folder / "pooled.nc"
+
+
+@pytest.mark.slow
+def test_pooling_recovers_a_small_family_better_than_alone(family_fits):
+    pooled, alone, _ = family_fits
+    truth = float(chinchilla_loss(TRUTHS["t"], TARGET["params"], TARGET["tokens"]))
+    errors = {}
+    for name, post, family in (("pooled", pooled.posterior, "t"), ("alone", alone.posterior, None)):
+        frame = post.predict(**TARGET, family=family, discrepancy=False)
+        errors[name] = abs(np.log(frame["mean_loss_median"].iloc[0] / truth))
+        draws = post.draws(family=family)
+        errors[f"{name}_alpha"] = abs(np.log(np.median(draws["alpha"]) / TRUTHS["t"]["alpha"]))
+    assert errors["pooled"] < errors["alone"], errors
+    assert errors["pooled_alpha"] < errors["alone_alpha"], errors
+    frame = pooled.posterior.predict(**TARGET, family="t", discrepancy=False)
+    assert frame["mean_loss_lower"].iloc[0] < truth < frame["mean_loss_upper"].iloc[0]
+
+
+@pytest.mark.slow
+def test_family_posterior_layout_and_summary(family_fits):
+    post = family_fits[0].posterior
+    assert post.families == ["p", "q", "r", "t"]
+    dataset = post.tree["posterior"].dataset
+    for name in ("E", "A", "B", "alpha", "beta"):
+        assert dataset[name].dims == ("chain", "draw", "family")
+    assert dataset["family_sd"].dims == ("chain", "draw", "pooled")
+    summary = post.summary()
+    assert {"E[p]", "alpha[t]", "family_sd[log_E]", "sigma_obs"} <= set(summary.index)
+    one = post.draws(family="q")
+    assert one["E"].shape == (post.n_draws,)
+    np.testing.assert_array_equal(one["E"], np.asarray(dataset["E"].sel(family="q")).ravel())
+
+
+@pytest.mark.slow
+def test_unseen_family_gets_the_wider_population_predictive(family_fits):
+    post = family_fits[0].posterior
+    seen = post.predict(**TARGET, family="q", discrepancy=False)
+    new = post.predict(**TARGET, family="never-fitted", discrepancy=False)
+    width = {k: float(np.log(f["mean_loss_upper"] / f["mean_loss_lower"]).iloc[0])
+             for k, f in (("seen", seen), ("new", new))}
+    assert width["new"] > 1.5 * width["seen"]
+    # repeated questions about a new family agree (fixed seed of the new-family draws)
+    np.testing.assert_array_equal(post.draws()["alpha"], post.draws(family="other")["alpha"])
+
+
+@pytest.mark.slow
+def test_cli_family_options(family_fits):
+    path = family_fits[2]
+    runner = CliRunner()
+    result = runner.invoke(app, ["predict", str(path), "-N", "1.6B", "-D", "32B", "--family", "t",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["family"] == "t" and out["family_seen"] is True
+    result = runner.invoke(app, ["optimal", str(path), "-C", "1e21", "--family", "x", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["family_seen"] is False
+
+
+def test_family_option_on_a_single_law_fit_is_an_error():
+    result = CliRunner().invoke(app, ["predict", "examples/isoflop_runs.posterior.nc", "-N", "7B",
+                                      "-D", "140B", "--family", "gpt3"])
+    assert result.exit_code == 1
+    assert "no model families" in result.output and "Traceback" not in result.output
+
+
+def test_one_family_is_refused(tmp_path):
+    path = tmp_path / "one.csv"
+    checkpoint_curves([1e8, 2e8], checkpoints=4, family="only").to_csv(path, index=False)
+    with pytest.raises(BayescaleError, match="one family"):
+        family_structure(load_runs(path, run_col="run", family_col="family"))
+    with pytest.raises(BayescaleError, match="no family model"):
+        fit(load_runs(path, run_col="run", family_col="family"), ModelSpec(law="kaplan"))
+
+
+def test_new_family_draws_follow_the_population():
+    """Known population (no sampling): a new family's coordinates are mu + tau z."""
+    size, pooled = 4000, ("log_E", "a_c", "b_c", "log_alpha", "log_beta")
+    means = {"log_E": 0.6, "a_c": -1.0, "b_c": -0.8, "log_alpha": -1.05, "log_beta": -1.0}
+    tau = np.array([0.1, 0.2, 0.2, 0.05, 0.05])
+    posterior = xr.Dataset(
+        {f"pop_{k}": (("chain", "draw"), np.full((1, size), v)) for k, v in means.items()}
+        | {"family_sd": (("chain", "draw", "pooled"), np.broadcast_to(tau, (1, size, 5)))},
+        coords={"pooled": list(pooled)})
+    tree = xr.DataTree.from_dict({"posterior": posterior})
+    tree.attrs = {META_KEY: json.dumps({"law": "chinchilla"})}
+    post = Posterior(tree)
+    draws = family_draws(tree, post.law, None, {"n0": 20.0, "d0": 23.0})
+    assert np.log(draws["E"]).std() == pytest.approx(0.1, rel=0.05)
+    assert np.median(np.log(draws["alpha"])) == pytest.approx(-1.05, abs=0.01)
+    assert np.log(draws["beta"]).std() == pytest.approx(0.05, rel=0.05)
