@@ -196,7 +196,7 @@ def fit_point(
     best: tuple[np.ndarray, float] | None = None
     for s in starts:
         theta, value = _minimise(s, x, y, z, w, delta)
-        if np.all(np.isfinite(theta)) and (best is None or value < best[1]):
+        if np.all(np.isfinite(theta)) and np.isfinite(value) and (best is None or value < best[1]):
             best = (theta, value)
     if best is None:
         best = (np.asarray(starts[0]), float("nan"))

@@ -150,6 +150,7 @@ def main() -> int:
     parser.add_argument("--draws", type=int, default=500, help="draws (and tuning) per chain")
     parser.add_argument("--chains", type=int, default=2)
     parser.add_argument("--bootstrap", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0, help="random seed of sampling and bootstrap")
     parser.add_argument("--cases", default=",".join(CASES), help="comma-separated case names")
     parser.add_argument("--no-calibration", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the cases as JSON here")
@@ -159,7 +160,7 @@ def main() -> int:
         return 1
     start = time.perf_counter()
     sampler = SamplerOptions(chains=args.chains, draws=args.draws, tune=args.draws,
-                             random_seed=0, progress=False)
+                             random_seed=args.seed, progress=False)
     cache = CompiledCache()
     cases = []
     for name in args.cases.split(","):

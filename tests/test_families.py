@@ -116,6 +116,8 @@ def test_one_family_is_refused(tmp_path):
     checkpoint_curves([1e8, 2e8], checkpoints=4, family="only").to_csv(path, index=False)
     with pytest.raises(BayescaleError, match="one family"):
         family_structure(load_runs(path, run_col="run", family_col="family"))
+    two = pd.concat([checkpoint_curves([1e8, 2e8], checkpoints=4, family=f) for f in "ab"])
+    two.to_csv(path, index=False)
     with pytest.raises(BayescaleError, match="no family model"):
         fit(load_runs(path, run_col="run", family_col="family"), ModelSpec(law="kaplan"))
 

@@ -112,24 +112,24 @@ def backtest(
 
 
 def _print_report(report: dict) -> None:
-    table = Table(title="Backtest: held-out runs (90% intervals)")
-    for column in ("case", "held out", "rows", "decades", "ARE", "cov 50/80/90",
-                   "half-width", "baseline ARE", "baseline cov 90", "baseline half-width"):
-        table.add_column(column, justify="right")
-    rows = [*report["cases"], {"family": "overall", "held_out": "", "n_test": "",
-                               "distance_decades": None, **report}]
+    table = Table(title="Backtest on held-out runs (coverage and half-width of the intervals)")
+    for column in ("case", "rows", "dec", "ARE", "cov50/80/90", "hw90", "base ARE",
+                   "base cov90", "base hw90"):
+        table.add_column(column, justify="right", no_wrap=column == "cov50/80/90")
+    rows = [*report["cases"], {"family": "overall", "n_test": "", **report}]
     for case in rows:
         base = case.get("baseline") or {}
         distance = case.get("distance_decades")
         table.add_row(
-            case["family"], case["held_out"], str(case["n_test"]),
-            "" if distance is None else f"{distance:.2f}",
+            case["family"], str(case["n_test"]), "" if distance is None else f"{distance:.2f}",
             _pct(case["are_median"]),
-            "/".join(f"{case[f'coverage_{k}']:.0%}" for k in (50, 80, 90)),
+            "/".join(f"{100 * case[f'coverage_{k}']:.0f}" for k in (50, 80, 90)) + "%",
             _pct(case["halfwidth_90_median"]), _pct(base.get("are_median")),
             _pct(base.get("coverage_90")), _pct(base.get("halfwidth_90_median")),
         )
     err.print(table)
+    err.print("dec: distance beyond the fitted runs in decades; hw90: median half-width of the 90% "
+              "interval over the median; base: the point fit with bootstrap intervals.")
     for skip in report["skipped"]:
         err.print(f"skipped {skip['family']}: {skip['reason']}", markup=False)
     err.print(f"{report['n_cases']} case(s) in {report['seconds']:.0f} s; overall figures "
