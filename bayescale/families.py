@@ -89,7 +89,13 @@ def pymc_family_log_loss(
 
 
 def family_names(tree: Any) -> list[str]:
-    """Families of a fitted posterior (empty for a single-family fit)."""
+    """Families of a fitted posterior (empty for a single-family fit).
+
+    Examples
+    --------
+    >>> family_names(Posterior.load("families.posterior.nc").tree)  # doctest: +SKIP
+    ['gpt3', 'opt']
+    """
     posterior = tree["posterior"].dataset
     if "family" not in posterior.coords:
         return []
