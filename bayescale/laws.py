@@ -121,17 +121,32 @@ class Law(ABC):
         """Inside a PyMC model: the population means of :attr:`pooled`, with their priors.
 
         Laws without a family model raise :class:`~bayescale.errors.BayescaleError`.
+
+        Examples
+        --------
+        >>> with pm.Model():  # doctest: +SKIP
+        ...     means = get_law("chinchilla").pymc_population_means(priors, n0=20.0, d0=23.0)
         """
         from bayescale.errors import BayescaleError
 
         raise BayescaleError(f"the {self.name} law has no family model (--family-col) yet")
 
     def from_pooled(self, theta: Mapping[str, Any], n0: Any, d0: Any, xp: Any = np) -> dict:
-        """The law's parameters from pooled coordinates (numpy or ``pytensor.tensor`` as xp)."""
+        """The law's parameters from pooled coordinates (numpy or ``pytensor.tensor`` as xp).
+
+        Examples
+        --------
+        >>> get_law("chinchilla").from_pooled(theta, n0=20.0, d0=23.0)  # doctest: +SKIP
+        """
         raise NotImplementedError
 
     def centred_log_loss(self, theta: Mapping[str, Any], n: Any, d: Any, xp: Any = np) -> Any:
-        """ln L at centred n, d from pooled coordinates (numpy or ``pytensor.tensor`` as xp)."""
+        """ln L at centred n, d from pooled coordinates (numpy or ``pytensor.tensor`` as xp).
+
+        Examples
+        --------
+        >>> get_law("chinchilla").centred_log_loss(theta, n=0.0, d=0.0)  # doctest: +SKIP
+        """
         raise NotImplementedError
 
     def loss(self, draws: Draws, params: np.ndarray, tokens: np.ndarray) -> np.ndarray:
@@ -312,7 +327,14 @@ class Chinchilla(Law):
                 "B": xp.exp(theta["b_c"] + beta * d0), "alpha": alpha, "beta": beta}
 
     def centred_log_loss(self, theta: Mapping[str, Any], n: Any, d: Any, xp: Any = np) -> Any:
-        """ln L = ln(E + exp(a_c - alpha n) + exp(b_c - beta d)) at centred n, d."""
+        """ln L = ln(E + exp(a_c - alpha n) + exp(b_c - beta d)) at centred n, d.
+
+        Examples
+        --------
+        >>> theta = {"log_E": 0.0, "a_c": 0.0, "b_c": 0.0, "log_alpha": -1.0, "log_beta": -1.0}
+        >>> round(float(Chinchilla().centred_log_loss(theta, 0.0, 0.0)), 4)
+        1.0986
+        """
         return xp.log(xp.exp(theta["log_E"]) + xp.exp(theta["a_c"] - xp.exp(theta["log_alpha"]) * n)
                       + xp.exp(theta["b_c"] - xp.exp(theta["log_beta"]) * d))
 
