@@ -104,9 +104,11 @@ def test_cli_family_options(family_fits):
     assert json.loads(result.stdout)["family_seen"] is False
 
 
-def test_family_option_on_a_single_law_fit_is_an_error():
-    result = CliRunner().invoke(app, ["predict", "examples/isoflop_runs.posterior.nc", "-N", "7B",
-                                      "-D", "140B", "--family", "gpt3"])
+def test_family_option_on_a_single_law_fit_is_an_error(known_posterior, tmp_path):
+    path = tmp_path / "single.posterior.nc"
+    known_posterior.save(path)
+    result = CliRunner().invoke(app, ["predict", str(path), "-N", "7B", "-D", "140B",
+                                      "--family", "gpt3"])
     assert result.exit_code == 1
     assert "no model families" in result.output and "Traceback" not in result.output
 
