@@ -45,6 +45,17 @@ def number(value: float) -> str:
     return f"{value:.4g}"
 
 
+def percent(value: float) -> str:
+    """A share as a percentage.
+
+    Examples
+    --------
+    >>> percent(0.9971)
+    '99.7%'
+    """
+    return f"{100 * value:.3g}%"
+
+
 def interval(median: float, lower: float, upper: float, fmt=number) -> str:
     """``median [lower, upper]`` with one formatter.
 

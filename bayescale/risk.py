@@ -37,17 +37,6 @@ Draws = Mapping[str, np.ndarray]
 VERDICTS = ("GO", "CAUTION", "NO-GO")
 
 
-def percent(value: float) -> str:
-    """A share as a percentage.
-
-    Examples
-    --------
-    >>> percent(0.9971)
-    '99.7%'
-    """
-    return f"{100 * value:.3g}%"
-
-
 @dataclass(frozen=True)
 class Thresholds:
     """Rules of the verdict; the worst rule triggered decides.
@@ -245,7 +234,7 @@ class RiskReview:
             row("compute-optimal D*", opt["tokens"], fmt.size),
             row("optimum's new-run loss", opt["loss"]),
             row("regret: expected loss given up (nats)", self.regret),
-            row("compute the optimum needs for the plan's loss", self.compute_share, percent),
+            row("compute the optimum needs for the plan's loss", self.compute_share, fmt.percent),
             f"| P(optimum's run beats the plan's run) | {self.prob_optimal_better:.3f} | |",
             f"| compute / largest fitted compute | {ext['compute_ratio']:.3g}x | |",
             f"| N / largest fitted N | {ext['params_ratio']:.3g}x | |",

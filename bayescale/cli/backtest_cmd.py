@@ -8,7 +8,20 @@ import typer
 from rich.table import Table
 
 from bayescale.cli import app
-from bayescale.cli.common import JsonOption, emit_json, err, parse_one_size, user_errors
+from bayescale.cli.common import (
+    FlopsColOption,
+    JsonOption,
+    LossColOption,
+    ParamsColOption,
+    RunColOption,
+    RunsArgument,
+    SeedColOption,
+    TokensColOption,
+    emit_json,
+    err,
+    parse_one_size,
+    user_errors,
+)
 
 
 def _pct(value: float | None) -> str:
@@ -18,15 +31,13 @@ def _pct(value: float | None) -> str:
 @app.command()
 @user_errors
 def backtest(
-    runs_file: Path = typer.Argument(..., metavar="RUNS",
-                                     help="Table of runs: .csv, .tsv, .parquet or .jsonl."),
-    params_col: str = typer.Option("params", help="Column with parameters N."),
-    tokens_col: str | None = typer.Option(None, help="Column with training tokens D "
-                                          "[default: tokens, unless --flops-col is given]."),
-    loss_col: str = typer.Option("loss", help="Column with the loss (nats)."),
-    flops_col: str | None = typer.Option(None, help="Column with compute C: D = C / (6 N)."),
-    run_col: str | None = typer.Option(None, help="Run label: rows of one run are checkpoints."),
-    seed_col: str | None = typer.Option(None, help="Seed label (repeated seeds)."),
+    runs_file: Path = RunsArgument,
+    params_col: str = ParamsColOption,
+    tokens_col: str | None = TokensColOption,
+    loss_col: str = LossColOption,
+    flops_col: str | None = FlopsColOption,
+    run_col: str | None = RunColOption,
+    seed_col: str | None = SeedColOption,
     family_col: str | None = typer.Option(
         None, help="Model-family label: one case per family [default: the whole table]."),
     holdout_models: int = typer.Option(

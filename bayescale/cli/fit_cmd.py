@@ -9,8 +9,15 @@ from rich.table import Table
 
 from bayescale.cli import app
 from bayescale.cli.common import (
+    FlopsColOption,
     JsonOption,
     LevelOption,
+    LossColOption,
+    ParamsColOption,
+    RunColOption,
+    RunsArgument,
+    SeedColOption,
+    TokensColOption,
     emit_json,
     err,
     parse_one_size,
@@ -31,17 +38,15 @@ def default_out(path: Path) -> Path:
 @app.command()
 @user_errors
 def fit(
-    runs_file: Path = typer.Argument(..., metavar="RUNS",
-                                     help="Table of runs: .csv, .tsv, .parquet or .jsonl."),
+    runs_file: Path = RunsArgument,
     out: Path | None = typer.Option(None, "--out", "-o",
                                     help="Posterior file [default: RUNS.posterior.nc beside it]."),
-    params_col: str = typer.Option("params", help="Column with parameters N (70B, 6.7e9 ...)."),
-    tokens_col: str | None = typer.Option(None, help="Column with training tokens D "
-                                          "[default: tokens, unless --flops-col is given]."),
-    loss_col: str = typer.Option("loss", help="Column with the loss (nats)."),
-    flops_col: str | None = typer.Option(None, help="Column with compute C: D = C / (6 N)."),
-    run_col: str | None = typer.Option(None, help="Run label: rows of one run are checkpoints."),
-    seed_col: str | None = typer.Option(None, help="Seed label (repeated seeds)."),
+    params_col: str = ParamsColOption,
+    tokens_col: str | None = TokensColOption,
+    loss_col: str = LossColOption,
+    flops_col: str | None = FlopsColOption,
+    run_col: str | None = RunColOption,
+    seed_col: str | None = SeedColOption,
     family_col: str | None = typer.Option(
         None, help="Model-family label: a hierarchical fit, each family its own law, partially "
         "pooled (predict/optimal --family NAME)."),

@@ -89,7 +89,6 @@ def risk(
 
 
 def _print_table(review: RiskReview) -> None:
-    from bayescale.risk import percent
 
     pct = f"{review.level:.0%} {review.interval.upper()}"
     table = Table(title=f"Risk review: N = {fmt.size(review.params)}, D = "
@@ -109,7 +108,7 @@ def _print_table(review: RiskReview) -> None:
         ("optimal D* at this compute", fmt.interval(**opt["tokens"], fmt=fmt.size)),
         ("optimum's new-run loss", fmt.interval(**opt["loss"])),
         ("regret (nats given up)", fmt.interval(*(review.regret[k] for k in KEYS))),
-        ("compute the optimum needs", fmt.interval(**review.compute_share, fmt=percent)),
+        ("compute the optimum needs", fmt.interval(**review.compute_share, fmt=fmt.percent)),
         ("P(optimum's run is better)", f"{review.prob_optimal_better:.3f}"),
         ("compute / largest fitted", f"{review.extrapolation['compute_ratio']:.3g}x"),
         ("N / largest fitted", f"{review.extrapolation['params_ratio']:.3g}x"),
