@@ -122,6 +122,7 @@ def fit(
     meta = {
         **spec.as_dict(),
         "centring": {"n0": built.centring.n0, "d0": built.centring.d0},
+        "seed_noise_identified": built.seed_identified,
         "sampler": options.as_dict(),
         "diagnostics": diagnostics.as_dict(),
         "calibration": calibrate_runs(runs).as_dict() if calibration else None,

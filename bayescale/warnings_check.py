@@ -132,12 +132,29 @@ def far_targets(post: Posterior, params: Any, compute: Any) -> list[str]:
             f"({'; '.join(parts)}): the interval assumes the law holds that far out"]
 
 
+def seed_prior_only(post: Posterior) -> list[str]:
+    """A warning when the seed noise could not be estimated (one checkpoint run per model size).
+
+    Examples
+    --------
+    >>> seed_prior_only(post)  # doctest: +SKIP
+    ['no model size has two runs, so seed noise cannot be told from the law: ...']
+    """
+    if post.meta.get("seed_noise_identified", True):
+        return []
+    prior = _priors(post)["seed_noise"].describe()
+    return ["no model size has two runs, so seed noise cannot be told from the law's size "
+            f"dependence: the seed-noise floor is the prior {prior}; give --seed-noise if you "
+            "know it (e.g. from runs that differ only in seed)"]
+
+
 def fit_warnings(post: Posterior) -> list[str]:
-    """Everything worth a warning after a fit: unconstrained parameters, outlying rows.
+    """Everything worth a warning after a fit: unconstrained parameters, outlying rows, a
+    seed-noise floor that is only the prior.
 
     Examples
     --------
     >>> for message in fit_warnings(result.posterior):  # doctest: +SKIP
     ...     print("warning:", message)
     """
-    return unconstrained(post) + outliers(post)
+    return unconstrained(post) + outliers(post) + seed_prior_only(post)

@@ -40,6 +40,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -204,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown source(s) {', '.join(unknown)}: use {', '.join(SOURCES)}")
     if not args.colpret.is_dir():
         print(f"error: {args.colpret}: no such folder", file=sys.stderr)
+        return 1
+    if "gpt3" in chosen and importlib.util.find_spec("openpyxl") is None:
+        print('error: GPT-3\'s sizes are in an .xlsx sheet: pip install -e ".[colpret]" '
+              "(openpyxl), or leave gpt3 out of --families", file=sys.stderr)
         return 1
     table = colpret_table(args.colpret, chosen, gpt3_split=args.gpt3_split,
                           all_epochs=args.all_epochs)

@@ -10,8 +10,9 @@ from typer.testing import CliRunner
 from bayescale import BayescaleError, SamplerOptions, fit, load_runs
 from bayescale.cli import app
 from bayescale.runs import RunTable
+from bayescale.sampling import CompiledCache
 from bayescale.selection import select_checkpoints
-from bayescale.simulate import checkpoint_curves
+from bayescale.simulate import EPOCH_LAW, checkpoint_curves
 
 SEED_NOISE, ROW_NOISE = 0.03, 0.003
 OPTIONS = SamplerOptions(chains=2, draws=300, tune=400, random_seed=3, progress=False)
@@ -61,19 +62,32 @@ def test_cli_max_token_frac_without_run_col_is_one_line_and_no_file(tmp_path):
 
 @pytest.fixture(scope="module")
 def curve_fits(tmp_path_factory):
-    """8 runs x 25 checkpoints: fitted with the run effect, and as 200 independent rows."""
-    curves = checkpoint_curves(list(np.geomspace(5e7, 2e9, 8)), checkpoints=25,
+    """4 sizes x 2 seeds x 25 checkpoints: fitted with the run effect, and as 200 independent
+    rows; and 8 sizes x 1 seed with the run effect (seed noise not identified)."""
+    folder = tmp_path_factory.mktemp("curves")
+    curves = checkpoint_curves(list(np.geomspace(5e7, 2e9, 4)), checkpoints=25, seeds=2,
                                seed_noise=SEED_NOISE, row_noise=ROW_NOISE, random_seed=11)
-    path = tmp_path_factory.mktemp("curves") / "curves.csv"
+    path = folder / "curves.csv"
     curves.to_csv(path, index=False)
-    with_runs = fit(load_runs(path, run_col="run"), options=OPTIONS, calibration=False)
+    cache = CompiledCache()  # the two run-effect fits share one structure: one compile
+    with_runs = fit(load_runs(path, run_col="run"), options=OPTIONS, calibration=False,
+                    cache=cache)
     rows_alone = fit(load_runs(path), options=OPTIONS, calibration=False)
-    return with_runs, rows_alone
+    single = checkpoint_curves(list(np.geomspace(5e7, 2e9, 8)), checkpoints=25,
+                               seed_noise=0.01, row_noise=ROW_NOISE, random_seed=12)
+    single.to_csv(folder / "single.csv", index=False)
+    # E, A and alpha form a banana when sizes are not repeated: longer chains (sampling < 2 s)
+    longer = SamplerOptions(chains=2, draws=1000, tune=1000, random_seed=3, progress=False)
+    one_per_size = fit(load_runs(folder / "single.csv", run_col="run"), options=longer,
+                       calibration=False, cache=cache)
+    assert cache.reuses == 1
+    return with_runs, rows_alone, one_per_size
 
 
 @pytest.mark.slow
 def test_seed_noise_is_the_between_run_scatter(curve_fits):
-    with_runs, _ = curve_fits
+    with_runs, _, _ = curve_fits
+    assert with_runs.posterior.meta["seed_noise_identified"]
     assert not with_runs.diagnostics.divergences
     summary = with_runs.posterior.summary(level=0.95)
     seed, sigma = summary.loc["seed_noise"], summary.loc["sigma_obs"]
@@ -86,7 +100,7 @@ def test_seed_noise_is_the_between_run_scatter(curve_fits):
 
 @pytest.mark.slow
 def test_checkpoints_of_a_run_do_not_count_as_independent_runs(curve_fits):
-    with_runs, rows_alone = curve_fits
+    with_runs, rows_alone, _ = curve_fits
     inside = {"params": 3e8, "tokens": 3e9}  # within the runs' range
     widths = []
     for result in (with_runs, rows_alone):
@@ -95,3 +109,25 @@ def test_checkpoints_of_a_run_do_not_count_as_independent_runs(curve_fits):
     # 200 rows but 8 seed deviations: the law's level is known from 8 runs, not from 200
     # independent rows (a linear model would give sqrt(200 / 8) = 5 times the width)
     assert widths[0] > 2.5 * widths[1], widths
+
+
+@pytest.mark.slow
+def test_one_run_per_size_keeps_the_seed_prior_and_the_size_law(curve_fits):
+    """With no size repeated, run offsets cannot take over the law's size dependence: the
+    exponents are recovered and the seed noise stays at its prior, with a warning."""
+    from bayescale.priors import NOISE_PRIORS
+    from bayescale.warnings_check import fit_warnings
+
+    _, _, single = curve_fits
+    post = single.posterior
+    assert single.diagnostics.divergences <= 0.01 * post.n_draws, single.diagnostics.problems
+    assert single.diagnostics.max_r_hat < 1.05, single.diagnostics.problems
+    assert post.meta["seed_noise_identified"] is False
+    summary = post.summary(level=0.95)
+    for name in ("alpha", "beta"):
+        row = summary.loc[name]
+        assert row["lower"] < EPOCH_LAW[name] < row["upper"], (name, row)
+    prior = NOISE_PRIORS["seed_noise"].sample(np.random.default_rng(0), 20_000)
+    seed = post.draws(["seed_noise"])["seed_noise"]
+    assert abs(np.median(seed) / np.median(prior) - 1) < 0.15
+    assert any("no model size has two runs" in w for w in fit_warnings(post))

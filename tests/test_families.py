@@ -55,10 +55,13 @@ def test_pooling_recovers_a_small_family_better_than_alone(family_fits):
     for name, post, family in (("pooled", pooled.posterior, "t"), ("alone", alone.posterior, None)):
         frame = post.predict(**TARGET, family=family, discrepancy=False)
         errors[name] = abs(np.log(frame["mean_loss_median"].iloc[0] / truth))
-        draws = post.draws(family=family)
-        errors[f"{name}_alpha"] = abs(np.log(np.median(draws["alpha"]) / TRUTHS["t"]["alpha"]))
+        low, high = np.quantile(post.draws(family=family)["alpha"], [0.05, 0.95])
+        errors[f"{name}_alpha_width"] = high - low
+        errors[f"{name}_alpha_covers"] = bool(low < TRUTHS["t"]["alpha"] < high)
     assert errors["pooled"] < errors["alone"], errors
-    assert errors["pooled_alpha"] < errors["alone_alpha"], errors
+    # two model sizes barely identify alpha alone; the other families pin it down
+    assert errors["pooled_alpha_covers"], errors
+    assert errors["pooled_alpha_width"] < 0.7 * errors["alone_alpha_width"], errors
     frame = pooled.posterior.predict(**TARGET, family="t", discrepancy=False)
     assert frame["mean_loss_lower"].iloc[0] < truth < frame["mean_loss_upper"].iloc[0]
 
