@@ -154,7 +154,8 @@ def test_epoch_risk_agrees_with_predict(epoch_fit):
     review = post.risk(70e9, 1.4e12, target_loss=1.95)
     row = post.predict(70e9, 1.4e12).iloc[0]
     for key in ("median", "lower", "upper"):
-        assert review.loss[key] == row[f"loss_{key}"]
+        # same draws, same quantile: equal up to rounding (vectorised sums differ in the last bit)
+        assert review.loss[key] == pytest.approx(row[f"loss_{key}"], rel=1e-12)
     assert 0.0 < review.prob_below_target < 1.0
     assert review.extrapolation["compute_ratio"] > 1.0
 
