@@ -9,7 +9,9 @@ mu_k (``pop_*``) has the prior a single-family fit gives that coordinate, and ta
 (``family_sd``) is how far families stray from it. A family with two or three small runs thus
 borrows the shape of the law from the others (the Hitchhiker's Guide's advice to "borrow
 parameters from a similar model family", Choshen et al. 2024, with a posterior instead of a copy).
-The noise model (sigma_obs, seed noise, nu) is shared by all families.
+Each family has its own row noise and tails (sigma_obs, nu), since sources differ in how they
+were measured; seed noise is shared. Shared noise let the noisiest sources set the tails of all:
+on ColPret (benchmarks/family_pooling.py) nu fell to 0.7 and each held-out family's ARE rose.
 
 A family the fit has not seen gets the population predictive: per posterior draw, new
 coordinates mu + tau z with a fresh z.
@@ -127,6 +129,31 @@ def family_draws(
     return law.from_pooled(theta, centring["n0"], centring["d0"])
 
 
+def family_noise_draws(tree: Any, names: list[str], family: str | None) -> dict[str, np.ndarray]:
+    """Draws of the per-family noise parameters among ``names`` (those with a ``family`` dim).
+
+    A seen family gets its own draws; a new family (``None`` or unseen) gets, per draw, the value
+    of a family picked at random (fixed seed): the seen families' spread of noise.
+
+    Examples
+    --------
+    >>> family_noise_draws(post.tree, ["sigma_obs", "nu"], "gpt3")["sigma_obs"]  # doctest: +SKIP
+    """
+    posterior = tree["posterior"].dataset
+    names = [name for name in names if name in posterior and "family" in posterior[name].dims]
+    if not names:
+        return {}
+    if family is not None and family in family_names(tree):
+        return {name: np.asarray(posterior[name].sel(family=family)).reshape(-1)
+                for name in names}
+    stacked = {name: np.asarray(posterior[name].transpose("chain", "draw", "family"))
+               for name in names}
+    n_draws = posterior.sizes["chain"] * posterior.sizes["draw"]
+    pick = np.random.default_rng(POPULATION_SEED).integers(len(family_names(tree)), size=n_draws)
+    return {name: values.reshape(n_draws, -1)[np.arange(n_draws), pick]
+            for name, values in stacked.items()}
+
+
 def family_summary(tree: Any, law: Law, level: float, kind: str) -> Any:
     """Posterior summary of a family fit: each family's parameters (``E[gpt3]`` ...), the
     between-family sds (``family_sd[log_E]`` ...) and the shared noise parameters.
@@ -149,7 +176,11 @@ def family_summary(tree: Any, law: Law, level: float, kind: str) -> Any:
     cells = [(f"{name}[{f}]", name, {"family": f})
              for name in law.parameters for f in family_names(tree)]
     cells += [(f"family_sd[{k}]", "family_sd", {"pooled": k}) for k in law.pooled]
-    cells += [(name, name, {}) for name in noise]
+    for name in noise:  # sigma_obs and nu per family, seed noise shared
+        if "family" in posterior[name].dims:
+            cells += [(f"{name}[{f}]", name, {"family": f}) for f in family_names(tree)]
+        else:
+            cells.append((name, name, {}))
     rows = []
     for label, name, where in cells:
         values = np.asarray(posterior[name].sel(where)).reshape(-1)

@@ -140,7 +140,8 @@ def fit(
 
 
 def loss_residuals(posterior: Posterior) -> np.ndarray:
-    """Posterior-median residual ln L_observed - ln L_law of each fitted row.
+    """Posterior-median residual ln L_observed - ln L_law of each fitted row (its family's law
+    in a family fit).
 
     Examples
     --------
@@ -148,6 +149,5 @@ def loss_residuals(posterior: Posterior) -> np.ndarray:
     >>> float(residuals.std())  # doctest: +SKIP
     0.0086
     """
-    data = posterior.data
-    mean_log = posterior.law.log_loss(posterior.draws(), data["params"], data["tokens"])
-    return np.log(data["loss"].to_numpy()) - np.median(mean_log, axis=0)
+    observed = np.log(posterior.data["loss"].to_numpy())
+    return observed - np.median(posterior.row_log_law(), axis=0)

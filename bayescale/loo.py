@@ -23,7 +23,7 @@ import pandas as pd
 from bayescale.errors import BayescaleError
 from bayescale.model import group_structure, t_scale
 from bayescale.posterior import Posterior
-from bayescale.runs import FAMILY, RunTable
+from bayescale.runs import RunTable
 
 #: Pareto k above this: the PSIS estimate of that row's LOO density is unreliable
 #: (Vehtari et al. 2024, "Pareto smoothed importance sampling", for S >= 2,200 draws).
@@ -44,16 +44,9 @@ def pointwise_log_likelihood(post: Posterior) -> np.ndarray:
     posterior = post.tree["posterior"].dataset
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
     y = np.log(data["loss"].to_numpy())
-    mean = np.empty((chains * draws, len(data)))
-    if post.families:
-        for family in post.families:
-            rows = (data[FAMILY] == family).to_numpy()
-            mean[:, rows] = post.law.log_loss(post.draws(family=family), data["params"][rows],
-                                              data["tokens"][rows])
-    else:
-        mean = post.law.log_loss(post.draws(), data["params"], data["tokens"])
-    noise = post.draws(["sigma_obs", "seed_noise"])
-    sigma, seed = noise["sigma_obs"][:, None], noise["seed_noise"][:, None]
+    mean = np.array(post.row_log_law())
+    noise = post.row_draws(["sigma_obs", "seed_noise"])
+    sigma, seed = noise["sigma_obs"], noise["seed_noise"]
     index, count, by_config = group_structure(RunTable(data))
     grouped = index < count
     flat = {name: np.asarray(posterior[name]).reshape(chains * draws, -1)
@@ -61,13 +54,13 @@ def pointwise_log_likelihood(post: Posterior) -> np.ndarray:
     if "run_offset" in flat:
         mean[:, grouped] += flat["run_offset"][:, index[grouped]]
     elif "run_z" in flat:
-        mean[:, grouped] += seed * flat["run_z"][:, index[grouped]]
+        mean[:, grouped] += seed[:, grouped] * flat["run_z"][:, index[grouped]]
     elif "config_z" in flat:
-        mean[:, grouped] += sigma * flat["config_z"][:, index[grouped]]
+        mean[:, grouped] += sigma[:, grouped] * flat["config_z"][:, index[grouped]]
     row_scale = seed if by_config else sigma
     scale = np.where(grouped[None, :], row_scale, np.sqrt(sigma**2 + seed**2))
     if "nu" in posterior:
-        nu = post.draws(["nu"])["nu"][:, None]
+        nu = post.row_draws(["nu"])["nu"]
         out = stats.t.logpdf(y, df=nu, loc=mean, scale=scale * t_scale(nu))
     else:
         out = stats.norm.logpdf(y, loc=mean, scale=scale)

@@ -21,7 +21,8 @@ When there is no group at all (final losses, one seed each) the data identify on
 noise: the model samples ``noise_total`` (prior of ``sigma_obs``) and ``seed_share`` ~ Beta(1, 1),
 the unidentified share of its variance that is seed noise, so the sampler never walks the ridge
 sigma_obs^2 + seed_noise^2 = const. A fixed ``seed_noise`` (the user's own knowledge) replaces
-the seed-noise prior in every case.
+the seed-noise prior in every case. In a family model (``--family-col``) each family has its own
+``sigma_obs`` and ``nu`` (where they are sampled), and ``seed_noise`` is shared.
 
 Two reparameterisations keep NUTS fast on large checkpoint tables (same model, other coordinates):
 runs with several rows are sampled as levels centred on the law at each run's own centre
@@ -298,13 +299,20 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
         checked = list(law.parameters)
         if spec.families:
             checked += [f"pop_{name}" for name in law.pooled] + ["family_sd"]
+        def per_family(name: str) -> Any:
+            """A noise parameter: one per family in a family model (families' data differ in
+            noise: ColPret's digitised GPT-3 curves 0.012, datablations 0.002), else one."""
+            if not spec.families:
+                return priors[name].pymc(name)
+            return priors[name].pymc(name, dims="family")[family_index]
+
         seed_for_runs = None  # the offsets' scale when it is not the sampled seed noise
         if spec.seed_noise is not None:
-            sigma_obs = priors["sigma_obs"].pymc("sigma_obs")
+            sigma_obs = per_family("sigma_obs")
             seed = pm.Deterministic("seed_noise", pt.as_tensor(float(spec.seed_noise)))
             checked.append("sigma_obs")
         elif n_groups:
-            sigma_obs = priors["sigma_obs"].pymc("sigma_obs")
+            sigma_obs = per_family("sigma_obs")
             seed = priors["seed_noise"].pymc("seed_noise")
             checked += ["sigma_obs", "seed_noise"]
             if centred_runs:
@@ -329,7 +337,7 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
             mu = mu + offsets[group]
         scale = pt.where(single, pt.sqrt(sigma_obs**2 + seed**2), row_scale)
         if spec.likelihood == "studentt":
-            nu = priors["nu"].pymc("nu")
+            nu = per_family("nu")
             checked.append("nu")
             pm.StudentT("log_loss", nu=nu, mu=mu, sigma=scale * t_scale(nu), observed=y)
         else:

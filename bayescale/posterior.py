@@ -23,6 +23,7 @@ from bayescale.fileio import atomic_path
 from bayescale.intervals import KINDS, interval, summarize
 from bayescale.laws import Law, get_law
 from bayescale.predictive import discrepancy_share, floor_share, noise_draws
+from bayescale.runs import FAMILY
 
 META_KEY = "bayescale"
 #: Root attribute with the sha256 of the stored arrays: a damaged file fails to load.
@@ -224,8 +225,9 @@ class Posterior:
         """Posterior draws flattened over chains: name -> 1-d array.
 
         By default the law's parameters and the noise parameters. In a family fit, the law's
-        parameters are ``family``'s, or a new family's (population predictive) when ``family``
-        is None or not among :attr:`families`.
+        parameters and the per-family noise (sigma_obs, nu) are ``family``'s, or a new family's
+        (population predictive; noise of a random seen family per draw) when ``family`` is None
+        or not among :attr:`families`.
 
         Examples
         --------
@@ -245,12 +247,52 @@ class Posterior:
             raise BayescaleError(f"this fit has no model families (fitted without --family-col), "
                                  f"so none called '{family}'")
         picked = {}
-        if self.families:  # the family's law, or a new family's (population predictive)
-            from bayescale.families import family_draws
+        if self.families:  # the family's law and noise, or a new family's
+            from bayescale.families import family_draws, family_noise_draws
 
-            picked = family_draws(self.tree, self.law, family, self.meta["centring"])
+            picked = {**family_draws(self.tree, self.law, family, self.meta["centring"]),
+                      **family_noise_draws(self.tree, names, family)}
         return {name: picked[name] if name in picked else np.asarray(dataset[name]).reshape(-1)
                 for name in names}
+
+    def row_draws(self, names: list[str]) -> dict[str, np.ndarray]:
+        """Draws of each fitted row's own noise parameters: name -> (draws, rows) array (in a
+        family fit, a row's family's; otherwise the same for every row).
+
+        Examples
+        --------
+        >>> post.row_draws(["sigma_obs"])["sigma_obs"].shape  # doctest: +SKIP
+        (4000, 48)
+        """
+        rows = len(self.data)
+        if not self.families:
+            return {name: np.broadcast_to(values[:, None], (values.size, rows))
+                    for name, values in self.draws(names).items()}
+        out = {name: np.empty((self.n_draws, rows)) for name in names}
+        for family in self.families:
+            mine = (self.data[FAMILY] == family).to_numpy()
+            for name, values in self.draws(names, family=family).items():
+                out[name][:, mine] = values[:, None]
+        return out
+
+    def row_log_law(self) -> np.ndarray:
+        """ln L of the law at each fitted row, per draw: (draws, rows); in a family fit, each
+        row's own family's law.
+
+        Examples
+        --------
+        >>> post.row_log_law().shape  # doctest: +SKIP
+        (4000, 48)
+        """
+        data = self.data
+        if not self.families:
+            return self.law.log_loss(self.draws(), data["params"], data["tokens"])
+        out = np.empty((self.n_draws, len(data)))
+        for family in self.families:
+            mine = (data[FAMILY] == family).to_numpy()
+            out[:, mine] = self.law.log_loss(self.draws(family=family), data["params"][mine],
+                                             data["tokens"][mine])
+        return out
 
     @cached_property
     def families(self) -> list[str]:

@@ -84,8 +84,8 @@ def outliers(post: Posterior, scales: float = OUTLIER_SCALES) -> list[str]:
     >>> outliers(post)  # doctest: +SKIP
     ['rows 12, 31 lie 9.1, 5.3 noise scales from the law: ...']
     """
-    noise = post.draws(["sigma_obs", "seed_noise"])
-    scale = float(np.median(np.hypot(noise["sigma_obs"], noise["seed_noise"])))
+    noise = post.row_draws(["sigma_obs", "seed_noise"])
+    scale = np.median(np.hypot(noise["sigma_obs"], noise["seed_noise"]), axis=0)
     z = loss_residuals(post) / scale
     far = np.flatnonzero(np.abs(z) > scales)
     if far.size == 0:

@@ -1,16 +1,18 @@
 """Pooled family fit against a family fitted alone, on the ColPret families (../shared/data).
 
-For each held-out family, cut it down to its k smallest models (k = 3, or 2 for a family of
-three), then predict its largest model two ways: a fit of the cut family alone, and a family fit
-(``--family-col``) of the cut family together with every other family in full. The protocol is
-the Hitchhiker's Guide's (Choshen et al. 2024): checkpoints at or below 10B tokens dropped, the
-target scored on its last 30% of checkpoints by ARE = mean |L - L_hat| / L (L_hat: the posterior
-median of the law's expected loss), plus how many of those checkpoints the new run's 90% interval
-covers. Runs are thinned to at most ``--per-run`` checkpoints, log-evenly, to keep fits short.
+For each held-out family, cut it down to its k smallest models (``--keep-sizes``, 3 by default,
+2 for a family of three), then predict its largest model two ways: a fit of the cut family
+alone, and a family fit (``--family-col``) of the cut family together with every other family in
+full. The protocol is the Hitchhiker's Guide's (Choshen et al. 2024): checkpoints at or below
+10B tokens dropped, the target scored on its last 30% of checkpoints by ARE = mean |L - L_hat| / L
+(L_hat: the posterior median of the law's expected loss), plus how many of those checkpoints the
+new run's 90% interval covers. Runs are thinned to at most ``--per-run`` checkpoints,
+log-evenly, to keep fits short.
 
 Usage::
 
-    .venv/bin/python benchmarks/family_pooling.py [--per-run 60] [--seed-noise 0.01]
+    .venv/bin/python benchmarks/family_pooling.py [--per-run 60] [--keep-sizes 3]
+                                                  [--seed-noise 0.01]
 """
 
 from __future__ import annotations
@@ -78,6 +80,9 @@ def main() -> int:
     parser.add_argument("--colpret", type=Path, default=DEFAULT_COLPRET)
     parser.add_argument("--per-run", type=int, default=60)
     parser.add_argument("--families", default=",".join(HELD_OUT))
+    parser.add_argument("--keep-sizes", type=int, default=3,
+                        help="model sizes kept of the held-out family (fewer if it has fewer "
+                             "than one more than this)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--seed-noise", type=float, default=None,
                         help="fix the seed noise (e.g. 0.01) instead of estimating it")
@@ -92,7 +97,7 @@ def main() -> int:
     for family in args.families.split(","):
         rows = table[table["family"] == family]
         sizes = np.sort(rows["params"].unique())
-        k = 3 if sizes.size > 3 else 2
+        k = min(args.keep_sizes, sizes.size - 1)
         target = rows[rows["params"] == sizes[-1]]
         cut = rows[rows["params"].isin(sizes[:k])]
         pooled_table = pd.concat([table[table["family"] != family], cut], ignore_index=True)

@@ -75,10 +75,37 @@ def test_family_posterior_layout_and_summary(family_fits):
         assert dataset[name].dims == ("chain", "draw", "family")
     assert dataset["family_sd"].dims == ("chain", "draw", "pooled")
     summary = post.summary()
-    assert {"E[p]", "alpha[t]", "family_sd[log_E]", "sigma_obs"} <= set(summary.index)
+    assert {"E[p]", "alpha[t]", "family_sd[log_E]", "sigma_obs[p]", "nu[t]"} <= set(summary.index)
     one = post.draws(family="q")
     assert one["E"].shape == (post.n_draws,)
     np.testing.assert_array_equal(one["E"], np.asarray(dataset["E"].sel(family="q")).ravel())
+
+
+@pytest.mark.slow
+def test_each_family_has_its_own_row_noise(family_fits):
+    """sigma_obs and nu per family; a new family's noise is, per draw, a seen family's."""
+    post = family_fits[0].posterior
+    dataset = post.tree["posterior"].dataset
+    assert dataset["sigma_obs"].dims == ("chain", "draw", "family")
+    assert dataset["nu"].dims == ("chain", "draw", "family")
+    assert "family" not in dataset["seed_noise"].dims
+    own = post.draws(["sigma_obs", "nu"], family="r")
+    np.testing.assert_array_equal(
+        own["sigma_obs"], np.asarray(dataset["sigma_obs"].sel(family="r")).ravel())
+    new = post.draws(["sigma_obs"])["sigma_obs"]
+    per_family = np.asarray(dataset["sigma_obs"].transpose("chain", "draw", "family"))
+    per_family = per_family.reshape(post.n_draws, -1)
+    assert np.all(np.any(new[:, None] == per_family, axis=1))  # one seen family's value per draw
+    assert np.unique(np.argmax(new[:, None] == per_family, axis=1)).size == len(post.families)
+    # residuals and outliers are measured against each row's own family's law: clean
+    # simulated curves have none (against a new family's law they lay up to 29 scales off)
+    from bayescale.warnings_check import outliers
+
+    assert outliers(post) == []
+    rows = post.row_draws(["sigma_obs"])["sigma_obs"]
+    in_q = (post.data["family"] == "q").to_numpy()
+    np.testing.assert_array_equal(rows[:, in_q][:, 0], post.draws(["sigma_obs"], family="q")
+                                  ["sigma_obs"])
 
 
 @pytest.mark.slow
