@@ -37,7 +37,6 @@ from bayescale import ModelSpec, SamplerOptions, fit, load_runs  # noqa: E402
 #: Families pooled (Pile-T5 is left out: its source "perplexity" is in doubtful units).
 SOURCES = ("gpt3", "opt", "olmo", "datablations", "redpajama")
 HELD_OUT = ("gpt3", "opt", "datablations-c4", "datablations-oscar")
-OPTIONS = SamplerOptions(chains=2, draws=500, tune=500, random_seed=0, progress=False)
 
 
 def thin(table: pd.DataFrame, per_run: int) -> pd.DataFrame:
@@ -64,14 +63,14 @@ def score(post, target: pd.DataFrame, family: str | None) -> dict[str, float]:
     return {"are": are, "coverage": float(inside.mean()), "rel_width": width}
 
 
-def fit_table(table: pd.DataFrame, families: bool, seed_noise: float | None
-              ) -> tuple[object, float]:
+def fit_table(table: pd.DataFrame, families: bool, seed_noise: float | None,
+              options: SamplerOptions) -> tuple[object, float]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "runs.csv"
         table.to_csv(path, index=False)
         runs = load_runs(path, run_col="run", family_col="family" if families else None)
         start = time.perf_counter()
-        result = fit(runs, ModelSpec(seed_noise=seed_noise), options=OPTIONS)
+        result = fit(runs, ModelSpec(seed_noise=seed_noise), options=options)
         return result, time.perf_counter() - start
 
 
@@ -83,6 +82,8 @@ def main() -> int:
     parser.add_argument("--keep-sizes", type=int, default=3,
                         help="model sizes kept of the held-out family (fewer if it has fewer "
                              "than one more than this)")
+    parser.add_argument("--chains", type=int, default=2)
+    parser.add_argument("--draws", type=int, default=500, help="draws per chain (and as many tune)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--seed-noise", type=float, default=None,
                         help="fix the seed noise (e.g. 0.01) instead of estimating it")
@@ -90,6 +91,8 @@ def main() -> int:
     if not args.colpret.is_dir():
         print(f"ColPret data not found at {args.colpret}", file=sys.stderr)
         return 1
+    options = SamplerOptions(chains=args.chains, draws=args.draws, tune=args.draws,
+                             random_seed=0, progress=False)
     table = colpret_table(args.colpret, SOURCES)
     table = table[table["tokens"] > 10e9]  # Hitchhiker's Guide: drop checkpoints <= 10B tokens
     table = thin(table, args.per_run)[["params", "tokens", "loss", "run", "family"]]
@@ -101,8 +104,8 @@ def main() -> int:
         target = rows[rows["params"] == sizes[-1]]
         cut = rows[rows["params"].isin(sizes[:k])]
         pooled_table = pd.concat([table[table["family"] != family], cut], ignore_index=True)
-        alone, t_alone = fit_table(cut.drop(columns="family"), False, args.seed_noise)
-        pooled, t_pooled = fit_table(pooled_table, True, args.seed_noise)
+        alone, t_alone = fit_table(cut.drop(columns="family"), False, args.seed_noise, options)
+        pooled, t_pooled = fit_table(pooled_table, True, args.seed_noise, options)
         entry = {"family": family, "fit_sizes": [float(s) for s in sizes[:k]],
                  "target_size": float(sizes[-1]), "target_rows": len(target)}
         for name, result, seconds, fam in (("alone", alone, t_alone, None),
