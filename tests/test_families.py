@@ -134,6 +134,23 @@ def test_cli_family_options(family_fits):
     assert json.loads(result.stdout)["family_seen"] is False
 
 
+@pytest.mark.slow
+def test_fit_summary_prints_family_labels(family_fits, monkeypatch):
+    """"alpha[t]" is a label, not Rich markup (which dropped "[t]": four rows all called E)."""
+    import io
+
+    from rich.console import Console
+
+    from bayescale.cli import fit_cmd
+
+    buffer = io.StringIO()
+    monkeypatch.setattr(fit_cmd, "err", Console(file=buffer, width=200))
+    post = family_fits[0].posterior
+    fit_cmd._print_summary(post.summary(), 0.9, post.law.formula)
+    labels = set(buffer.getvalue().split())
+    assert {"alpha[t]", "E[p]", "sigma_obs[q]", "family_sd[log_E]"} <= labels
+
+
 def test_family_option_on_a_single_law_fit_is_an_error(known_posterior, tmp_path):
     path = tmp_path / "single.posterior.nc"
     known_posterior.save(path)

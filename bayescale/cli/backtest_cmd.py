@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from bayescale.cli import app
 from bayescale.cli.common import (
@@ -132,7 +133,8 @@ def _print_report(report: dict) -> None:
         base = case.get("baseline") or {}
         distance = case.get("distance_decades")
         table.add_row(
-            case["family"], str(case["n_test"]), "" if distance is None else f"{distance:.2f}",
+            Text(case["family"]), str(case["n_test"]),
+            "" if distance is None else f"{distance:.2f}",
             _pct(case["are_median"]),
             "/".join(f"{100 * case[f'coverage_{k}']:.0f}" for k in (50, 80, 90)) + "%",
             _pct(case["halfwidth_90_median"]), _pct(base.get("are_median")),

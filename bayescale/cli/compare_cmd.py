@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from bayescale.cli import app
 from bayescale.cli.common import JsonOption, emit_json, err, user_errors
@@ -46,7 +47,7 @@ def compare(
                    "weight", "k > 0.7"):
         out.add_column(column, justify="right")
     for name, row in table.iterrows():
-        out.add_row(str(row["rank"]), name, row["law"], f"{row['elpd_loo']:.1f}",
+        out.add_row(str(row["rank"]), Text(name), row["law"], f"{row['elpd_loo']:.1f}",
                     f"{row['se']:.1f}", f"{row['elpd_diff']:.1f}", f"{row['dse']:.1f}",
                     f"{row['p_loo']:.1f}", f"{row['weight']:.2f}", str(row["n_bad_k"]))
     err.print(out)

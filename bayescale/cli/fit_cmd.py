@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from bayescale.cli import app
 from bayescale.cli.common import (
@@ -160,6 +161,8 @@ def _print_summary(summary, level: float, formula: str) -> None:
     for column in ("parameter", "median", "lower", "upper", "sd", "R-hat", "ESS bulk"):
         table.add_column(column, justify="right")
     for name, row in summary.iterrows():
-        table.add_row(name, f"{row['median']:.4g}", f"{row['lower']:.4g}", f"{row['upper']:.4g}",
-                      f"{row['sd']:.3g}", f"{row['r_hat']:.3f}", f"{row['ess_bulk']:.0f}")
+        # Text: "E[gpt3]" is a label, not Rich markup
+        table.add_row(Text(name), f"{row['median']:.4g}", f"{row['lower']:.4g}",
+                      f"{row['upper']:.4g}", f"{row['sd']:.3g}", f"{row['r_hat']:.3f}",
+                      f"{row['ess_bulk']:.0f}")
     err.print(table)
