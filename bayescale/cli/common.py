@@ -16,7 +16,7 @@ from bayescale.errors import BayescaleError
 from bayescale.runs import parse_size
 
 #: Messages, tables and warnings go to stderr; stdout carries only machine output (JSON).
-err = Console(stderr=True, soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True, markup=False)  # paths and names may hold "[...]"
 
 def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt

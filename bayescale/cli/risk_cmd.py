@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from bayescale import format as fmt
 from bayescale.cli import app
@@ -121,5 +122,5 @@ def _print_table(review: RiskReview) -> None:
         err.print(f"warning: {review.extrapolation['warning']}", markup=False)
     err.print(f"uncertainty: {review.uncertainty['advice']}", markup=False)
     color = {"GO": "green", "CAUTION": "yellow", "NO-GO": "red"}[review.verdict]
-    err.print(f"[bold {color}]{review.verdict}[/]: ", end="")
+    err.print(Text(f"{review.verdict}: ", style=f"bold {color}"), end="")
     err.print("; ".join(review.reasons), markup=False)
