@@ -311,3 +311,11 @@ def test_unwritable_out_fails_before_sampling(tmp_path, out, words):
     line = one_line_error(run(["fit", runs, "--out", target]))
     assert line.startswith(f"error: {target}: ") and words in line, line
     only(tmp_path, runs.name)
+
+
+def test_bracketed_file_name_is_printed_as_is(tmp_path):
+    """File names are text, not Rich markup: '[v2]' survives in the error line."""
+    source = tmp_path / "runs[v2].csv"
+    shutil.copy(CORPUS / "nonnumeric_loss.csv", source)
+    line = one_line_error(run(["fit", source, "--draws", 10, "--tune", 10]))
+    assert line.startswith(f"error: {source}"), line
