@@ -6,7 +6,10 @@ the law's centred coordinates (ln E, a_c, b_c, ln alpha, ln beta for Chinchilla)
     theta_f,k ~ Normal(mu_k, tau_k),   tau_k ~ Gamma(2, 4)
 
 mu_k (``pop_*``) has the prior a single-family fit gives that coordinate, and tau_k
-(``family_sd``) is how far families stray from it. A family with two or three small runs thus
+(``family_sd``) is how far families stray from it. With ``--separate-e`` (families trained on
+different data or tokenizers) ln E is not pooled: each family has it under the single-family
+prior (``family_log_E``), and a new family draws it from that prior. A family with two or three
+small runs thus
 borrows the shape of the law from the others (the Hitchhiker's Guide's advice to "borrow
 parameters from a similar model family", Choshen et al. 2024, with a posterior instead of a copy).
 Each family has its own row noise and tails (sigma_obs, nu), since sources differ in how they
@@ -19,7 +22,7 @@ coordinates mu + tau z with a fresh z.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,6 +40,8 @@ from bayescale.runs import FAMILY, RunTable
 #: It keeps away from 0 (Chung et al. 2013): families do differ, and a sd near 0 would open a
 #: funnel in the centred coordinates.
 FAMILY_SD = Prior("gamma", {"alpha": 2.0, "beta": 4.0})
+#: Noise parameters a family model gives each family (seed noise is shared).
+NOISE_PER_FAMILY = ("sigma_obs", "nu")
 #: Seed of the new-family draws (the population predictive), so repeated questions agree.
 POPULATION_SEED = 20240601
 
@@ -65,28 +70,34 @@ def family_structure(runs: RunTable) -> tuple[np.ndarray, list[str]]:
 
 
 def pymc_family_log_loss(
-    law: Law, priors: Mapping[str, Prior], n0: Any, d0: Any, n: Any, d: Any, family: Any
+    law: Law, priors: Mapping[str, Prior], n0: Any, d0: Any, n: Any, d: Any, family: Any,
+    pooled: Sequence[str],
 ) -> Any:
     """Inside a PyMC model with coords ``family`` and ``pooled``: ln L of each row.
 
-    ``family`` is each row's family index. Creates ``pop_*`` (population means), ``family_sd``,
-    ``family_theta`` and the per-family parameters (dim ``family``) as Deterministics.
+    ``family`` is each row's family index; ``pooled`` the coordinates pooled (all of the law's
+    :attr:`~bayescale.laws.Law.pooled`, or all but E with ``--separate-e``). Creates ``pop_*``
+    (population means), ``family_sd``, ``family_theta``, ``family_log_E`` if E is kept apart,
+    and the per-family parameters (dim ``family``) as Deterministics.
 
     Examples
     --------
     >>> with pm.Model(coords={"family": names, "pooled": law.pooled}):  # doctest: +SKIP
-    ...     mu = pymc_family_log_loss(law, priors, n0, d0, n, d, index)
+    ...     mu = pymc_family_log_loss(law, priors, n0, d0, n, d, index, law.pooled)
     """
     import pymc as pm
     import pytensor.tensor as pt
 
-    means = pt.stack(law.pymc_population_means(priors, n0, d0))
+    population = law.pymc_population_means(priors, n0, d0, pooled)
+    means = pt.stack([population[name] for name in pooled])
     sd = priors["family_sd"].pymc("family_sd", dims="pooled")
     # Centred: checkpoint curves pin each family's coordinates, and the non-centred form
     # (mu + tau z) then makes NUTS trace z = (theta - mu) / tau across tau's whole range
     # (3 simulated families x 40 checkpoints: 420-580 leapfrog steps per draw, against 31).
     coords = pm.Normal("family_theta", means[None, :], sd[None, :], dims=("family", "pooled"))
-    theta = {name: coords[:, k] for k, name in enumerate(law.pooled)}
+    theta = {name: coords[:, k] for k, name in enumerate(pooled)}
+    if law.own_e_coordinate not in pooled:
+        theta[law.own_e_coordinate] = law.pymc_family_e(priors)
     for name, value in law.from_pooled(theta, n0, d0, xp=pt).items():
         pm.Deterministic(name, value, dims="family")
     rows = {name: value[family] for name, value in theta.items()}
@@ -107,28 +118,44 @@ def family_names(tree: Any) -> list[str]:
     return [str(name) for name in np.asarray(posterior.coords["family"])]
 
 
+def pooled_names(tree: Any) -> list[str]:
+    """The coordinates a family fit pooled (its ``pooled`` dimension).
+
+    Examples
+    --------
+    >>> pooled_names(Posterior.load("families.posterior.nc").tree)  # doctest: +SKIP
+    ['a_c', 'b_c', 'log_alpha', 'log_beta']
+    """
+    return [str(name) for name in np.asarray(tree["posterior"].dataset.coords["pooled"])]
+
+
 def family_draws(
-    tree: Any, law: Law, family: str | None, centring: Mapping[str, float]
+    tree: Any, law: Law, family: str | None, centring: Mapping[str, float],
+    priors: Mapping[str, Prior],
 ) -> dict[str, np.ndarray]:
     """The law's parameter draws for one family, or for a new family (``None`` or unseen).
 
     A new family's draws are the population predictive: per draw s, coordinates
-    mu_s + tau_s z with z ~ Normal(0, 1) (fixed seed, so repeated calls agree).
+    mu_s + tau_s z with z ~ Normal(0, 1), and an E kept apart (``--separate-e``) from its prior
+    (fixed seed, so repeated calls agree).
 
     Examples
     --------
-    >>> family_draws(post.tree, post.law, "gpt3", post.meta["centring"])["alpha"]  # doctest: +SKIP
+    >>> family_draws(post.tree, post.law, "gpt3", post.meta["centring"], priors)  # doctest: +SKIP
     """
     posterior = tree["posterior"].dataset
     if family is not None and family in family_names(tree):
         return {name: np.asarray(posterior[name].sel(family=family)).reshape(-1)
                 for name in law.parameters}
-    means = np.stack([np.asarray(posterior[f"pop_{k}"]).reshape(-1) for k in law.pooled], 1)
+    pooled = pooled_names(tree)
+    means = np.stack([np.asarray(posterior[f"pop_{k}"]).reshape(-1) for k in pooled], 1)
     sd = np.asarray(posterior["family_sd"].transpose("chain", "draw", "pooled"))
-    sd = sd.reshape(-1, len(law.pooled))
-    z = np.random.default_rng(POPULATION_SEED).standard_normal(means.shape)
-    coords = means + sd * z
-    theta = {name: coords[:, k] for k, name in enumerate(law.pooled)}
+    sd = sd.reshape(-1, len(pooled))
+    rng = np.random.default_rng(POPULATION_SEED)
+    coords = means + sd * rng.standard_normal(means.shape)
+    theta = {name: coords[:, k] for k, name in enumerate(pooled)}
+    if law.own_e_coordinate not in pooled:
+        theta[law.own_e_coordinate] = law.sample_family_e(priors, rng, means.shape[0])
     return law.from_pooled(theta, centring["n0"], centring["d0"])
 
 
@@ -143,7 +170,8 @@ def family_noise_draws(tree: Any, names: list[str], family: str | None) -> dict[
     >>> family_noise_draws(post.tree, ["sigma_obs", "nu"], "gpt3")["sigma_obs"]  # doctest: +SKIP
     """
     posterior = tree["posterior"].dataset
-    names = [name for name in names if name in posterior and "family" in posterior[name].dims]
+    names = [name for name in names if name in NOISE_PER_FAMILY and name in posterior
+             and "family" in posterior[name].dims]
     if not names:
         return {}
     if family is not None and family in family_names(tree):
@@ -178,7 +206,7 @@ def family_summary(tree: Any, law: Law, level: float, kind: str) -> Any:
     tail = az.ess(posterior[names], method="tail")
     cells = [(f"{name}[{f}]", name, {"family": f})
              for name in law.parameters for f in family_names(tree)]
-    cells += [(f"family_sd[{k}]", "family_sd", {"pooled": k}) for k in law.pooled]
+    cells += [(f"family_sd[{k}]", "family_sd", {"pooled": k}) for k in pooled_names(tree)]
     for name in noise:  # sigma_obs and nu per family, seed noise shared
         if "family" in posterior[name].dims:
             cells += [(f"{name}[{f}]", name, {"family": f}) for f in family_names(tree)]

@@ -14,6 +14,7 @@ import numpy as np
 from bayescale import __version__
 from bayescale.calibration import calibrate_runs
 from bayescale.diagnostics import Diagnostics, check
+from bayescale.errors import BayescaleError
 from bayescale.laws import get_law
 from bayescale.model import ModelSpec, build_model
 from bayescale.posterior import META_KEY, Posterior
@@ -105,6 +106,8 @@ def fit(
     spec = spec or ModelSpec()
     if FAMILY in runs.data and not spec.families:
         spec = replace(spec, families=True)  # a family column means a family model
+    if spec.separate_e and not spec.families:
+        raise BayescaleError("separate_e needs a family model (a family column, --family-col)")
     options = options or SamplerOptions()
     law = get_law(spec.law)
     check_identifiable(runs, len(law.parameters))

@@ -10,7 +10,7 @@ Adding a law is one subclass registered in ``LAWS``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -116,16 +116,43 @@ class Law(ABC):
 
     #: Coordinates pooled across model families (``--family-col``); empty: no family model.
     pooled: ClassVar[tuple[str, ...]] = ()
+    #: The coordinate that ``--separate-e`` keeps per family instead of pooling it.
+    own_e_coordinate: ClassVar[str | None] = None
 
-    def pymc_population_means(self, priors: Mapping[str, Prior], n0: Any, d0: Any) -> list[Any]:
-        """Inside a PyMC model: the population means of :attr:`pooled`, with their priors.
+    def pymc_family_e(self, priors: Mapping[str, Prior]) -> Any:
+        """Inside a PyMC model with coords ``family``: each family's own E coordinate under the
+        single-family prior (``--separate-e``).
+
+        Examples
+        --------
+        >>> with pm.Model(coords={"family": ["a", "b"]}):  # doctest: +SKIP
+        ...     log_e = get_law("chinchilla").pymc_family_e(priors)
+        """
+        raise NotImplementedError
+
+    def sample_family_e(
+        self, priors: Mapping[str, Prior], rng: np.random.Generator, size: int
+    ) -> np.ndarray:
+        """A new family's own E coordinate (``--separate-e``): draws from its prior.
+
+        Examples
+        --------
+        >>> get_law("chinchilla").sample_family_e(priors, rng, 4000)  # doctest: +SKIP
+        """
+        raise NotImplementedError
+
+    def pymc_population_means(
+        self, priors: Mapping[str, Prior], n0: Any, d0: Any, names: Sequence[str]
+    ) -> dict[str, Any]:
+        """Inside a PyMC model: the population means of ``names`` (of :attr:`pooled`), with
+        their priors.
 
         Laws without a family model raise :class:`~bayescale.errors.BayescaleError`.
 
         Examples
         --------
         >>> with pm.Model():  # doctest: +SKIP
-        ...     means = get_law("chinchilla").pymc_population_means(priors, n0=20.0, d0=23.0)
+        ...     means = get_law("chinchilla").pymc_population_means(priors, 20.0, 23.0, names)
         """
         from bayescale.errors import BayescaleError
 
@@ -285,14 +312,46 @@ class Chinchilla(Law):
     # Family model: each family's (ln E, a_c, b_c, ln alpha, ln beta) = population mean + sd z,
     # with a_c = ln A - alpha n0 and b_c = ln B - beta d0 at the common centre.
     pooled = ("log_E", "a_c", "b_c", "log_alpha", "log_beta")
+    own_e_coordinate = "log_E"
 
-    def pymc_population_means(self, priors: Mapping[str, Prior], n0: Any, d0: Any) -> list[Any]:
+    def pymc_family_e(self, priors: Mapping[str, Prior]) -> Any:
+        """ln E of each family under the single-family prior of E (``family_log_E``).
+
+        Examples
+        --------
+        >>> with pm.Model(coords={"family": ["a", "b"]}):  # doctest: +SKIP
+        ...     log_e = Chinchilla().pymc_family_e(priors)
+        """
+        import pymc as pm
+
+        pe = priors["E"].params
+        return pm.Normal("family_log_E", pe["mu"], pe["sigma"], dims="family")
+
+    def sample_family_e(
+        self, priors: Mapping[str, Prior], rng: np.random.Generator, size: int
+    ) -> np.ndarray:
+        """ln E of a new family from the prior of E.
+
+        Examples
+        --------
+        >>> from bayescale.priors import lognormal
+        >>> log_e = Chinchilla().sample_family_e({"E": lognormal(2.0, 0.5)},
+        ...                                      np.random.default_rng(0), 4000)
+        >>> round(float(np.exp(np.median(log_e))), 1)
+        2.0
+        """
+        pe = priors["E"].params
+        return rng.normal(pe["mu"], pe["sigma"], size)
+
+    def pymc_population_means(
+        self, priors: Mapping[str, Prior], n0: Any, d0: Any, names: Sequence[str]
+    ) -> dict[str, Any]:
         """Population means with the single-family priors (E, alpha, beta must be log-normal).
 
         Examples
         --------
         >>> with pm.Model(coords={"pooled": Chinchilla.pooled}):  # doctest: +SKIP
-        ...     means = Chinchilla().pymc_population_means(priors, n0, d0)
+        ...     means = Chinchilla().pymc_population_means(priors, n0, d0, Chinchilla.pooled)
         """
         import pymc as pm
         import pytensor.tensor as pt
@@ -303,7 +362,7 @@ class Chinchilla(Law):
             if priors[name].dist != "lognormal":
                 raise BayescaleError(f"a family model needs a lognormal prior on {name}")
         pe, pal, pbe = (priors[k].params for k in ("E", "alpha", "beta"))
-        log_e = pm.Normal("pop_log_E", pe["mu"], pe["sigma"])
+        log_e = pm.Normal("pop_log_E", pe["mu"], pe["sigma"]) if "log_E" in names else None
         log_alpha = pm.Normal("pop_log_alpha", pal["mu"], pal["sigma"])
         log_beta = pm.Normal("pop_log_beta", pbe["mu"], pbe["sigma"])
         pa, pb = priors["A"], priors["B"]
@@ -311,7 +370,9 @@ class Chinchilla(Law):
                         pa.params["sigma"])
         b_c = pm.Normal("pop_b_c", pb.params["mu"] + pt.exp(log_beta) * (np.log(pb.at) - d0),
                         pb.params["sigma"])
-        return [log_e, a_c, b_c, log_alpha, log_beta]
+        means = {"log_E": log_e, "a_c": a_c, "b_c": b_c, "log_alpha": log_alpha,
+                 "log_beta": log_beta}
+        return {name: means[name] for name in names}
 
     def from_pooled(self, theta: Mapping[str, Any], n0: Any, d0: Any, xp: Any = np) -> dict:
         """E, A, B, alpha, beta from the pooled coordinates.

@@ -63,6 +63,10 @@ class ModelSpec:
     families : bool
         A hierarchical law over the table's ``family`` column (:mod:`bayescale.families`);
         :func:`bayescale.fit.fit` sets it when the runs have one.
+    separate_e : bool
+        In a family model, each family keeps its own E under the single-family prior instead
+        of pooling it: for families trained on different data or tokenizers, whose irreducible
+        losses are unrelated.
 
     Examples
     --------
@@ -77,6 +81,7 @@ class ModelSpec:
     priors: dict[str, Prior] = field(default_factory=dict)
     seed_noise: float | None = None
     families: bool = False
+    separate_e: bool = False
 
     def full_priors(self) -> dict[str, Prior]:
         """Defaults of the law and noise, overridden by ``priors``.
@@ -110,6 +115,7 @@ class ModelSpec:
             "priors": to_dict(self.full_priors()),
             "seed_noise": self.seed_noise,
             "families": self.families,
+            "separate_e": self.separate_e,
         }
 
 
@@ -259,13 +265,15 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
         from bayescale.families import family_structure, pymc_family_log_loss
 
         family_index, coords["family"] = family_structure(runs)
-        coords["pooled"] = law.pooled
+        coords["pooled"] = [k for k in law.pooled
+                            if not (spec.separate_e and k == law.own_e_coordinate)]
 
     def log_law(n: Any, d: Any, rows: Any) -> Any:
         """ln L at centred n, d; ``rows`` picks each point's family in a family model."""
         if not spec.families:
             return law.pymc_log_loss(priors, n0, d0, n, d)
-        return pymc_family_log_loss(law, priors, n0, d0, n, d, family_index[rows])
+        return pymc_family_log_loss(law, priors, n0, d0, n, d, family_index[rows],
+                                    coords["pooled"])
 
     with pm.Model(coords=coords) as model:
         # Everything that changes between data sets of one design is a Data container, so a
@@ -298,7 +306,7 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
 
         checked = list(law.parameters)
         if spec.families:
-            checked += [f"pop_{name}" for name in law.pooled] + ["family_sd"]
+            checked += [f"pop_{name}" for name in coords["pooled"]] + ["family_sd"]
         def per_family(name: str) -> Any:
             """A noise parameter: one per family in a family model (families' data differ in
             noise: ColPret's digitised GPT-3 curves 0.012, datablations 0.002), else one."""

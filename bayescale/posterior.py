@@ -23,6 +23,7 @@ from bayescale.fileio import atomic_path
 from bayescale.intervals import KINDS, interval, summarize
 from bayescale.laws import Law, get_law
 from bayescale.predictive import discrepancy_share, floor_share, noise_draws
+from bayescale.priors import NOISE_PRIORS, Prior, from_dict
 from bayescale.runs import FAMILY
 
 META_KEY = "bayescale"
@@ -250,7 +251,8 @@ class Posterior:
         if self.families:  # the family's law and noise, or a new family's
             from bayescale.families import family_draws, family_noise_draws
 
-            picked = {**family_draws(self.tree, self.law, family, self.meta["centring"]),
+            picked = {**family_draws(self.tree, self.law, family, self.meta["centring"],
+                                     self.priors),
                       **family_noise_draws(self.tree, names, family)}
         return {name: picked[name] if name in picked else np.asarray(dataset[name]).reshape(-1)
                 for name in names}
@@ -293,6 +295,19 @@ class Posterior:
             out[:, mine] = self.law.log_loss(self.draws(family=family), data["params"][mine],
                                              data["tokens"][mine])
         return out
+
+    @cached_property
+    def priors(self) -> dict[str, Prior]:
+        """The priors the posterior was fitted with (the law's defaults if the file has none).
+
+        Examples
+        --------
+        >>> sorted(Posterior.load("examples/isoflop_runs.posterior.nc").priors)  # doctest: +SKIP
+        ['A', 'B', 'E', 'alpha', 'beta', 'nu', 'seed_noise', 'sigma_obs']
+        """
+        if "priors" in self.meta:
+            return from_dict(self.meta["priors"])
+        return {**self.law.default_priors(), **NOISE_PRIORS}
 
     @cached_property
     def families(self) -> list[str]:

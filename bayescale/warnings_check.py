@@ -16,7 +16,6 @@ import numpy as np
 from bayescale import format as fmt
 from bayescale.fit import loss_residuals
 from bayescale.posterior import Posterior
-from bayescale.priors import NOISE_PRIORS, Prior, from_dict
 
 #: Posterior sd above this share of the prior sd: the data barely moved the prior.
 UNCONSTRAINED_RATIO = 0.7
@@ -25,13 +24,6 @@ OUTLIER_SCALES = 4.0
 #: Targets beyond these multiples of the largest fitted run are far extrapolations.
 FAR_COMPUTE = 100.0
 FAR_PARAMS = 10.0
-
-
-def _priors(post: Posterior) -> dict[str, Prior]:
-    """The priors the posterior was fitted with (the law's defaults if the file has none)."""
-    if "priors" in post.meta:
-        return from_dict(post.meta["priors"])
-    return {**post.law.default_priors(), **NOISE_PRIORS}
 
 
 def sd_ratios(post: Posterior, size: int = 20_000, random_seed: int = 0) -> dict[str, float]:
@@ -45,7 +37,7 @@ def sd_ratios(post: Posterior, size: int = 20_000, random_seed: int = 0) -> dict
     >>> sd_ratios(post)  # doctest: +SKIP
     {'E': 0.08, 'A': 0.12, 'B': 0.2, 'alpha': 0.15, 'beta': 0.17}
     """
-    priors = _priors(post)
+    priors = post.priors
     prior = post.law.prior_draws(priors, np.random.default_rng(random_seed), size)
     draws = post.draws(list(post.law.parameters))
     ratios = {}
@@ -142,7 +134,7 @@ def seed_prior_only(post: Posterior) -> list[str]:
     """
     if post.meta.get("seed_noise_identified", True):
         return []
-    prior = _priors(post)["seed_noise"].describe()
+    prior = post.priors["seed_noise"].describe()
     return ["no model size has two runs, so seed noise cannot be told from the law's size "
             f"dependence: the seed-noise floor is the prior {prior}; give --seed-noise if you "
             "know it (e.g. from runs that differ only in seed)"]

@@ -12,7 +12,7 @@ log-evenly, to keep fits short.
 Usage::
 
     .venv/bin/python benchmarks/family_pooling.py [--per-run 60] [--keep-sizes 3]
-                                                  [--seed-noise 0.01]
+                                                  [--seed-noise 0.01] [--separate-e]
 """
 
 from __future__ import annotations
@@ -63,14 +63,14 @@ def score(post, target: pd.DataFrame, family: str | None) -> dict[str, float]:
     return {"are": are, "coverage": float(inside.mean()), "rel_width": width}
 
 
-def fit_table(table: pd.DataFrame, families: bool, seed_noise: float | None,
-              options: SamplerOptions) -> tuple[object, float]:
+def fit_table(table: pd.DataFrame, spec: ModelSpec, options: SamplerOptions
+              ) -> tuple[object, float]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "runs.csv"
         table.to_csv(path, index=False)
-        runs = load_runs(path, run_col="run", family_col="family" if families else None)
+        runs = load_runs(path, run_col="run", family_col="family" if spec.families else None)
         start = time.perf_counter()
-        result = fit(runs, ModelSpec(seed_noise=seed_noise), options=options)
+        result = fit(runs, spec, options=options)
         return result, time.perf_counter() - start
 
 
@@ -82,6 +82,8 @@ def main() -> int:
     parser.add_argument("--keep-sizes", type=int, default=3,
                         help="model sizes kept of the held-out family (fewer if it has fewer "
                              "than one more than this)")
+    parser.add_argument("--separate-e", action="store_true",
+                        help="pooled fit keeps each family's own E (fit --separate-e)")
     parser.add_argument("--chains", type=int, default=2)
     parser.add_argument("--draws", type=int, default=500, help="draws per chain (and as many tune)")
     parser.add_argument("--json", type=Path, default=None)
@@ -104,8 +106,10 @@ def main() -> int:
         target = rows[rows["params"] == sizes[-1]]
         cut = rows[rows["params"].isin(sizes[:k])]
         pooled_table = pd.concat([table[table["family"] != family], cut], ignore_index=True)
-        alone, t_alone = fit_table(cut.drop(columns="family"), False, args.seed_noise, options)
-        pooled, t_pooled = fit_table(pooled_table, True, args.seed_noise, options)
+        alone, t_alone = fit_table(cut.drop(columns="family"),
+                                   ModelSpec(seed_noise=args.seed_noise), options)
+        pooled, t_pooled = fit_table(pooled_table, ModelSpec(
+            seed_noise=args.seed_noise, families=True, separate_e=args.separate_e), options)
         entry = {"family": family, "fit_sizes": [float(s) for s in sizes[:k]],
                  "target_size": float(sizes[-1]), "target_rows": len(target)}
         for name, result, seconds, fam in (("alone", alone, t_alone, None),

@@ -44,12 +44,14 @@ def family_fits(tmp_path_factory):
                  calibration=False)
     alone = fit(load_runs(alone_path, run_col="run"), SPEC, OPTIONS, calibration=False)
     pooled.posterior.save(folder / "pooled.nc")
-    return pooled, alone, folder / "pooled.nc"
+    separate = fit(load_runs(pooled_path, run_col="run", family_col="family"),
+                   ModelSpec(seed_noise=0.005, separate_e=True), OPTIONS, calibration=False)
+    return pooled, alone, folder / "pooled.nc", separate
 
 
 @pytest.mark.slow
 def test_pooling_recovers_a_small_family_better_than_alone(family_fits):
-    pooled, alone, _ = family_fits
+    pooled, alone, _, _ = family_fits
     truth = float(chinchilla_loss(TRUTHS["t"], TARGET["params"], TARGET["tokens"]))
     errors = {}
     for name, post, family in (("pooled", pooled.posterior, "t"), ("alone", alone.posterior, None)):
@@ -102,6 +104,11 @@ def test_each_family_has_its_own_row_noise(family_fits):
     from bayescale.warnings_check import outliers
 
     assert outliers(post) == []
+    # the law of a new family stays the population predictive (not a seen family's draws)
+    from bayescale.families import family_draws
+
+    population = family_draws(post.tree, post.law, None, post.meta["centring"], post.priors)
+    np.testing.assert_array_equal(post.draws()["alpha"], population["alpha"])
     rows = post.row_draws(["sigma_obs"])["sigma_obs"]
     in_q = (post.data["family"] == "q").to_numpy()
     np.testing.assert_array_equal(rows[:, in_q][:, 0], post.draws(["sigma_obs"], family="q")
@@ -183,7 +190,42 @@ def test_new_family_draws_follow_the_population():
     tree = xr.DataTree.from_dict({"posterior": posterior})
     tree.attrs = {META_KEY: json.dumps({"law": "chinchilla"})}
     post = Posterior(tree)
-    draws = family_draws(tree, post.law, None, {"n0": 20.0, "d0": 23.0})
+    draws = family_draws(tree, post.law, None, {"n0": 20.0, "d0": 23.0}, post.priors)
     assert np.log(draws["E"]).std() == pytest.approx(0.1, rel=0.05)
     assert np.median(np.log(draws["alpha"])) == pytest.approx(-1.05, abs=0.01)
     assert np.log(draws["beta"]).std() == pytest.approx(0.05, rel=0.05)
+
+
+@pytest.mark.slow
+def test_separate_e_keeps_each_family_its_own_e(family_fits):
+    """--separate-e: ln E per family under the prior of E, the rest pooled; a new family's E
+    comes from that prior; the target family still borrows alpha from the others."""
+    _, alone, _, separate = family_fits
+    post = separate.posterior
+    dataset = post.tree["posterior"].dataset
+    assert post.meta["separate_e"] is True
+    assert dataset["family_log_E"].dims == ("chain", "draw", "family")
+    assert "pop_log_E" not in dataset
+    assert list(dataset.coords["pooled"].values) == ["a_c", "b_c", "log_alpha", "log_beta"]
+    assert "family_sd[log_E]" not in post.summary().index
+    np.testing.assert_allclose(np.log(np.asarray(dataset["E"])),
+                               np.asarray(dataset["family_log_E"]))
+    prior = post.priors["E"].sample(np.random.default_rng(0), 20_000)
+    new_e = post.draws(["E"])["E"]  # a new family
+    assert np.median(new_e) == pytest.approx(np.median(prior), rel=0.05)
+    assert np.log(new_e).std() == pytest.approx(np.log(prior).std(), rel=0.1)
+    low, high = np.quantile(post.draws(family="t")["alpha"], [0.05, 0.95])
+    alone_low, alone_high = np.quantile(alone.posterior.draws()["alpha"], [0.05, 0.95])
+    assert low < TRUTHS["t"]["alpha"] < high
+    assert high - low < 0.7 * (alone_high - alone_low), (low, high, alone_low, alone_high)
+
+
+def test_separate_e_needs_a_family_column(tmp_path):
+    path = tmp_path / "runs.csv"
+    checkpoint_curves([1e8, 2e8, 4e8], checkpoints=4).to_csv(path, index=False)
+    result = CliRunner().invoke(app, ["fit", str(path), "--separate-e"])
+    assert result.exit_code == 2
+    assert "--separate-e" in result.output and "--family-col" in result.output
+    assert not (tmp_path / "runs.posterior.nc").exists()
+    with pytest.raises(BayescaleError, match="family model"):
+        fit(load_runs(path), ModelSpec(separate_e=True))

@@ -51,6 +51,9 @@ def fit(
     family_col: str | None = typer.Option(
         None, help="Model-family label: a hierarchical fit, each family its own law, partially "
         "pooled (predict/optimal --family NAME)."),
+    separate_e: bool = typer.Option(
+        False, "--separate-e", help="With --family-col: each family keeps its own E instead of "
+        "pooling it (families trained on different data or tokenizers)."),
     min_tokens: str | None = typer.Option(
         None, "--min-tokens", help="Drop checkpoints below this many tokens (e.g. 10B: the "
         "Hitchhiker's Guide finds earlier ones noisy at LLM scale) [default: keep all]."),
@@ -98,6 +101,8 @@ def fit(
                                  param_hint="--likelihood")
     if sampler not in SAMPLERS:
         raise typer.BadParameter(f"use one of {', '.join(SAMPLERS)}", param_hint="--sampler")
+    if separate_e and family_col is None:
+        raise typer.BadParameter("needs --family-col (a family model)", param_hint="--separate-e")
     law_obj = get_law(law)
     prior_table = {}
     if priors is not None:
@@ -118,7 +123,8 @@ def fit(
         raise BayescaleError("--out would overwrite the input", path=str(out))
     check_identifiable(runs, len(law_obj.parameters))  # before any output: one error line
     check_writable(out)
-    spec = ModelSpec(law=law, likelihood=likelihood, priors=prior_table, seed_noise=seed_noise)
+    spec = ModelSpec(law=law, likelihood=likelihood, priors=prior_table, seed_noise=seed_noise,
+                     separate_e=separate_e)
     options = SamplerOptions(sampler=sampler, chains=chains, draws=draws, tune=tune,
                              random_seed=random_seed, target_accept=target_accept)
     if not as_json:
