@@ -9,9 +9,9 @@ mu_k (``pop_*``) has the prior a single-family fit gives that coordinate, and ta
 (``family_sd``) is how far families stray from it. With ``--separate-e`` (families trained on
 different data or tokenizers) ln E is not pooled: each family has it under the single-family
 prior (``family_log_E``), and a new family draws it from that prior. A family with two or three
-small runs thus
-borrows the shape of the law from the others (the Hitchhiker's Guide's advice to "borrow
-parameters from a similar model family", Choshen et al. 2024, with a posterior instead of a copy).
+small runs thus borrows the shape of the law from the others (the Hitchhiker's Guide's advice to
+"borrow parameters from a similar model family", Choshen et al. 2024, with a posterior instead of
+a copy).
 Each family has its own row noise and tails (sigma_obs, nu), since sources differ in how they
 were measured; seed noise is shared. Shared noise let the noisiest sources set the tails of all:
 on ColPret (benchmarks/family_pooling.py) nu fell to 0.7 and each held-out family's ARE rose.
@@ -187,7 +187,8 @@ def family_noise_draws(tree: Any, names: list[str], family: str | None) -> dict[
 
 def family_summary(tree: Any, law: Law, level: float, kind: str) -> Any:
     """Posterior summary of a family fit: each family's parameters (``E[gpt3]`` ...), the
-    between-family sds (``family_sd[log_E]`` ...) and the shared noise parameters.
+    between-family sds (``family_sd[log_alpha]`` ...) and the noise parameters (``sigma_obs[gpt3]``
+    and ``nu[gpt3]`` per family, ``seed_noise`` shared).
 
     Examples
     --------

@@ -44,7 +44,7 @@ def pointwise_log_likelihood(post: Posterior) -> np.ndarray:
     posterior = post.tree["posterior"].dataset
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
     y = np.log(data["loss"].to_numpy())
-    mean = np.array(post.row_log_law())
+    mean = post.row_log_law()  # a fresh array: the run offsets are added in place
     noise = post.row_draws(["sigma_obs", "seed_noise"])
     sigma, seed = noise["sigma_obs"], noise["seed_noise"]
     index, count, by_config = group_structure(RunTable(data))

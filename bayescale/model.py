@@ -292,7 +292,8 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
         # 353 -> 22 leapfrog steps per draw).
         centred_runs = bool(n_groups) and not by_config and spec.seed_noise != 0
         repeated = repeated_sizes(runs, group_index, n_groups) if centred_runs else None
-        seed_identified = not centred_runs or bool(repeated.any())
+        seed_identified = (spec.seed_noise is not None or not centred_runs
+                           or bool(repeated.any()))
         if centred_runs:
             at = group_means(np.log(data[[PARAMS, TOKENS]].to_numpy()), group_index, n_groups)
             n_run = pm.Data("n_run_centred", at[:, 0] - centre.n0)
@@ -350,4 +351,4 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
             pm.StudentT("log_loss", nu=nu, mu=mu, sigma=scale * t_scale(nu), observed=y)
         else:
             pm.Normal("log_loss", mu=mu, sigma=scale, observed=y)
-    return BuiltModel(model, centre, checked, seed_identified or spec.seed_noise is not None)
+    return BuiltModel(model, centre, checked, seed_identified)

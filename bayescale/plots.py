@@ -23,7 +23,6 @@ import numpy as np
 from bayescale import format as fmt
 from bayescale.intervals import interval
 from bayescale.predictive import noise_draws
-from bayescale.priors import from_dict
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -132,8 +131,7 @@ def _parameter_tree(post: Posterior, with_prior: bool) -> Any:
         groups["sample_stats"] = xr.Dataset(
             {"diverging": post.tree["sample_stats"].dataset["diverging"]})
     if with_prior:
-        stored = post.meta.get("priors")
-        priors = from_dict(stored) if stored else post.law.default_priors()
+        priors = post.priors
         rng = np.random.default_rng(0)
         groups["prior"] = xr.Dataset({
             name(p): (("chain", "draw"), value(p, priors[p].sample(rng, 4000)).reshape(1, -1))

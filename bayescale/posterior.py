@@ -271,8 +271,7 @@ class Posterior:
             return {name: np.broadcast_to(values[:, None], (values.size, rows))
                     for name, values in self.draws(names).items()}
         out = {name: np.empty((self.n_draws, rows)) for name in names}
-        for family in self.families:
-            mine = (self.data[FAMILY] == family).to_numpy()
+        for family, mine in self._family_rows():
             for name, values in self.draws(names, family=family).items():
                 out[name][:, mine] = values[:, None]
         return out
@@ -290,11 +289,15 @@ class Posterior:
         if not self.families:
             return self.law.log_loss(self.draws(), data["params"], data["tokens"])
         out = np.empty((self.n_draws, len(data)))
-        for family in self.families:
-            mine = (data[FAMILY] == family).to_numpy()
+        for family, mine in self._family_rows():
             out[:, mine] = self.law.log_loss(self.draws(family=family), data["params"][mine],
                                              data["tokens"][mine])
         return out
+
+    def _family_rows(self) -> list[tuple[str, np.ndarray]]:
+        """Each family of a family fit with the mask of its fitted rows."""
+        family = self.data[FAMILY].to_numpy()
+        return [(name, family == name) for name in self.families]
 
     @cached_property
     def priors(self) -> dict[str, Prior]:
