@@ -126,6 +126,7 @@ def fit(
         **spec.as_dict(),
         "centring": {"n0": built.centring.n0, "d0": built.centring.d0},
         "seed_noise_identified": built.seed_identified,
+        "seed_noise_prior_families": built.seed_prior_families,
         "sampler": options.as_dict(),
         "diagnostics": diagnostics.as_dict(),
         "calibration": calibrate_runs(runs).as_dict() if calibration else None,

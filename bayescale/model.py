@@ -22,7 +22,8 @@ noise: the model samples ``noise_total`` (prior of ``sigma_obs``) and ``seed_sha
 the unidentified share of its variance that is seed noise, so the sampler never walks the ridge
 sigma_obs^2 + seed_noise^2 = const. A fixed ``seed_noise`` (the user's own knowledge) replaces
 the seed-noise prior in every case. In a family model (``--family-col``) each family has its own
-``sigma_obs`` and ``nu`` (where they are sampled), and ``seed_noise`` is shared.
+``sigma_obs``, ``seed_noise`` and ``nu`` (where they are sampled), and runs and configurations
+are grouped within a family (two families' runs labelled "1B" are two runs).
 
 Two reparameterisations keep NUTS fast on large checkpoint tables (same model, other coordinates):
 runs with several rows are sampled as levels centred on the law at each run's own centre
@@ -162,12 +163,16 @@ def group_structure(runs: RunTable) -> tuple[np.ndarray, int, bool]:
     --------
     >>> index, count, by_config = group_structure(load_runs("runs.csv"))  # doctest: +SKIP
     """
-    index, count = _grouped(runs.run_ids)
+    data = runs.data
+    # a label or configuration belongs to one family: "1B" of two families are two runs
+    family = (data[FAMILY].astype(str).to_numpy() if FAMILY in data
+              else np.full(len(data), "", dtype=object))
+    index, count = _grouped(np.array([f"{f}\x1f{r}" for f, r in zip(family, runs.run_ids,
+                                                                      strict=True)]))
     if count:
         return index, count, False
-    data = runs.data
-    configs = np.array([f"{n:.6g}|{d:.6g}" for n, d in zip(data[PARAMS], data[TOKENS],
-                                                           strict=True)])
+    configs = np.array([f"{f}\x1f{n:.6g}|{d:.6g}" for f, n, d in zip(
+        family, data[PARAMS], data[TOKENS], strict=True)])
     index, count = _grouped(configs)
     return index, count, True
 
@@ -228,6 +233,7 @@ class BuiltModel:
 
     ``seed_identified`` is False when the data cannot estimate seed noise apart from the law
     (checkpoint runs, one per model size): its posterior is then its prior.
+    ``seed_prior_families``: in a family model, the families whose seed noise is so.
 
     Examples
     --------
@@ -240,6 +246,7 @@ class BuiltModel:
     centring: Centring
     checked: list[str]
     seed_identified: bool = True
+    seed_prior_families: list[str] = field(default_factory=list)
 
 
 def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
@@ -259,12 +266,14 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
     centre = Centring.of(runs)
     data = runs.data
     group_index, n_groups, by_config = group_structure(runs)
+    group_firsts = np.unique(group_index, return_index=True)[1][:n_groups]  # a row of each group
 
     coords: dict[str, Any] = {}
     if spec.families:
         from bayescale.families import family_structure, pymc_family_log_loss
 
         family_index, coords["family"] = family_structure(runs)
+        group_family = family_index[group_firsts]
         coords["pooled"] = [k for k in law.pooled
                             if not (spec.separate_e and k == law.own_e_coordinate)]
 
@@ -294,13 +303,16 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
         repeated = repeated_sizes(runs, group_index, n_groups) if centred_runs else None
         seed_identified = (spec.seed_noise is not None or not centred_runs
                            or bool(repeated.any()))
+        seed_prior_families = [
+            name for f, name in enumerate(coords["family"])
+            if (group_family == f).any() and not repeated[group_family == f].any()
+        ] if spec.families and centred_runs and spec.seed_noise is None else []
         if centred_runs:
             at = group_means(np.log(data[[PARAMS, TOKENS]].to_numpy()), group_index, n_groups)
             n_run = pm.Data("n_run_centred", at[:, 0] - centre.n0)
             d_run = pm.Data("d_run_centred", at[:, 1] - centre.d0)
-            first = np.unique(group_index, return_index=True)[1][:n_groups]
             both = log_law(pt.concatenate([n, n_run]), pt.concatenate([d, d_run]),
-                           np.concatenate([np.arange(len(data)), first]))
+                           np.concatenate([np.arange(len(data)), group_firsts]))
             mu, at_run = both[: n.shape[0]], both[n.shape[0]:]
         else:
             mu = log_law(n, d, np.arange(len(data)))
@@ -308,36 +320,40 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
         checked = list(law.parameters)
         if spec.families:
             checked += [f"pop_{name}" for name in coords["pooled"]] + ["family_sd"]
-        def per_family(name: str) -> Any:
-            """A noise parameter: one per family in a family model (families' data differ in
-            noise: ColPret's digitised GPT-3 curves 0.012, datablations 0.002), else one."""
+        def per_family(name: str) -> tuple[Any, Any]:
+            """A noise parameter at each row and at each latent group: one per family in a
+            family model (families' data differ in noise: ColPret's digitised GPT-3 curves
+            0.012, datablations 0.002; and in seed noise, a property of the recipe), else one."""
             if not spec.families:
-                return priors[name].pymc(name)
-            return priors[name].pymc(name, dims="family")[family_index]
+                value = priors[name].pymc(name)
+                return value, value
+            value = priors[name].pymc(name, dims="family")
+            return value[family_index], value[group_family]
 
         seed_for_runs = None  # the offsets' scale when it is not the sampled seed noise
         if spec.seed_noise is not None:
-            sigma_obs = per_family("sigma_obs")
-            seed = pm.Deterministic("seed_noise", pt.as_tensor(float(spec.seed_noise)))
+            sigma_obs, sigma_groups = per_family("sigma_obs")
+            seed = seed_groups = pm.Deterministic("seed_noise",
+                                                  pt.as_tensor(float(spec.seed_noise)))
             checked.append("sigma_obs")
         elif n_groups:
-            sigma_obs = per_family("sigma_obs")
-            seed = priors["seed_noise"].pymc("seed_noise")
+            sigma_obs, sigma_groups = per_family("sigma_obs")
+            seed, seed_groups = per_family("seed_noise")
             checked += ["sigma_obs", "seed_noise"]
             if centred_runs:
                 # a run alone at its size: its offset would absorb the law's size dependence
                 repeats = pm.Data("run_repeats_size", repeated.astype(float))
-                seed_for_runs = pt.where(repeats > 0, seed, priors["seed_noise"].rms())
+                seed_for_runs = pt.where(repeats > 0, seed_groups, priors["seed_noise"].rms())
         else:
             total = priors["sigma_obs"].pymc("noise_total")
             share = pm.Beta("seed_share", 1.0, 1.0)
-            sigma_obs = pm.Deterministic("sigma_obs", total * pt.sqrt(1.0 - share))
-            seed = pm.Deterministic("seed_noise", total * pt.sqrt(share))
+            sigma_obs = sigma_groups = pm.Deterministic("sigma_obs", total * pt.sqrt(1.0 - share))
+            seed = seed_groups = pm.Deterministic("seed_noise", total * pt.sqrt(share))
             checked += ["noise_total", "seed_share"]
-        group_scale, row_scale = (sigma_obs, seed) if by_config else (seed, sigma_obs)
+        group_scale, row_scale = (sigma_groups, seed) if by_config else (seed_groups, sigma_obs)
         if centred_runs:
             level = pm.Normal("run_level", mu=at_run,
-                              sigma=seed if seed_for_runs is None else seed_for_runs)
+                              sigma=seed_groups if seed_for_runs is None else seed_for_runs)
             offsets = pm.Deterministic("run_offset", level - at_run)
             mu = mu + pt.concatenate([offsets, pt.zeros(1)])[group]
         elif n_groups:
@@ -346,9 +362,9 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
             mu = mu + offsets[group]
         scale = pt.where(single, pt.sqrt(sigma_obs**2 + seed**2), row_scale)
         if spec.likelihood == "studentt":
-            nu = per_family("nu")
+            nu = per_family("nu")[0]
             checked.append("nu")
             pm.StudentT("log_loss", nu=nu, mu=mu, sigma=scale * t_scale(nu), observed=y)
         else:
             pm.Normal("log_loss", mu=mu, sigma=scale, observed=y)
-    return BuiltModel(model, centre, checked, seed_identified)
+    return BuiltModel(model, centre, checked, seed_identified, seed_prior_families)

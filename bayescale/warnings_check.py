@@ -125,19 +125,25 @@ def far_targets(post: Posterior, params: Any, compute: Any) -> list[str]:
 
 
 def seed_prior_only(post: Posterior) -> list[str]:
-    """A warning when the seed noise could not be estimated (one checkpoint run per model size).
+    """A warning when the seed noise could not be estimated (one checkpoint run per model size),
+    in the whole fit or in some families of a family fit.
 
     Examples
     --------
     >>> seed_prior_only(post)  # doctest: +SKIP
     ['no model size has two runs, so seed noise cannot be told from the law: ...']
     """
-    if post.meta.get("seed_noise_identified", True):
-        return []
     prior = post.priors["seed_noise"].describe()
-    return ["no model size has two runs, so seed noise cannot be told from the law's size "
-            f"dependence: the seed-noise floor is the prior {prior}; give --seed-noise if you "
-            "know it (e.g. from runs that differ only in seed)"]
+    if not post.meta.get("seed_noise_identified", True):
+        return ["no model size has two runs, so seed noise cannot be told from the law's size "
+                f"dependence: the seed-noise floor is the prior {prior}; give --seed-noise if you "
+                "know it (e.g. from runs that differ only in seed)"]
+    families = post.meta.get("seed_noise_prior_families", [])
+    if families:
+        label = "family" if len(families) == 1 else "families"
+        return [f"{label} {', '.join(families)}: no model size has two runs, so the seed-noise "
+                f"floor there is the prior {prior}"]
+    return []
 
 
 def fit_warnings(post: Posterior) -> list[str]:
