@@ -1,18 +1,20 @@
 """Pooled family fit against a family fitted alone, on the ColPret families (../shared/data).
 
 For each held-out family, cut it down to its k smallest models (``--keep-sizes``, 3 by default,
-2 for a family of three), then predict its largest model two ways: a fit of the cut family
-alone, and a family fit (``--family-col``) of the cut family together with every other family in
-full. The protocol is the Hitchhiker's Guide's (Choshen et al. 2024): checkpoints at or below
-10B tokens dropped, the target scored on its last 30% of checkpoints by ARE = mean |L - L_hat| / L
-(L_hat: the posterior median of the law's expected loss), plus how many of those checkpoints the
-new run's 90% interval covers. Runs are thinned to at most ``--per-run`` checkpoints,
-log-evenly, to keep fits short.
+2 for a family of three), then predict its largest model three ways: a fit of the cut family
+alone, a family fit (``--family-col``) of the cut family together with every other family in
+full, and the same with ``--separate-e`` (each family its own E: the ColPret families were
+trained on different data, the case the option is for). The protocol is the Hitchhiker's
+Guide's (Choshen et al. 2024): checkpoints at or below 10B tokens dropped, the target scored on
+its last 30% of checkpoints by ARE = mean |L - L_hat| / L (L_hat: the posterior median of the
+law's expected loss), plus how many of those checkpoints the new run's 90% interval covers.
+Runs are thinned to at most ``--per-run`` checkpoints, log-evenly, to keep fits short.
 
 Usage::
 
     .venv/bin/python benchmarks/family_pooling.py [--per-run 60] [--keep-sizes 3]
-                                                  [--seed-noise 0.01] [--separate-e]
+                                                  [--seed-noise 0.01] [--chains 2] [--draws 500]
+                                                  [--seeds 1] [--methods alone,pooled,separate_e]
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import json
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +40,7 @@ from bayescale import ModelSpec, SamplerOptions, fit, load_runs  # noqa: E402
 #: Families pooled (Pile-T5 is left out: its source "perplexity" is in doubtful units).
 SOURCES = ("gpt3", "opt", "olmo", "datablations", "redpajama")
 HELD_OUT = ("gpt3", "opt", "datablations-c4", "datablations-oscar")
+METHODS = ("alone", "pooled", "separate_e")
 
 
 def thin(table: pd.DataFrame, per_run: int) -> pd.DataFrame:
@@ -82,10 +86,12 @@ def main() -> int:
     parser.add_argument("--keep-sizes", type=int, default=3,
                         help="model sizes kept of the held-out family (fewer if it has fewer "
                              "than one more than this)")
-    parser.add_argument("--separate-e", action="store_true",
-                        help="pooled fit keeps each family's own E (fit --separate-e)")
     parser.add_argument("--chains", type=int, default=2)
     parser.add_argument("--draws", type=int, default=500, help="draws per chain (and as many tune)")
+    parser.add_argument("--seeds", type=int, default=1,
+                        help="fit each method with sampler seeds 0..S-1 and average: pooled "
+                             "fits mix slowly, and one seed's ARE can be far from another's")
+    parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--seed-noise", type=float, default=None,
                         help="fix the seed noise (e.g. 0.01) instead of estimating it")
@@ -93,8 +99,12 @@ def main() -> int:
     if not args.colpret.is_dir():
         print(f"ColPret data not found at {args.colpret}", file=sys.stderr)
         return 1
-    options = SamplerOptions(chains=args.chains, draws=args.draws, tune=args.draws,
-                             random_seed=0, progress=False)
+    methods = args.methods.split(",")
+    if unknown := set(methods) - set(METHODS):
+        print(f"unknown method(s) {sorted(unknown)}; choose from {METHODS}", file=sys.stderr)
+        return 1
+    base_options = SamplerOptions(chains=args.chains, draws=args.draws, tune=args.draws,
+                                  progress=False)
     table = colpret_table(args.colpret, SOURCES)
     table = table[table["tokens"] > 10e9]  # Hitchhiker's Guide: drop checkpoints <= 10B tokens
     table = thin(table, args.per_run)[["params", "tokens", "loss", "run", "family"]]
@@ -106,29 +116,43 @@ def main() -> int:
         target = rows[rows["params"] == sizes[-1]]
         cut = rows[rows["params"].isin(sizes[:k])]
         pooled_table = pd.concat([table[table["family"] != family], cut], ignore_index=True)
-        alone, t_alone = fit_table(cut.drop(columns="family"),
-                                   ModelSpec(seed_noise=args.seed_noise), options)
-        pooled, t_pooled = fit_table(pooled_table, ModelSpec(
-            seed_noise=args.seed_noise, families=True, separate_e=args.separate_e), options)
         entry = {"family": family, "fit_sizes": [float(s) for s in sizes[:k]],
                  "target_size": float(sizes[-1]), "target_rows": len(target)}
-        for name, result, seconds, fam in (("alone", alone, t_alone, None),
-                                           ("pooled", pooled, t_pooled, family)):
-            entry[name] = {**score(result.posterior, target, fam), "seconds": seconds,
-                           "rows": len(result.posterior.data),
-                           "max_r_hat": result.diagnostics.max_r_hat,
-                           "divergences": result.diagnostics.divergences}
+        print(f"{family} fit on {k} smallest -> {sizes[-1]:.3g}:", flush=True)
+        for name, fitted, spec in (
+            ("alone", cut.drop(columns="family"), ModelSpec(seed_noise=args.seed_noise)),
+            ("pooled", pooled_table, ModelSpec(seed_noise=args.seed_noise, families=True)),
+            ("separate_e", pooled_table,
+             ModelSpec(seed_noise=args.seed_noise, families=True, separate_e=True)),
+        ):
+            if name not in methods:
+                continue
+            runs = []
+            for seed in range(args.seeds):
+                options = replace(base_options, random_seed=seed)
+                result, seconds = fit_table(fitted, spec, options)
+                runs.append({**score(result.posterior, target,
+                                     family if spec.families else None),
+                             "seconds": seconds, "max_r_hat": result.diagnostics.max_r_hat,
+                             "divergences": result.diagnostics.divergences})
+                e = runs[-1]
+                print(f"  {name:10s} seed {seed}: ARE {e['are']:.4f}  90% coverage "
+                      f"{e['coverage']:.2f}  rel. width {e['rel_width']:.3f}  R-hat "
+                      f"{e['max_r_hat']:.3f}  {e['divergences']} div  {seconds:.0f} s", flush=True)
+            entry[name] = {key: float(np.mean([r[key] for r in runs]))
+                           for key in ("are", "coverage", "rel_width", "seconds")}
+            entry[name].update(are_by_seed=[r["are"] for r in runs],
+                               max_r_hat=max(r["max_r_hat"] for r in runs),
+                               divergences=sum(r["divergences"] for r in runs))
         results.append(entry)
-        a, p = entry["alone"], entry["pooled"]
-        print(f"{family:20s} fit on {k} smallest -> {sizes[-1]:.3g}: ARE alone {a['are']:.4f} "
-              f"pooled {p['are']:.4f}; 90% coverage alone {a['coverage']:.2f} pooled "
-              f"{p['coverage']:.2f}; rel. width alone {a['rel_width']:.3f} pooled "
-              f"{p['rel_width']:.3f}; R-hat {a['max_r_hat']:.3f}/{p['max_r_hat']:.3f}; "
-              f"{a['seconds']:.0f}s/{p['seconds']:.0f}s", flush=True)
-    wins = sum(e["pooled"]["are"] < e["alone"]["are"] for e in results)
-    mean = {k: float(np.mean([e[k]["are"] for e in results])) for k in ("alone", "pooled")}
-    print(f"pooled ARE lower in {wins} of {len(results)} families; mean ARE alone "
-          f"{mean['alone']:.4f}, pooled {mean['pooled']:.4f}")
+    mean = {k: float(np.mean([e[k]["are"] for e in results])) for k in methods}
+    for name in methods:
+        if name != "alone" and "alone" in methods:
+            wins = sum(e[name]["are"] < e["alone"]["are"] for e in results)
+            print(f"{name}: mean ARE over seeds lower than alone in {wins} of {len(results)} "
+                  "families")
+    print("mean ARE over families (and seeds): "
+          + ", ".join(f"{k} {v:.4f}" for k, v in mean.items()))
     if args.json:
         args.json.write_text(json.dumps({"results": results, "mean_are": mean}, indent=1))
     return 0
