@@ -168,7 +168,10 @@ def family_draws(
     theta = {name: coords[:, k] for k, name in enumerate(pooled)}
     if law.own_e_coordinate not in pooled:
         theta[law.own_e_coordinate] = law.sample_family_e(priors, rng, means.shape[0])
-    return law.from_pooled(theta, centring["n0"], centring["d0"])
+    # t(3) tails: a rare draw's A or B can exceed the float range; its loss is then inf, which
+    # the predictive quantiles take in their stride
+    with np.errstate(over="ignore"):
+        return law.from_pooled(theta, centring["n0"], centring["d0"])
 
 
 def family_noise_draws(tree: Any, names: list[str], family: str | None) -> dict[str, np.ndarray]:

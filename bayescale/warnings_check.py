@@ -27,7 +27,8 @@ FAR_PARAMS = 10.0
 
 
 def sd_ratios(post: Posterior, size: int = 20_000, random_seed: int = 0) -> dict[str, float]:
-    """Posterior sd / prior sd of each law parameter.
+    """Posterior sd / prior sd of each law parameter (of each family's, ``alpha[opt]``, in a
+    family fit: a new family's population predictive says nothing of what the data pinned).
 
     On the log scale for log-normal priors (their sd on the raw scale is set by the far tail),
     else on the raw scale; prior draws come from :meth:`Law.prior_draws`.
@@ -39,11 +40,13 @@ def sd_ratios(post: Posterior, size: int = 20_000, random_seed: int = 0) -> dict
     """
     priors = post.priors
     prior = post.law.prior_draws(priors, np.random.default_rng(random_seed), size)
-    draws = post.draws(list(post.law.parameters))
     ratios = {}
-    for name in post.law.parameters:
-        scale = np.log if priors[name].dist == "lognormal" else np.asarray
-        ratios[name] = float(np.std(scale(draws[name])) / np.std(scale(prior[name])))
+    for family in post.families or [None]:
+        draws = post.draws(list(post.law.parameters), family=family)
+        for name in post.law.parameters:
+            scale = np.log if priors[name].dist == "lognormal" else np.asarray
+            label = name if family is None else f"{name}[{family}]"
+            ratios[label] = float(np.std(scale(draws[name])) / np.std(scale(prior[name])))
     return ratios
 
 

@@ -161,6 +161,18 @@ def test_fit_summary_prints_family_labels(family_fits, monkeypatch):
     assert {"alpha[t]", "E[p]", "sigma_obs[q]", "family_sd[log_E]"} <= labels
 
 
+@pytest.mark.slow
+def test_unconstrained_check_speaks_of_each_seen_family(family_fits):
+    """In a family fit the prior-versus-posterior check is per family (a new family's
+    population predictive says nothing of what the data pinned down)."""
+    from bayescale.warnings_check import sd_ratios
+
+    ratios = sd_ratios(family_fits[0].posterior)
+    assert set(ratios) == {f"{name}[{family}]" for name in ("E", "A", "B", "alpha", "beta")
+                           for family in "pqrt"}
+    assert all(np.isfinite(v) and v > 0 for v in ratios.values()), ratios
+
+
 def test_family_option_on_a_single_law_fit_is_an_error(known_posterior, tmp_path):
     path = tmp_path / "single.posterior.nc"
     known_posterior.save(path)
