@@ -48,8 +48,8 @@ FAMILY_SD = Prior("gamma", {"alpha": 2.0, "beta": 4.0})
 #: family unlike the others keeps its own coordinates instead of dragging the population mean
 #: and every other family with it (robust hierarchical model; Gelman et al., BDA3 s. 17.4).
 #: ColPret, benchmarks/family_pooling.py --seeds 3, normal -> t(3): mean ARE of the held-out
-#: families 0.0411 -> 0.0375 (--separate-e 0.0267 -> 0.0248), lower in 3 of 4 families (the 4th
-#: within 0.0003), divergences in 24 fits 23 -> 0.
+#: families 0.0411 -> 0.0375 (--separate-e 0.0267 -> 0.0248), lower in 3 of 4 families in each
+#: (the 4th: +0.0002 pooled, +0.0010 separate E), divergences in 24 fits 23 -> 0.
 FAMILY_NU = 3.0
 #: Noise parameters a family model gives each family.
 NOISE_PER_FAMILY = ("sigma_obs", "seed_noise", "nu")
@@ -202,7 +202,7 @@ def family_noise_draws(tree: Any, names: list[str], family: str | None) -> dict[
 
 def family_summary(tree: Any, law: Law, level: float, kind: str) -> Any:
     """Posterior summary of a family fit: each family's parameters (``E[gpt3]`` ...), the
-    between-family sds (``family_sd[log_alpha]`` ...) and the noise parameters (``sigma_obs[gpt3]``
+    between-family sds (``family_sd[log_alpha]`` ...) and the noise parameters (``sigma_obs[gpt3]``,
     ``seed_noise[gpt3]`` and ``nu[gpt3]`` per family).
 
     Examples
