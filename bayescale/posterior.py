@@ -226,9 +226,9 @@ class Posterior:
         """Posterior draws flattened over chains: name -> 1-d array.
 
         By default the law's parameters and the noise parameters. In a family fit, the law's
-        parameters and the per-family noise (sigma_obs, nu) are ``family``'s, or a new family's
-        (population predictive; noise of a random seen family per draw) when ``family`` is None
-        or not among :attr:`families`.
+        parameters and the per-family noise (sigma_obs, seed_noise, nu) are ``family``'s, or a
+        new family's (population predictive; noise of a random seen family per draw) when
+        ``family`` is None or not among :attr:`families`.
 
         Examples
         --------
