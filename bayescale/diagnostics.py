@@ -60,6 +60,33 @@ def _stat(stats: Any, *names: str) -> np.ndarray | None:
     return None
 
 
+def chain_stats(posterior: Any, names: list[str]) -> dict[str, Any]:
+    """R-hat, bulk ESS and tail ESS of ``names`` in a posterior ``xarray.Dataset``.
+
+    Returns datasets keyed ``r_hat``, ``ess_bulk`` and ``ess_tail``. A variable constant over the
+    draws (a fixed ``--seed-noise``) has no R-hat or ESS: it gets NaN, without the divide
+    warnings ArviZ gives for it.
+
+    Examples
+    --------
+    >>> chain_stats(tree["posterior"].dataset, ["alpha"])["r_hat"]["alpha"]  # doctest: +SKIP
+    """
+    import arviz as az
+    import xarray as xr
+
+    varying = [name for name in names if np.ptp(np.asarray(posterior[name])) > 0]
+    stats = {"r_hat": az.rhat(posterior[varying]),
+             "ess_bulk": az.ess(posterior[varying], method="bulk"),
+             "ess_tail": az.ess(posterior[varying], method="tail")}
+    for name in names:
+        if name not in varying:
+            undefined = xr.full_like(posterior[name].isel(chain=0, draw=0, drop=True), np.nan,
+                                     dtype=float)
+            for dataset in stats.values():
+                dataset[name] = undefined
+    return stats
+
+
 def check(tree: Any, var_names: list[str]) -> Diagnostics:
     """Check the draws of ``var_names`` in ``tree`` (an ``xarray.DataTree`` from sampling).
 
@@ -72,13 +99,10 @@ def check(tree: Any, var_names: list[str]) -> Diagnostics:
     >>> diag.problems  # doctest: +SKIP
     []
     """
-    import arviz as az
-
-    posterior = tree["posterior"].dataset[var_names]
+    posterior = tree["posterior"].dataset
     chains = posterior.sizes["chain"]
-    rhat = az.rhat(posterior)
-    ess_bulk = az.ess(posterior, method="bulk")
-    ess_tail = az.ess(posterior, method="tail")
+    convergence = chain_stats(posterior, var_names)
+    rhat, ess_bulk, ess_tail = (convergence[k] for k in ("r_hat", "ess_bulk", "ess_tail"))
     max_r_hat = float(max(float(np.nanmax(rhat[v])) for v in var_names))
     min_bulk = float(min(float(np.nanmin(ess_bulk[v])) for v in var_names))
     min_tail = float(min(float(np.nanmin(ess_tail[v])) for v in var_names))

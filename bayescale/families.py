@@ -209,17 +209,15 @@ def family_summary(tree: Any, law: Law, level: float, kind: str) -> Any:
     --------
     >>> family_summary(post.tree, post.law, 0.9, "eti").loc["alpha[opt]"]  # doctest: +SKIP
     """
-    import arviz as az
     import pandas as pd
 
+    from bayescale.diagnostics import chain_stats
     from bayescale.intervals import interval
 
     posterior = tree["posterior"].dataset
     noise = [name for name in ("sigma_obs", "seed_noise", "nu") if name in posterior]
     names = [*law.parameters, "family_sd", *noise]
-    rhat = az.rhat(posterior[names])
-    bulk = az.ess(posterior[names], method="bulk")
-    tail = az.ess(posterior[names], method="tail")
+    stats = chain_stats(posterior, names)
     cells = [(f"{name}[{f}]", name, {"family": f})
              for name in law.parameters for f in family_names(tree)]
     cells += [(f"family_sd[{k}]", "family_sd", {"pooled": k}) for k in pooled_names(tree)]
@@ -235,7 +233,7 @@ def family_summary(tree: Any, law: Law, level: float, kind: str) -> Any:
         rows.append({
             "parameter": label, "median": float(np.median(values)), "lower": float(lo),
             "upper": float(hi), "mean": float(values.mean()), "sd": float(values.std(ddof=1)),
-            "r_hat": float(rhat[name].sel(where)), "ess_bulk": float(bulk[name].sel(where)),
-            "ess_tail": float(tail[name].sel(where)),
+            **{key: float(stats[key][name].sel(where))
+               for key in ("r_hat", "ess_bulk", "ess_tail")},
         })
     return pd.DataFrame(rows).set_index("parameter")

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bayescale.calibration import Calibration, distance, ranges_of
+from bayescale.diagnostics import chain_stats
 from bayescale.errors import BayescaleError
 from bayescale.fileio import atomic_path
 from bayescale.intervals import KINDS, interval, summarize
@@ -363,7 +364,6 @@ class Posterior:
         --------
         >>> post.summary(level=0.9).loc["alpha", ["median", "lower", "upper"]]  # doctest: +SKIP
         """
-        import arviz as az
 
         _check_level(level)
         _check_kind(kind)
@@ -372,17 +372,14 @@ class Posterior:
 
             return family_summary(self.tree, self.law, level, kind)
         names = list(self.draws())
-        posterior = self.tree["posterior"].dataset[names]
-        rhat, bulk = az.rhat(posterior), az.ess(posterior, method="bulk")
-        tail = az.ess(posterior, method="tail")
+        stats = chain_stats(self.tree["posterior"].dataset, names)
         rows = []
         for name, values in self.draws().items():
             lo, hi = interval(values, level, kind)
             rows.append({
                 "parameter": name, "median": float(np.median(values)), "lower": float(lo),
                 "upper": float(hi), "mean": float(values.mean()), "sd": float(values.std(ddof=1)),
-                "r_hat": float(rhat[name]), "ess_bulk": float(bulk[name]),
-                "ess_tail": float(tail[name]),
+                **{key: float(stats[key][name]) for key in ("r_hat", "ess_bulk", "ess_tail")},
             })
         return pd.DataFrame(rows).set_index("parameter")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -35,6 +37,11 @@ def test_fixed_seed_noise_sets_the_floor(tmp_path):
     result = fit(load_runs(path), ModelSpec(seed_noise=0.03), QUICK)
     draws = result.posterior.draws()
     np.testing.assert_allclose(draws["seed_noise"], 0.03)
+    with warnings.catch_warnings():  # a constant has no R-hat: NaN, and no divide warning
+        warnings.simplefilter("error")
+        summary = result.posterior.summary()
+    assert np.isnan(summary.loc["seed_noise", "r_hat"])
+    assert summary.loc["alpha", "r_hat"] < 1.1
     pred = result.posterior.predict(params=1e9, tokens=2e10, level=0.9).iloc[0]
     width = np.log(pred["loss_upper"] / pred["loss_lower"])
     assert width >= 2 * 1.6449 * 0.03 * 0.95
