@@ -9,7 +9,8 @@ minimising the Huber loss (delta = 1e-3) of ln L_hat - ln L, **summed** over the
 L-BFGS-B from a grid of starts (Hoffmann's grid: alpha, beta in {0, 0.5, ..., 2}; e in
 {-1, -0.5, ..., 1}; a, b in {0, 5, ..., 25}; 4,500 starts). Running L-BFGS-B from all 4,500
 starts takes tens of seconds, so the grid is screened: the objective is evaluated at every grid
-point (vectorised) and L-BFGS-B runs from the ``n_starts`` best. Uncertainty is a nonparametric
+point (vectorised) and L-BFGS-B runs from the best point of each (alpha, beta) pair (25
+starts). Uncertainty is a nonparametric
 bootstrap of the rows (Epoch resamples the 240 points), each replicate refitted from the point
 estimate; its intervals are percentiles of the replicates' predictions of the law (parameter
 uncertainty only, as Epoch reports them).
@@ -79,7 +80,15 @@ def _objective(
 def _screen(
     x: np.ndarray, y: np.ndarray, z: np.ndarray, w: np.ndarray, delta: float, n_starts: int
 ) -> np.ndarray:
-    """The ``n_starts`` grid points with the lowest objective."""
+    """The ``n_starts`` best grid points, each of its own (alpha, beta) pair.
+
+    The best points of the whole grid tend to share their exponents, and from exponents that
+    make a term vanish (alpha = 2 at N = 1e8: A / N^alpha ~ 0) L-BFGS-B cannot move: its
+    gradient is zero there. ColPret's Revisiting LM curves (Alabdulmohsin et al. 2022): the 16
+    best points all started from alpha = 2 and ended in a flat law, ARE 9.7% on the held-out
+    model; L-BFGS-B from all 4,500 points reaches 1.3% in 28 s, from the best point of each of
+    the 25 pairs 1.3% in 0.4 s.
+    """
     grid = _grid()
     values = np.empty(len(grid))
     chunk = max(1, 2_000_000 // max(1, x.size))
@@ -87,7 +96,9 @@ def _screen(
         t = _terms(grid[i : i + chunk], x, y)
         pred = np.logaddexp.reduce(t, axis=0)
         values[i : i + chunk] = _huber(pred - z, delta) @ w
-    return grid[np.argsort(values, kind="stable")[:n_starts]]
+    order = np.argsort(values, kind="stable")
+    _, first = np.unique(grid[order][:, 3:], axis=0, return_index=True)  # best per pair
+    return grid[order[np.sort(first)][:n_starts]]
 
 
 def _minimise(start, x, y, z, w, delta) -> tuple[np.ndarray, float]:
@@ -156,7 +167,7 @@ def fit_point(
     loss: np.ndarray,
     *,
     delta: float = HUBER_DELTA,
-    n_starts: int = 16,
+    n_starts: int = 25,
     weights: np.ndarray | None = None,
     start: np.ndarray | None = None,
 ) -> PointFit:
@@ -169,7 +180,8 @@ def fit_point(
     delta : float
         Huber threshold on ln L residuals.
     n_starts : int
-        L-BFGS-B runs from this many best points of Hoffmann's grid (all 4,500 if larger).
+        L-BFGS-B runs from this many points of Hoffmann's grid: the best of each (alpha, beta)
+        pair, best pairs first (25 pairs in all).
     weights : array, optional
         Row weights (bootstrap counts); 1 by default.
     start : array, optional
@@ -250,7 +262,7 @@ def fit_baseline(
     loss: np.ndarray,
     *,
     n_boot: int = 200,
-    n_starts: int = 16,
+    n_starts: int = 25,
     random_seed: int = 0,
 ) -> BaselineFit:
     """Point fit plus ``n_boot`` bootstrap refits (rows resampled with replacement).
