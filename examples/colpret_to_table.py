@@ -25,6 +25,10 @@ datablations-c4,   aggregated_eval/datablations_losses.csv (Muennighoff et al. 2
 datablations-oscar (data, N, epochs); single-epoch runs only unless ``--all-epochs`` (repeated
                    data breaks the Chinchilla law; an ``epochs`` column is kept).
 redpajama          raw_data/redPajama/{2.4B,6.7B}.csv: train loss against billions of tokens.
+revisiting-lm      aggregated_eval/revisiting_lang.csv (Alabdulmohsin et al. 2022), the LM
+                   val_loss curves of 5 sizes (16.8M-1.07B); D = ``Seen Examples`` (2.6e9-3.1e11,
+                   read as tokens); loss as the source gives it (0.85-1.0; every curve starts at
+                   0.999, a clipped value below 10B tokens). The source lists each curve 4 times.
 =================  ===========================================================================
 
 Steps at zero tokens are dropped (the law is undefined there), and rows that repeat another
@@ -155,7 +159,18 @@ def redpajama(root: Path) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-SOURCES = ("gpt3", "opt", "olmo", "pile-t5", "datablations", "redpajama")
+def revisiting_lm(root: Path) -> pd.DataFrame:
+    """The language-model curves of Alabdulmohsin et al. 2022 ("Revisiting neural scaling laws")."""
+    raw = pd.read_csv(root / "aggregated_eval/revisiting_lang.csv")
+    raw = raw[raw["Domain"] == "LM"]
+    params = raw["Model"].astype(float).to_numpy()
+    return _frame(params=params, tokens=raw["Seen Examples"].to_numpy(dtype=float),
+                  loss=raw["Loss"].to_numpy(dtype=float),
+                  run=[f"revisiting-lm-{n:.3g}" for n in params], family="revisiting-lm",
+                  split="val", source="aggregated_eval/revisiting_lang.csv")
+
+
+SOURCES = ("gpt3", "opt", "olmo", "pile-t5", "datablations", "redpajama", "revisiting-lm")
 
 
 def colpret_table(
@@ -177,7 +192,7 @@ def colpret_table(
         "gpt3": lambda: gpt3(root, gpt3_split), "opt": lambda: opt(root),
         "olmo": lambda: olmo(root), "pile-t5": lambda: pile_t5(root),
         "datablations": lambda: datablations(root, all_epochs),
-        "redpajama": lambda: redpajama(root),
+        "redpajama": lambda: redpajama(root), "revisiting-lm": lambda: revisiting_lm(root),
     }
     table = pd.concat([readers[name]() for name in families], ignore_index=True)
     table = table[(table["tokens"] > 0) & np.isfinite(table["loss"]) & (table["loss"] > 0)]
