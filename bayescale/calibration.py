@@ -131,6 +131,9 @@ class Calibration:
         How it was learned.
     families : dict
         Per-family calibrations (as dicts) when the runs hold several families.
+    point_fit : dict
+        The point fit on all rows (E, A, B, alpha, beta) and its ``median_abs_residual`` of
+        ln L: what the rows say without priors (:func:`bayescale.warnings_check.prior_pull`).
 
     Examples
     --------
@@ -148,6 +151,7 @@ class Calibration:
     prior: dict[str, float] = field(default_factory=dict)
     method: str = "rolling-origin"
     families: dict[str, dict[str, Any]] = field(default_factory=dict)
+    point_fit: dict[str, float] = field(default_factory=dict)
 
     @property
     def slope_sd(self) -> float:
@@ -311,9 +315,11 @@ def calibrate(
                         "n_test": int(above.sum()), "mean_distance": float(h.mean()),
                         "mean_residual": float(r.mean())})
     mean, sd, tau = _posterior(residuals, prior_drift_sd, prior_scale)
+    miss = float(np.median(np.abs(np.log(y) - full.log_loss(n, d))))
     return Calibration(
         drift=mean, drift_sd=sd, scale=tau, ranges=ranges, origins=origins,
         prior={"drift_sd": prior_drift_sd, "scale": prior_scale},
+        point_fit={**full.params, "median_abs_residual": miss},
     )
 
 

@@ -7,13 +7,21 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from typer.testing import CliRunner
 
 from bayescale import Posterior
 from bayescale.cli import app
 from bayescale.laws import get_law
-from bayescale.simulate import EPOCH_LAW
-from bayescale.warnings_check import far_targets, outliers, sd_ratios, unconstrained
+from bayescale.simulate import EPOCH_LAW, chinchilla_loss
+from bayescale.warnings_check import (
+    far_targets,
+    outliers,
+    prior_pull,
+    runs_off_the_law,
+    sd_ratios,
+    unconstrained,
+)
 
 SIZE = 2000
 runner = CliRunner()
@@ -54,6 +62,21 @@ def test_constrained_posterior_gives_no_warning():
     post = Posterior.from_draws(_draws(rng), data=_runs(rng))
     assert unconstrained(post) == []
     assert outliers(post) == []
+    assert prior_pull(post) == []
+
+
+def test_priors_that_hold_the_law_away_from_the_rows_are_named():
+    """Rows from a flat law (exponents 0.04 and 0.1, as ColPret's Revisiting LM curves), a
+    posterior near Epoch's law (where the default priors sit): the point fit follows the rows."""
+    rng = np.random.default_rng(3)
+    flat = {"E": 0.36, "A": 0.93, "B": 1.0, "alpha": 0.04, "beta": 0.1}
+    n = np.repeat(np.geomspace(2e7, 3e8, 3), 12)
+    d = np.tile(np.geomspace(1e10, 3e11, 12), 3)
+    loss = chinchilla_loss(flat, n, d) * np.exp(rng.normal(0, 0.001, n.size))
+    data = pd.DataFrame({"params": n, "tokens": d, "loss": loss, "line": np.arange(2, 38)})
+    [message] = prior_pull(Posterior.from_draws(_draws(rng), data=data))
+    assert message.startswith("the law misses the rows by a median ")
+    assert "alpha 0.348 against 0.0" in message and "--priors" in message
 
 
 def test_outlying_rows_are_listed_by_source_row():
@@ -97,3 +120,37 @@ def test_cli_says_each_warning_once(tmp_path):
 
     result = runner.invoke(app, ["predict", str(path), "-N", "1B", "-D", "20B", "--json"])
     assert json.loads(result.stdout)["warnings"] == []
+
+
+@pytest.mark.parametrize(("shift", "named"), [(0.12, True), (0.03, False)])
+def test_runs_the_law_misses_by_far_more_than_their_offsets_are_named(shift, named):
+    """Three checkpoint runs, one lifted off the law: 0.12 in ln L is 6 times the scale an
+    offset of a run alone at its size gets (the seed-noise prior's rms, 0.02); 0.03 is 1.5."""
+    rng = np.random.default_rng(5)
+    draws = _draws(rng)
+    law = {k: np.array([v]) for k, v in EPOCH_LAW.items()}
+    frames = []
+    for size, lift in ((2e7, 0.0), (1.3e8, shift), (2.6e8, 0.0)):
+        d = np.geomspace(1e10, 3e11, 20)
+        loss = get_law("chinchilla").loss(law, np.full(d.size, size), d)[0] * np.exp(lift)
+        frames.append(pd.DataFrame({"params": size, "tokens": d, "loss": loss,
+                                    "run": f"r{size:.2g}"}))
+    data = pd.concat(frames, ignore_index=True)
+    data["line"] = np.arange(len(data)) + 2
+    post = Posterior.from_draws(draws, data=data)
+    assert runs_off_the_law(post) == []  # no run offsets in the fit: nothing to compare
+    offsets = xr.DataArray(np.zeros((1, SIZE, 3)), dims=("chain", "draw", "run_offset_dim_0"))
+    post.tree["posterior"] = xr.DataTree(post.tree["posterior"].dataset.assign(
+        run_offset=offsets))
+    messages = runs_off_the_law(post)
+    assert bool(messages) is named
+    if named:
+        assert "r1.3e+08 (+0.1" in messages[0] and "--priors" in messages[0]
+        assert "r2e+07" not in messages[0]
+
+
+def test_fit_stores_the_point_fit_the_prior_check_reads(example_posterior):
+    point = example_posterior.meta["calibration"]["point_fit"]
+    assert set(point) == {"E", "A", "B", "alpha", "beta", "median_abs_residual"}
+    assert point["alpha"] == pytest.approx(0.348, rel=0.2)  # the example's truth: Epoch's law
+    assert prior_pull(example_posterior) == []
