@@ -538,13 +538,15 @@ class Posterior:
         >>> post.risk(70e9, 1.4e12, target_loss=1.95).verdict_line  # doctest: +SKIP
         """
         from bayescale.risk import review
+        from bayescale.warnings_check import prior_pull, runs_off_the_law
 
         _check_level(level)
         _check_kind(interval_kind)
         n, d = (float(_positive(k, v)[0]) for k, v in (("params", params), ("tokens", tokens)))
         return review(self.law, self.draws(), self.data, n, d, target_loss=target_loss,
                       level=level, interval_kind=interval_kind, random_seed=random_seed,
-                      thresholds=thresholds, calibration=self.calibration)
+                      thresholds=thresholds, calibration=self.calibration,
+                      fit_doubts=prior_pull(self) + runs_off_the_law(self))
 
     # ---------------------------------------------------------------- plots
     def plot(self, kind: str, **kwargs: Any) -> Any:

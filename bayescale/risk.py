@@ -18,7 +18,7 @@ A verdict (GO, CAUTION, NO-GO) follows from :class:`Thresholds`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -177,6 +177,7 @@ class RiskReview:
     uncertainty: dict[str, Any]
     verdict: str
     reasons: list[str] = field(default_factory=list)
+    fit_doubts: list[str] = field(default_factory=list)
 
     @property
     def verdict_line(self) -> str:
@@ -243,6 +244,7 @@ class RiskReview:
         ]
         if ext["warning"]:
             lines.append(f"- **Extrapolation:** {ext['warning']}.")
+        lines += [f"- **Fit:** {doubt}." for doubt in self.fit_doubts]
         lines.append(f"- **Uncertainty:** {unc['advice']}.")
         if source:
             lines.append(f"- Posterior: `{source}`.")
@@ -356,8 +358,11 @@ def decide(
     regret_median: float,
     ext: dict[str, Any],
     thresholds: Thresholds,
+    fit_doubts: Sequence[str] = (),
 ) -> tuple[str, list[str]]:
-    """The verdict (GO, CAUTION, NO-GO) and the reasons for it.
+    """The verdict (GO, CAUTION, NO-GO) and the reasons for it; a doubt about the fit itself
+    (priors that hold the law away from the runs, :mod:`bayescale.warnings_check`) is at least
+    a CAUTION.
 
     Examples
     --------
@@ -389,6 +394,8 @@ def decide(
     if ext["compute_ratio"] > t.max_compute_ratio or ext["params_ratio"] > t.max_params_ratio:
         flag(1, f"extrapolates {ext['compute_ratio']:.3g}x in compute and "
                 f"{ext['params_ratio']:.3g}x in N beyond the data")
+    if fit_doubts:
+        flag(1, "the priors hold the law away from the fitted runs (see the fit's warning)")
     if level == 0:
         if prob is not None and target_loss is not None:
             reasons.append(f"P(loss < {fmt.number(target_loss)}) = {prob:.3f}")
@@ -410,6 +417,7 @@ def review(
     random_seed: int = 0,
     thresholds: Thresholds | None = None,
     calibration: Calibration | None = None,
+    fit_doubts: Sequence[str] = (),
 ) -> RiskReview:
     """Risk review of the plan (N, D) from posterior ``draws`` fitted on ``data``.
 
@@ -435,6 +443,9 @@ def review(
     calibration : Calibration, optional
         The law's learned extrapolation error (:mod:`bayescale.calibration`): added to the new
         run's loss (and the optimum's) as :meth:`Posterior.predict` adds it.
+    fit_doubts : sequence of str
+        Warnings that the fit follows its priors more than the runs: each is kept in the
+        review, and any makes the verdict at least CAUTION.
 
     Returns
     -------
@@ -472,7 +483,8 @@ def review(
     unc = _uncertainty(law, draws, mean_log, new_log, level, compute, ext["max_compute"],
                        thresholds, law_log)
     regret_summary = triple(regret)
-    verdict, reasons = decide(prob, target_loss, regret_summary["median"], ext, thresholds)
+    verdict, reasons = decide(prob, target_loss, regret_summary["median"], ext, thresholds,
+                              fit_doubts)
     return RiskReview(
         params=float(params), tokens=float(tokens), compute=compute, level=level,
         interval=interval_kind, target_loss=target_loss,
@@ -485,4 +497,5 @@ def review(
         compute_share=triple(compute_share(law, draws, compute, mean_log)),
         prob_optimal_better=float(np.mean(opt_new_log < new_log)),
         extrapolation=ext, uncertainty=unc, verdict=verdict, reasons=reasons,
+        fit_doubts=list(fit_doubts),
     )

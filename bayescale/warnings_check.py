@@ -31,6 +31,9 @@ RUN_SCALES = 3.0
 #: (median |residual| of ln L): the priors hold the law away from the data. Well-specified fits
 #: sit near 1 (bundled example 0.93, Epoch AI's Chinchilla runs 0.84).
 PRIOR_PULL = 3.0
+#: Rows per law parameter the point fit needs before its miss says anything (with 5 rows it
+#: fits Chinchilla's 5 parameters exactly).
+PRIOR_PULL_ROWS_PER_PARAMETER = 4
 #: Targets beyond these multiples of the largest fitted run are far extrapolations.
 FAR_COMPUTE = 100.0
 FAR_PARAMS = 10.0
@@ -114,7 +117,7 @@ def prior_pull(post: Posterior, ratio: float = PRIOR_PULL) -> list[str]:
     (:func:`bayescale.fit.loss_residuals`) with that of the classical point fit without priors
     (:func:`bayescale.baseline.fit_point`). Far apart, the prediction follows the priors more
     than the runs. Chinchilla single-family fits without run offsets only (the point fit is
-    Chinchilla's, and has no run offsets).
+    Chinchilla's, and has no run offsets), of 20 rows or more.
 
     Examples
     --------
@@ -125,6 +128,8 @@ def prior_pull(post: Posterior, ratio: float = PRIOR_PULL) -> list[str]:
 
     if post.families or post.law.name != "chinchilla" or "run_offset" in post.tree["posterior"]:
         return []  # with run offsets the law need not follow each run: see runs_off_the_law
+    if len(post.data) < PRIOR_PULL_ROWS_PER_PARAMETER * len(post.law.parameters):
+        return []
     point = (post.meta.get("calibration") or {}).get("point_fit")  # made at fit time
     if not point:
         data = post.data

@@ -148,6 +148,25 @@ def test_verdict_rules():
         fixed(10, 0.01, 0.01).risk(7e10, 1.4e12, target_loss=-1.0)
 
 
+def test_a_fit_held_by_its_priors_is_a_caution():
+    near = {"compute_ratio": 3.0, "params_ratio": 2.0}
+    verdict, reasons = decide(0.95, 2.0, 0.001, near, Thresholds(), ["the law misses ..."])
+    assert verdict == "CAUTION" and "priors hold the law away" in reasons[-1]
+    # rows from a flat law (exponents 0.04 and 0.1) under draws of Epoch's law
+    rng = np.random.default_rng(3)
+    flat = {"E": 0.36, "A": 0.93, "B": 1.0, "alpha": 0.04, "beta": 0.1}
+    n = np.repeat(np.geomspace(2e7, 3e8, 3), 12)
+    d = np.tile(np.geomspace(1e10, 3e11, 12), 3)
+    rows = pd.DataFrame({"params": n, "tokens": d, "loss": chinchilla_loss(flat, n, d)
+                         * np.exp(rng.normal(0, 0.001, n.size))})
+    review = fixed(400, 0.01, 0.005, data=rows).risk(1e9, 2e11)
+    [doubt] = review.fit_doubts
+    assert doubt.startswith("the law misses the rows")
+    assert review.verdict != "GO" and f"- **Fit:** {doubt}." in review.markdown()
+    rows["loss"] = chinchilla_loss(EPOCH_LAW, n, d) * np.exp(rng.normal(0, 0.005, n.size))
+    assert fixed(400, 0.01, 0.005, data=rows).risk(1e9, 2e11).fit_doubts == []
+
+
 @pytest.mark.slow
 def test_epoch_risk_agrees_with_predict(epoch_fit):
     post = epoch_fit.posterior

@@ -120,6 +120,8 @@ def _print_table(review: RiskReview) -> None:
     err.print(table)
     if review.extrapolation["warning"]:
         err.print(f"warning: {review.extrapolation['warning']}", markup=False)
+    for doubt in review.fit_doubts:
+        err.print(f"warning: {doubt}", markup=False)
     err.print(f"uncertainty: {review.uncertainty['advice']}", markup=False)
     color = {"GO": "green", "CAUTION": "yellow", "NO-GO": "red"}[review.verdict]
     err.print(Text(f"{review.verdict}: ", style=f"bold {color}"), end="")
