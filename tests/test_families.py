@@ -173,6 +173,24 @@ def test_unconstrained_check_speaks_of_each_seen_family(family_fits):
     assert all(np.isfinite(v) and v > 0 for v in ratios.values()), ratios
 
 
+def test_runs_off_their_familys_law_are_named(family_fits):
+    """Clean simulated curves: no run is far from its family's law. Lift one run of family p by
+    0.1 in ln L (20 times the fixed seed noise, its offset's scale) and it is named."""
+    from bayescale.warnings_check import runs_off_the_law
+
+    post = family_fits[0].posterior
+    assert runs_off_the_law(post) == []
+    tree = post.tree.copy()
+    data = post.data
+    lifted = ((data["family"] == "p") & (data["run"] == data["run"][data["family"] == "p"].iloc[0]))
+    loss = tree["observed_data"].dataset["loss"].copy()
+    loss[lifted.to_numpy()] *= np.exp(0.1)
+    tree["observed_data"] = xr.DataTree(tree["observed_data"].dataset.assign(loss=loss))
+    [message] = runs_off_the_law(Posterior(tree))
+    run = data["run"][lifted].iloc[0]
+    assert f"p {run} (+0.1" in message and "scales)" in message and message.count("scales)") == 1
+
+
 def test_family_option_on_a_single_law_fit_is_an_error(known_posterior, tmp_path):
     path = tmp_path / "single.posterior.nc"
     known_posterior.save(path)
