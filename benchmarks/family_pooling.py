@@ -42,15 +42,21 @@ from colpret_to_table import DEFAULT_COLPRET, colpret_table  # noqa: E402
 from bayescale import ModelSpec, SamplerOptions, fit, load_runs  # noqa: E402
 
 #: Families pooled (Pile-T5 is left out: its source "perplexity" is in doubtful units).
-SOURCES = ("gpt3", "opt", "olmo", "datablations", "redpajama")
-HELD_OUT = ("gpt3", "opt", "datablations-c4", "datablations-oscar")
+SOURCES = ("gpt3", "opt", "olmo", "datablations", "redpajama", "revisiting-lm")
+#: Held-out families; revisiting-lm was added after the family model was fixed (unseen data).
+HELD_OUT = ("gpt3", "opt", "datablations-c4", "datablations-oscar", "revisiting-lm")
 METHODS = ("alone", "pooled", "separate_e", "full")
 
 
 def thin(table: pd.DataFrame, per_run: int) -> pd.DataFrame:
-    """At most ``per_run`` checkpoints per run, log-evenly spaced in tokens, the last kept."""
+    """At most ``per_run`` checkpoints per run, log-evenly spaced in tokens, the last kept.
+
+    The sort is stable: GPT-3's digitised curves repeat token counts with other losses, and an
+    unstable sort picked among them by the rest of the table (adding a family changed 136 of
+    GPT-3's 476 kept rows, and its ARE alone from 0.063 to 0.058).
+    """
     parts = []
-    for _, run in table.sort_values("tokens").groupby("run"):
+    for _, run in table.sort_values("tokens", kind="stable").groupby("run"):
         if len(run) > per_run:
             logs = np.log(run["tokens"].to_numpy())
             wanted = np.linspace(logs[0], logs[-1], per_run)
