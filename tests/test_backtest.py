@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from bayescale import SamplerOptions
 from bayescale.backtest import BacktestOptions, backtest, make_splits
-from bayescale.baseline import fit_baseline, fit_point
+from bayescale.baseline import PointFit, fit_baseline, fit_point
 from bayescale.cli import app
 from bayescale.errors import BayescaleError
 from bayescale.runs import RunTable
@@ -65,6 +65,14 @@ def test_baseline_recovers_the_truth_on_noiseless_data():
         assert point.params[name] == pytest.approx(truth, rel=2e-3), name
     assert point.loss(7e10, 1.4e12)[0] == pytest.approx(
         chinchilla_loss(EPOCH_LAW, 7e10, 1.4e12), rel=1e-4)
+
+
+@pytest.mark.filterwarnings("error")
+def test_a_degenerate_point_fit_reports_an_infinite_a_without_a_warning():
+    """Two model sizes leave alpha free: the point fit may run to alpha = 373, ln A = 8101."""
+    point = PointFit([8101.0, 4.1, 0.46, 373.0, 0.17])
+    assert point.params["A"] == np.inf and point.params["alpha"] == 373.0
+    assert point.loss(4e9, 1e10)[0] == pytest.approx(np.exp(0.46) + np.exp(4.1) / 1e10**0.17)
 
 
 @needs_shared(REVISITING_CSV)
