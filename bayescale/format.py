@@ -67,3 +67,16 @@ def interval(median: float, lower: float, upper: float, fmt=number) -> str:
     '7.07B [5.3B, 9.41B]'
     """
     return f"{fmt(median)} [{fmt(lower)}, {fmt(upper)}]"
+
+
+def paired_points(versus: dict) -> str:
+    """A paired ARE difference (:func:`bayescale.backtest.are_versus`) in percentage points.
+
+    Examples
+    --------
+    >>> paired_points({"mean": 0.0011, "se": 0.0032, "better": 4, "cases": 9})
+    '+0.11 points (se 0.32), better in 4 of 9 cases'
+    """
+    se = "" if versus["se"] is None else f" (se {100 * versus['se']:.2f})"
+    return (f"{100 * versus['mean']:+.2f} points{se}, better in {versus['better']} of "
+            f"{versus['cases']} cases")

@@ -49,7 +49,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayescale.backtest import BacktestOptions, backtest, summarize_cases
+from bayescale.backtest import BacktestOptions, are_versus, backtest, summarize_cases
+from bayescale.format import paired_points
 from bayescale.runs import RunTable
 from bayescale.sampling import CompiledCache, SamplerOptions
 
@@ -156,6 +157,9 @@ def print_table(cases: list[dict]) -> None:
         dist = case.get("distance_decades")
         print(f"{case['family']:22s} {case['n_test']!s:>5s} "
               f"{'' if dist is None else f'{dist:5.2f}':>5s} | " + " | ".join(parts))
+    for label, group in groups:
+        print(f"ARE minus the point fit's, paired by case, {label.split(' (')[0].strip()}: "
+              f"{paired_points(are_versus(group))}")
 
 
 def main() -> int:

@@ -170,6 +170,11 @@ def test_backtest_json_shape(misspecified_report):
             "plain", "calibration", "seconds"} <= set(case)
     assert KEYS <= set(case) and KEYS <= set(case["baseline"])
     assert case["n_train"] == 56 and case["n_test"] == 8
+    diffs = [c["are_median"] - c["baseline"]["are_median"] for c in report["cases"]]
+    versus = report["are_versus_baseline"]
+    assert versus["mean"] == pytest.approx(np.mean(diffs))
+    assert versus["se"] == pytest.approx(np.std(diffs, ddof=1) / np.sqrt(5))
+    assert versus["better"] == sum(d < 0 for d in diffs) and versus["cases"] == 5
 
 
 def test_cli_backtest_json(tmp_path):
@@ -183,6 +188,8 @@ def test_cli_backtest_json(tmp_path):
     report = json.loads(result.stdout)
     assert KEYS <= set(report) and KEYS <= set(report["baseline"])
     assert report["cases"][0]["family"] == "all" and report["cases"][0]["n_test"] == 8
+    assert report["are_versus_baseline"]["cases"] == 1
+    assert report["are_versus_baseline"]["se"] is None  # one case: no spread to judge by
 
 
 def test_cli_backtest_usage_error(tmp_path):

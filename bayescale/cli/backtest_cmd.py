@@ -23,6 +23,7 @@ from bayescale.cli.common import (
     parse_one_size,
     user_errors,
 )
+from bayescale.format import paired_points
 
 
 def _pct(value: float | None) -> str:
@@ -143,7 +144,11 @@ def _print_report(report: dict) -> None:
     err.print(table)
     err.print("dec: distance beyond the fitted runs in decades; hw90: median half-width of the 90% "
               "interval over the median; base: the point fit with bootstrap intervals.")
+    if versus := report.get("are_versus_baseline"):
+        err.print(f"ARE minus the point fit's, paired by case: {paired_points(versus)}",
+                  markup=False)
     for skip in report["skipped"]:
         err.print(f"skipped {skip['family']}: {skip['reason']}", markup=False)
     err.print(f"{report['n_cases']} case(s) in {report['seconds']:.0f} s; overall figures "
               "weigh every case alike.")
+
