@@ -192,6 +192,18 @@ def test_cli_backtest_json(tmp_path):
     assert report["are_versus_baseline"]["se"] is None  # one case: no spread to judge by
 
 
+def test_cli_backtest_prints_the_paired_difference(tmp_path):
+    runs = misspecified_runs(families=2).data.drop(columns=["line"])
+    path = tmp_path / "runs.csv"
+    runs.to_csv(path, index=False)
+    result = CliRunner().invoke(app, [
+        "backtest", str(path), "--family-col", "family", "--holdout-compute-frac", "0.125",
+        "--bootstrap", "5", "--draws", "100", "--tune", "100"])
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("ARE minus"))
+    assert line.endswith(" of 2 cases") and "points (se " in line
+
+
 def test_cli_backtest_usage_error(tmp_path):
     path = tmp_path / "runs.csv"
     misspecified_runs(families=1).data.to_csv(path, index=False)
