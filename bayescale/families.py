@@ -11,7 +11,11 @@ different data or tokenizers) ln E is not pooled: each family has it under the s
 prior (``family_log_E``), and a new family draws it from that prior. A family with two or three
 small runs thus borrows the shape of the law from the others (the Hitchhiker's Guide's advice to
 "borrow parameters from a similar model family", Choshen et al. 2024, with a posterior instead of
-a copy).
+a copy). Which families are pooled matters as much as how: on ColPret
+(benchmarks/family_pooling.py --seeds 3), a family cut to its 2-3 smallest models and pooled with
+the one family of its recipe (GPT-3 with OPT, datablations C4 with OSCAR) had a lower ARE than
+alone in 3 of 4 cases (mean 2.5% against 2.9%), pooled with all six others in 1 of 4 even with
+``--separate-e`` (2.7%), and 0 of 4 with E pooled (4.9%).
 Each family has its own row noise, tails and seed noise (sigma_obs, nu, seed_noise), since
 sources differ in how they were measured and recipes in how much seeds matter. Shared noise let
 the noisiest source set it for all: on ColPret (benchmarks/family_pooling.py) a shared nu fell

@@ -50,7 +50,8 @@ def fit(
     seed_col: str | None = SeedColOption,
     family_col: str | None = typer.Option(
         None, help="Model-family label: a hierarchical fit, each family its own law, partially "
-        "pooled (predict/optimal --family NAME)."),
+        "pooled (predict/optimal --family NAME). Pool families of one recipe: unlike ones pull "
+        "each other's exponents."),
     separate_e: bool = typer.Option(
         False, "--separate-e", help="With --family-col: each family keeps its own E instead of "
         "pooling it (families trained on different data or tokenizers)."),
