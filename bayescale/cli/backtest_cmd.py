@@ -151,4 +151,3 @@ def _print_report(report: dict) -> None:
         err.print(f"skipped {skip['family']}: {skip['reason']}", markup=False)
     err.print(f"{report['n_cases']} case(s) in {report['seconds']:.0f} s; overall figures "
               "weigh every case alike.")
-
