@@ -28,7 +28,9 @@ class SamplerOptions:
     chains, draws, tune : int
         Chains, kept draws per chain, tuning steps per chain.
     random_seed : int
-        Seed: the same seed, data and options give the same draws on one machine.
+        Seed: the same seed, data and options give the same draws on one machine, once
+        PyTensor's compile cache holds the model (a model's first fit, compiled afresh with
+        numba's fastmath, rounds differently and draws other values).
     target_accept : float
         NUTS target acceptance; 0.95 (above the usual 0.8) removes the rare divergences that
         heavy Student-t tails and the E-B trade-off of small sweeps cause (measured: 0 of 10

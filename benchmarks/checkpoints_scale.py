@@ -10,6 +10,7 @@ whether a slower fit is the data's size or the posterior's shape.
 Usage::
 
     .venv/bin/python benchmarks/checkpoints_scale.py [--sizes 1000,2500,5000,0] [--simulated]
+                                                     [--seed 0]
 
 (size 0 = all rows).
 """
@@ -48,6 +49,7 @@ def main() -> int:
     parser.add_argument("--sizes", default="1000,2500,5000,0")
     parser.add_argument("--simulated", action="store_true")
     parser.add_argument("--colpret", type=Path, default=DEFAULT_COLPRET)
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the sampler")
     args = parser.parse_args()
     if not args.simulated and not args.colpret.is_dir():
         print(f"ColPret data not found at {args.colpret}; try --simulated", file=sys.stderr)
@@ -63,7 +65,7 @@ def main() -> int:
             path = Path(tmp) / "runs.csv"
             rows.to_csv(path, index=False)
             result = fit(load_runs(path, run_col="run"),
-                         options=SamplerOptions(random_seed=0, progress=False))
+                         options=SamplerOptions(random_seed=args.seed, progress=False))
         steps = float(np.asarray(result.posterior.tree["sample_stats"].dataset["n_steps"]).mean())
         diag = result.diagnostics
         print(f"{len(rows):>6} {rows['run'].nunique():>5} {result.seconds:>8.1f} "
