@@ -177,13 +177,17 @@ def test_backtest_json_shape(misspecified_report):
     assert versus["better"] == sum(d < 0 for d in diffs) and versus["cases"] == 5
 
 
-def test_cli_backtest_json(tmp_path):
-    runs = misspecified_runs(families=1).data.drop(columns=["line"])
+def cli_backtest(tmp_path, families: int, *options: str):
+    """``bayescale backtest`` on misspecified runs written to a CSV, holding out 1e21 FLOP."""
     path = tmp_path / "runs.csv"
-    runs.to_csv(path, index=False)
-    result = CliRunner().invoke(app, [
-        "backtest", str(path), "--holdout-compute-frac", "0.125", "--bootstrap", "10",
-        "--draws", "200", "--tune", "200", "--json"])
+    misspecified_runs(families=families).data.drop(columns=["line"]).to_csv(path, index=False)
+    return CliRunner().invoke(app, ["backtest", str(path), "--holdout-compute-frac", "0.125",
+                                    *options])
+
+
+def test_cli_backtest_json(tmp_path):
+    result = cli_backtest(tmp_path, 1, "--bootstrap", "10", "--draws", "200", "--tune", "200",
+                          "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert KEYS <= set(report) and KEYS <= set(report["baseline"])
@@ -193,12 +197,8 @@ def test_cli_backtest_json(tmp_path):
 
 
 def test_cli_backtest_prints_the_paired_difference(tmp_path):
-    runs = misspecified_runs(families=2).data.drop(columns=["line"])
-    path = tmp_path / "runs.csv"
-    runs.to_csv(path, index=False)
-    result = CliRunner().invoke(app, [
-        "backtest", str(path), "--family-col", "family", "--holdout-compute-frac", "0.125",
-        "--bootstrap", "5", "--draws", "100", "--tune", "100"])
+    result = cli_backtest(tmp_path, 2, "--family-col", "family", "--bootstrap", "5",
+                          "--draws", "100", "--tune", "100")
     assert result.exit_code == 0, result.output
     line = next(x for x in result.output.splitlines() if x.startswith("ARE minus"))
     assert line.endswith(" of 2 cases") and "points (se " in line
