@@ -135,7 +135,8 @@ def main() -> int:
         cut = rows[rows["params"].isin(sizes[:k])]
         pooled_table = pd.concat([table[table["family"] != family], cut], ignore_index=True)
         similar = SIMILAR.get(family)
-        similar_table = pd.concat([table[table["family"] == similar], cut], ignore_index=True)
+        similar_table = (pd.concat([table[table["family"] == similar], cut], ignore_index=True)
+                         if similar else None)
         entry = {"family": family, "fit_sizes": [float(s) for s in sizes[:k]],
                  "target_size": float(sizes[-1]), "target_rows": len(target)}
         print(f"{family} fit on {k} smallest -> {sizes[-1]:.3g}:", flush=True)
