@@ -169,9 +169,10 @@ def main() -> int:
                                max_r_hat=max(r["max_r_hat"] for r in runs),
                                divergences=sum(r["divergences"] for r in runs))
         results.append(entry)
-    mean = {k: float(np.mean([e[k]["are"] for e in results if k in e])) for k in methods}
-    for name in methods:
-        if name not in ("alone", "full") and "alone" in methods:
+    mean = {k: float(np.mean([e[k]["are"] for e in results if k in e])) for k in methods
+            if any(k in e for e in results)}
+    for name in mean:
+        if name not in ("alone", "full") and "alone" in mean:
             both = [e for e in results if name in e]
             wins = sum(e[name]["are"] < e["alone"]["are"] for e in both)
             alone = np.mean([e["alone"]["are"] for e in both])
