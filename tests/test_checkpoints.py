@@ -16,6 +16,10 @@ from bayescale.simulate import EPOCH_LAW, checkpoint_curves
 
 SEED_NOISE, ROW_NOISE = 0.03, 0.003
 OPTIONS = SamplerOptions(chains=2, draws=300, tune=400, random_seed=3, progress=False)
+# Run offsets form a funnel with the seed noise, and E, A and alpha a banana when sizes are not
+# repeated: longer chains (measured on the 4 x 2 curves: 2 x 400 draws left a chain stuck at
+# 1 seed of 5, 46 divergences; 2 x 1000 none of 5; sampling < 2 s)
+LONGER = SamplerOptions(chains=2, draws=1000, tune=1000, random_seed=3, progress=False)
 
 
 def _table(frame: pd.DataFrame, path, **columns) -> RunTable:
@@ -70,15 +74,13 @@ def curve_fits(tmp_path_factory):
     path = folder / "curves.csv"
     curves.to_csv(path, index=False)
     cache = CompiledCache()  # the two run-effect fits share one structure: one compile
-    with_runs = fit(load_runs(path, run_col="run"), options=OPTIONS, calibration=False,
+    with_runs = fit(load_runs(path, run_col="run"), options=LONGER, calibration=False,
                     cache=cache)
     rows_alone = fit(load_runs(path), options=OPTIONS, calibration=False)
     single = checkpoint_curves(list(np.geomspace(5e7, 2e9, 8)), checkpoints=25,
                                seed_noise=0.01, row_noise=ROW_NOISE, random_seed=12)
     single.to_csv(folder / "single.csv", index=False)
-    # E, A and alpha form a banana when sizes are not repeated: longer chains (sampling < 2 s)
-    longer = SamplerOptions(chains=2, draws=1000, tune=1000, random_seed=3, progress=False)
-    one_per_size = fit(load_runs(folder / "single.csv", run_col="run"), options=longer,
+    one_per_size = fit(load_runs(folder / "single.csv", run_col="run"), options=LONGER,
                        calibration=False, cache=cache)
     assert cache.reuses == 1
     return with_runs, rows_alone, one_per_size

@@ -53,22 +53,28 @@ def family_fits(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_pooling_recovers_a_small_family_better_than_alone(family_fits):
+def test_pooling_pins_a_small_familys_exponent_and_narrows_its_forecast(family_fits):
+    """Two model sizes barely identify alpha alone; the other families pin it down, and the
+    forecast of the family's larger model is narrower and still covers the truth.
+
+    Not asserted: a smaller error of the median. Measured over sampler seeds 1-5 it is 2.3-2.5%
+    pooled and 0.9-3.8% alone: alone, the median of a broad posterior moves with the seed.
+    """
     pooled, alone, _, _ = family_fits
     truth = float(chinchilla_loss(TRUTHS["t"], TARGET["params"], TARGET["tokens"]))
-    errors = {}
+    found = {}
     for name, post, family in (("pooled", pooled.posterior, "t"), ("alone", alone.posterior, None)):
         frame = post.predict(**TARGET, family=family, discrepancy=False)
-        errors[name] = abs(np.log(frame["mean_loss_median"].iloc[0] / truth))
+        low, high = frame["mean_loss_lower"].iloc[0], frame["mean_loss_upper"].iloc[0]
+        found[f"{name}_width"] = np.log(high / low)
+        found[f"{name}_covers"] = bool(low < truth < high)
         low, high = np.quantile(post.draws(family=family)["alpha"], [0.05, 0.95])
-        errors[f"{name}_alpha_width"] = high - low
-        errors[f"{name}_alpha_covers"] = bool(low < TRUTHS["t"]["alpha"] < high)
-    assert errors["pooled"] < errors["alone"], errors
-    # two model sizes barely identify alpha alone; the other families pin it down
-    assert errors["pooled_alpha_covers"], errors
-    assert errors["pooled_alpha_width"] < 0.7 * errors["alone_alpha_width"], errors
-    frame = pooled.posterior.predict(**TARGET, family="t", discrepancy=False)
-    assert frame["mean_loss_lower"].iloc[0] < truth < frame["mean_loss_upper"].iloc[0]
+        found[f"{name}_alpha_width"] = high - low
+        found[f"{name}_alpha_covers"] = bool(low < TRUTHS["t"]["alpha"] < high)
+    assert found["pooled_alpha_covers"] and found["pooled_covers"], found
+    assert found["pooled_alpha_width"] < 0.7 * found["alone_alpha_width"], found
+    # measured 0.57-0.72 of alone's width over seeds 1-5
+    assert found["pooled_width"] < 0.8 * found["alone_width"], found
 
 
 @pytest.mark.slow
