@@ -6,7 +6,9 @@ share of compute, fit the law on the other runs, and predict the held-out ones. 
 with several rows (checkpoints) is scored on the last ``score_frac`` of its tokens (the Guide
 scores the last 30%); a run with one row is scored on that row.
 
-Scores per case (one family's split) and overall:
+Scores per case (one family's split) and overall (a case also says how many rows and model
+sizes it was fitted on, ``n_train`` and ``train_sizes``: with two sizes the exponent alpha is
+not identified and the forecast of a larger model follows its prior):
 
 - ``are_median``: absolute relative error |L - L_hat| / L of the predictive median, averaged
   over the scored rows (the Guide's ARE);
@@ -329,6 +331,7 @@ def backtest(
         case: dict[str, Any] = {
             "family": split.family, "held_out": split.held_out,
             "n_train": len(split.train), "n_test": len(split.test),
+            "train_sizes": int(split.train.data[PARAMS].nunique()),
             **_posterior_scores(post, split.test, True, sampler.random_seed),
             "diagnostics_ok": result.diagnostics.ok,
         }

@@ -135,9 +135,9 @@ def _pct(x: float | None) -> str:
 
 def print_table(cases: list[dict]) -> None:
     """Per case and overall: ARE, 90% coverage, median 90% half-width (all in %)."""
-    head = (f"{'case':22s} {'rows':>5s} {'dec':>5s} | {'bayescale':^19s} | {'plain posterior':^19s}"
-            f" | {'baseline':^19s}")
-    sub = f"{'':22s} {'':5s} {'':5s} |" + " | ".join(["  ARE  cov90 hw90 "] * 3)
+    head = (f"{'case':22s} {'sizes':>5s} {'rows':>5s} {'dec':>5s} | {'bayescale':^19s} | "
+            f"{'plain posterior':^19s} | {'baseline':^19s}")
+    sub = f"{'':22s} {'':5s} {'':5s} {'':5s} |" + " | ".join(["  ARE  cov90 hw90 "] * 3)
     print(head)
     print(sub)
     print("-" * len(head))
@@ -145,7 +145,11 @@ def print_table(cases: list[dict]) -> None:
     groups = [("overall (mean/median)", cases)]
     if 0 < len(seen) < len(cases):
         groups.append(("  of the seen cases", seen))
-    blocks = [*cases, *({"family": label, "n_test": "", "distance_decades": None,
+    # with 2 sizes the point fit's alpha is wherever L-BFGS-B stops on a flat ridge
+    identified = [case for case in cases if case["train_sizes"] >= 3]
+    if 0 < len(identified) < len(cases):
+        groups.append(("  fitted on 3+ sizes", identified))
+    blocks = [*cases, *({"family": label, "train_sizes": "", "n_test": "", "distance_decades": None,
                          **summarize_cases(group), "plain": summarize_cases(group, "plain"),
                          "baseline": summarize_cases(group, "baseline")}
                         for label, group in groups)]
@@ -155,7 +159,7 @@ def print_table(cases: list[dict]) -> None:
             parts.append(f"{_pct(block.get('are_median'))} {_pct(block.get('coverage_90'))} "
                          f"{_pct(block.get('halfwidth_90_median'))}")
         dist = case.get("distance_decades")
-        print(f"{case['family']:22s} {case['n_test']!s:>5s} "
+        print(f"{case['family']:22s} {case['train_sizes']!s:>5s} {case['n_test']!s:>5s} "
               f"{'' if dist is None else f'{dist:5.2f}':>5s} | " + " | ".join(parts))
     for label, group in groups:
         print(f"ARE minus the point fit's, paired by case, {label.split(' (')[0].strip()}: "
@@ -195,7 +199,8 @@ def main() -> int:
         cases += report["cases"]
     print_table(cases)
     seconds = time.perf_counter() - start
-    print(f"\n90% interval coverage and ARE in %; dec = mean extrapolation distance in decades; "
+    print(f"\n90% interval coverage and ARE in %; sizes = model sizes fitted (with 2, alpha "
+          f"follows its prior); dec = mean extrapolation distance in decades; "
           f"{len(cases)} cases, {cache.compiles} compiles; runtime {seconds:.0f} s")
     if args.json:
         args.json.write_text(json.dumps(cases, indent=1))

@@ -170,6 +170,8 @@ def test_backtest_json_shape(misspecified_report):
             "plain", "calibration", "seconds"} <= set(case)
     assert KEYS <= set(case) and KEYS <= set(case["baseline"])
     assert case["n_train"] == 56 and case["n_test"] == 8
+    split = make_splits(misspecified_runs(), BacktestOptions(holdout_compute_frac=0.125))[0][0]
+    assert case["train_sizes"] == split.train.data["params"].nunique() > 2
     diffs = [c["are_median"] - c["baseline"]["are_median"] for c in report["cases"]]
     versus = report["are_versus_baseline"]
     assert versus["mean"] == pytest.approx(np.mean(diffs))

@@ -111,8 +111,9 @@ def backtest(
 
     def progress(case: dict) -> None:
         if not as_json:
-            err.print(f"  {case['family']}: held out {case['held_out']}, "
-                      f"{case['n_test']} rows scored, {case['seconds']:.1f} s")
+            err.print(f"  {case['family']}: held out {case['held_out']}, fitted on "
+                      f"{case['train_sizes']} model sizes, {case['n_test']} rows scored, "
+                      f"{case['seconds']:.1f} s")
 
     if not as_json:
         err.print(f"backtesting {len(runs)} rows from {runs_file} ...")
