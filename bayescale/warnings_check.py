@@ -4,7 +4,8 @@
 - rows the likelihood treats as outliers (far from the law in units of the noise scale);
 - priors that hold the law away from the rows (the point fit without priors follows them far
   closer), or, with run offsets, runs the law misses by far more than their offsets' scale;
-- predictions far outside the fitted runs (extrapolation in compute or model size).
+- predictions far outside the fitted runs (extrapolation in compute or model size);
+- runs of only two model sizes, which cannot identify a law's size term E + A / N^alpha.
 
 Each function returns a list of messages (empty when all is well); the CLI prints them.
 """
@@ -256,14 +257,39 @@ def seed_prior_only(post: Posterior) -> list[str]:
     return []
 
 
+def two_sizes(post: Posterior) -> list[str]:
+    """A warning when a single-family fit has runs of only two model sizes and its law has an
+    irreducible term beside A / N^alpha (Chinchilla's E).
+
+    Two sizes give the law's size term at two N: E, A and alpha trade off exactly, so a
+    forecast at a third size follows the priors (on ColPret's two-size families the point fit's
+    alpha ended at 1.02-6.81, wherever L-BFGS-B stopped on the flat ridge). A family fit lets
+    such a family borrow alpha from the others: no warning there.
+
+    Examples
+    --------
+    >>> two_sizes(post)  # doctest: +SKIP
+    ['the runs have two model sizes (2.8e+09, 4.2e+09): E, A and alpha trade off ...']
+    """
+    if post.families or not {"E", "A", "alpha"} <= set(post.law.parameters):
+        return []
+    sizes = np.unique(post.data["params"].to_numpy())
+    if sizes.size != 2:
+        return []
+    return [f"the runs have two model sizes ({sizes[0]:.3g}, {sizes[1]:.3g}): E, A and alpha "
+            "trade off exactly between them, so a forecast at another size follows their "
+            "priors; add a third size, or pool with a family of the same recipe (--family-col)"]
+
+
 def fit_warnings(post: Posterior) -> list[str]:
-    """Everything worth a warning after a fit: unconstrained parameters, outlying rows, priors
-    that hold the law away from the rows or runs, a seed-noise floor that is only the prior.
+    """Everything worth a warning after a fit: two model sizes only, unconstrained parameters,
+    outlying rows, priors that hold the law away from the rows or runs, a seed-noise floor that
+    is only the prior.
 
     Examples
     --------
     >>> for message in fit_warnings(result.posterior):  # doctest: +SKIP
     ...     print("warning:", message)
     """
-    return (unconstrained(post) + outliers(post) + prior_pull(post) + runs_off_the_law(post)
-            + seed_prior_only(post))
+    return (two_sizes(post) + unconstrained(post) + outliers(post) + prior_pull(post)
+            + runs_off_the_law(post) + seed_prior_only(post))

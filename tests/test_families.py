@@ -18,6 +18,7 @@ from bayescale.model import group_structure
 from bayescale.posterior import META_KEY
 from bayescale.runs import RunTable
 from bayescale.simulate import EPOCH_LAW, checkpoint_curves, chinchilla_loss, isoflop_sweep
+from bayescale.warnings_check import fit_warnings
 
 #: Families whose laws differ a little (as recipes of one kind do); "t" is the target.
 TRUTHS = {
@@ -75,6 +76,9 @@ def test_pooling_pins_a_small_familys_exponent_and_narrows_its_forecast(family_f
     assert found["pooled_alpha_width"] < 0.7 * found["alone_alpha_width"], found
     # measured 0.57-0.72 of alone's width over seeds 1-5
     assert found["pooled_width"] < 0.8 * found["alone_width"], found
+    # alone, the fit warns that two sizes leave the size term to the priors; pooled, it borrows
+    assert any("two model sizes" in w for w in fit_warnings(alone.posterior))
+    assert not any("two model sizes" in w for w in fit_warnings(pooled.posterior))
 
 
 @pytest.mark.slow

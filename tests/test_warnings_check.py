@@ -20,6 +20,7 @@ from bayescale.warnings_check import (
     prior_pull,
     runs_off_the_law,
     sd_ratios,
+    two_sizes,
     unconstrained,
 )
 
@@ -63,6 +64,20 @@ def test_constrained_posterior_gives_no_warning():
     assert unconstrained(post) == []
     assert outliers(post) == []
     assert prior_pull(post) == []
+    assert two_sizes(post) == []
+
+
+def test_runs_of_two_model_sizes_are_named():
+    """Checkpoints of two sizes: E, A and alpha of the size term trade off exactly."""
+    rng = np.random.default_rng(6)
+    n = np.repeat([2.8e9, 4.2e9], 12)
+    d = np.tile(np.geomspace(1e10, 1e11, 12), 2)
+    loss = chinchilla_loss(EPOCH_LAW, n, d) * np.exp(rng.normal(0, 0.01, n.size))
+    runs = pd.DataFrame({"params": n, "tokens": d, "loss": loss, "line": np.arange(2, 26)})
+    [message] = two_sizes(Posterior.from_draws(_draws(rng), data=runs))
+    assert "two model sizes (2.8e+09, 4.2e+09)" in message and "--family-col" in message
+    three = runs.assign(params=np.repeat([2.8e9, 4.2e9, 8.7e9], 8))
+    assert two_sizes(Posterior.from_draws(_draws(rng), data=three)) == []
 
 
 def test_priors_that_hold_the_law_away_from_the_rows_are_named():
