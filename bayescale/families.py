@@ -14,8 +14,8 @@ small runs thus borrows the shape of the law from the others (the Hitchhiker's G
 a copy). Which families are pooled matters as much as how: on ColPret
 (benchmarks/family_pooling.py --seeds 3), a family cut to its 2-3 smallest models and pooled with
 the one family of its recipe (GPT-3 with OPT, datablations C4 with OSCAR) had a lower ARE than
-alone in 3 of 4 cases (mean 2.5% against 2.9%), pooled with all six others in 1 of 4 even with
-``--separate-e`` (2.7%), and 0 of 4 with E pooled (4.9%).
+alone in 3 of 4 cases (mean 2.4% against 2.8%), pooled with all six others in 2 of 4 with
+``--separate-e`` (2.7%) and 1 of 4 with E pooled (3.7%).
 Each family has its own row noise, tails and seed noise (sigma_obs, nu, seed_noise), since
 sources differ in how they were measured and recipes in how much seeds matter. Shared noise let
 the noisiest source set it for all: on ColPret (benchmarks/family_pooling.py) a shared nu fell
