@@ -49,12 +49,15 @@ def misspecified_runs(families: int = 5, noise: float = 0.003) -> RunTable:
     return table(pd.concat(frames))
 
 
+#: Hold out each family's 1e21 budget (8 of its 64 runs).
+MISSPECIFIED_OPTIONS = BacktestOptions(holdout_compute_frac=0.125, n_boot=30)
+
+
 @pytest.fixture(scope="session")
 def misspecified_report():
     """Hold out each family's 1e21 budget (8 of 64 runs), fit the rest: compiled once."""
-    options = BacktestOptions(holdout_compute_frac=0.125, n_boot=30)
     sampler = SamplerOptions(chains=2, draws=300, tune=300, random_seed=1, progress=False)
-    return backtest(misspecified_runs(), sampler=sampler, options=options)
+    return backtest(misspecified_runs(), sampler=sampler, options=MISSPECIFIED_OPTIONS)
 
 
 def test_baseline_recovers_the_truth_on_noiseless_data():
@@ -170,7 +173,7 @@ def test_backtest_json_shape(misspecified_report):
             "plain", "calibration", "seconds"} <= set(case)
     assert KEYS <= set(case) and KEYS <= set(case["baseline"])
     assert case["n_train"] == 56 and case["n_test"] == 8
-    split = make_splits(misspecified_runs(), BacktestOptions(holdout_compute_frac=0.125))[0][0]
+    split = make_splits(misspecified_runs(), MISSPECIFIED_OPTIONS)[0][0]
     assert case["train_sizes"] == split.train.data["params"].nunique() > 2
     diffs = [c["are_median"] - c["baseline"]["are_median"] for c in report["cases"]]
     versus = report["are_versus_baseline"]
