@@ -101,10 +101,11 @@ def _screen(
     return grid[order[np.sort(first)][:n_starts]]
 
 
-def _minimise(start, x, y, z, w, delta) -> tuple[np.ndarray, float]:
+def _minimise(start, x, y, z, w, delta, alpha=None) -> tuple[np.ndarray, float]:
+    bounds = None if alpha is None else [(None, None)] * 3 + [(alpha, alpha), (None, None)]
     result = minimize(
         _objective, start, args=(x, y, z, w, delta), jac=True, method="L-BFGS-B",
-        options={"maxiter": 1000, "ftol": 1e-10, "gtol": 1e-8},
+        bounds=bounds, options={"maxiter": 1000, "ftol": 1e-10, "gtol": 1e-8},
     )
     return np.asarray(result.x), float(result.fun)
 
@@ -173,6 +174,7 @@ def fit_point(
     n_starts: int = 16,
     weights: np.ndarray | None = None,
     start: np.ndarray | None = None,
+    alpha: float | None = None,
 ) -> PointFit:
     """Huber fit of ln L = LSE(a - alpha ln N, b - beta ln D, e) by L-BFGS-B.
 
@@ -189,6 +191,8 @@ def fit_point(
         Row weights (bootstrap counts); 1 by default.
     start : array, optional
         One start (a, b, e, alpha, beta) instead of the grid.
+    alpha : float, optional
+        Hold alpha at this value and fit the rest (see :func:`profile_alpha`).
 
     Returns
     -------
@@ -208,14 +212,44 @@ def fit_point(
     w = np.ones_like(z) if weights is None else np.asarray(weights, dtype=float)
     starts = [np.asarray(start, dtype=float)] if start is not None else _screen(
         x, y, z, w, delta, n_starts)
+    if alpha is not None:  # move each start onto alpha, its N-term unchanged at the mean ln N
+        starts = [np.array([s[0] + (alpha - s[3]) * x.mean(), s[1], s[2], alpha, s[4]])
+                  for s in starts]
     best: tuple[np.ndarray, float] | None = None
     for s in starts:
-        theta, value = _minimise(s, x, y, z, w, delta)
+        theta, value = _minimise(s, x, y, z, w, delta, alpha)
         if np.all(np.isfinite(theta)) and np.isfinite(value) and (best is None or value < best[1]):
             best = (theta, value)
     if best is None:
         best = (np.asarray(starts[0]), float("nan"))
     return PointFit([float(v) for v in best[0]], best[1])
+
+
+def profile_alpha(
+    params: np.ndarray, tokens: np.ndarray, loss: np.ndarray, alphas: tuple[float, ...]
+) -> tuple[PointFit, list[PointFit]]:
+    """The free point fit, and the fit held at each of ``alphas`` (grid starts and the free fit
+    moved onto alpha, the better kept): how the objective and a forecast change along alpha.
+
+    With two model sizes E, A and alpha trade off exactly: every alpha fits the rows alike and
+    only the forecast of another size moves (``benchmarks/calibration.py`` prints it).
+
+    Examples
+    --------
+    >>> from bayescale.simulate import EPOCH_LAW, chinchilla_loss
+    >>> n, d = np.meshgrid(np.geomspace(1e8, 1e10, 6), np.geomspace(1e9, 1e11, 6))
+    >>> y = chinchilla_loss(EPOCH_LAW, n.ravel(), d.ravel())
+    >>> free, held = profile_alpha(n.ravel(), d.ravel(), y, (0.3, 0.5))
+    >>> [fit.params["alpha"] for fit in held], all(h.objective > free.objective for h in held)
+    ([0.3, 0.5], True)
+    """
+    free = fit_point(params, tokens, loss, n_starts=25)
+    held = []
+    for alpha in alphas:
+        fits = (fit_point(params, tokens, loss, n_starts=25, alpha=alpha),
+                fit_point(params, tokens, loss, start=np.asarray(free.theta), alpha=alpha))
+        held.append(min(fits, key=lambda fit: fit.objective))
+    return free, held
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from bayescale import SamplerOptions
 from bayescale.backtest import BacktestOptions, backtest, make_splits
-from bayescale.baseline import PointFit, fit_baseline, fit_point
+from bayescale.baseline import PointFit, fit_baseline, fit_point, profile_alpha
 from bayescale.cli import app
 from bayescale.errors import BayescaleError
 from bayescale.runs import RunTable
@@ -76,6 +76,24 @@ def test_a_degenerate_point_fit_reports_an_infinite_a_without_a_warning():
     point = PointFit([8101.0, 4.1, 0.46, 373.0, 0.17])
     assert point.params["A"] == np.inf and point.params["alpha"] == 373.0
     assert point.loss(4e9, 1e10)[0] == pytest.approx(np.exp(0.46) + np.exp(4.1) / 1e10**0.17)
+
+
+def test_point_fit_held_at_an_exponent_profiles_the_two_size_ridge():
+    """With two model sizes every alpha fits the rows alike and only the forecast of a larger
+    model moves; a third size makes the objective rise away from the free fit's alpha."""
+    rng = np.random.default_rng(3)
+    n = np.repeat([2.8e9, 4.2e9, 8.7e9], 12)
+    d = np.tile(np.geomspace(1e10, 1e11, 12), 3)
+    y = chinchilla_loss(EPOCH_LAW, n, d) * np.exp(rng.normal(0.0, 0.005, n.size))
+    two = n < 5e9
+    free, held = profile_alpha(n[two], d[two], y[two], (0.2, 2.0))
+    assert [fit.params["alpha"] for fit in held] == [0.2, 2.0]
+    for fit in held:
+        assert fit.objective == pytest.approx(free.objective, rel=1e-3)
+    low, high = (fit.loss(8.7e9, 1e11)[0] for fit in held)
+    assert high / low - 1 > 0.01  # a flat N-term beyond 4.2B forecasts a higher loss
+    free, [held] = profile_alpha(n, d, y, (2.0,))
+    assert held.objective > 1.2 * free.objective  # measured 1.40
 
 
 @needs_shared(REVISITING_CSV)
