@@ -18,7 +18,10 @@ not identified and the forecast of a larger model follows its prior):
   the median, (upper - lower) / 2 / median;
 - ``baseline``: the same for the classical point fit with bootstrap intervals
   (:mod:`bayescale.baseline`) on the same split; ``plain``: the same posterior with no
-  discrepancy term (:mod:`bayescale.calibration`), when calibration is on;
+  discrepancy term (:mod:`bayescale.calibration`), when calibration is on; for a case fitted
+  on two model sizes the baseline also has ``alpha_profile``: the point fit held at each of
+  :data:`RIDGE_ALPHAS` fits the rows as well and scores another ARE, so the free fit's ARE
+  there is where L-BFGS-B stopped, not what the data say;
 - ``are_versus_baseline``: the ARE difference to the baseline paired by case, with its
   standard error over cases and the count of cases won.
 
@@ -37,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayescale.baseline import fit_baseline
+from bayescale.baseline import fit_baseline, profile_alpha
 from bayescale.errors import BayescaleError
 from bayescale.fit import fit
 from bayescale.model import ModelSpec
@@ -46,6 +49,8 @@ from bayescale.sampling import CompiledCache, SamplerOptions
 from bayescale.selection import select_checkpoints
 
 LEVELS = (0.5, 0.8, 0.9)
+#: Exponents at which the baseline is held on cases fitted on two model sizes.
+RIDGE_ALPHAS = (0.1, 0.2, 0.35, 0.7, 1.5, 3.0, 6.0)
 #: Backtests fit many times: fewer draws than ``bayescale fit`` (the 5% and 95% quantiles of
 #: 1,000 draws are enough to score a 90% interval).
 BACKTEST_SAMPLER = SamplerOptions(chains=2, draws=500, tune=500, progress=False)
@@ -228,7 +233,22 @@ def _baseline_scores(train: RunTable, test: pd.DataFrame, n_boot: int, seed: int
     out = score(y, frame["loss_median"].to_numpy(), bounds)
     out["bias"] = float(np.mean(np.log(y / frame["loss_median"].to_numpy())))
     out["parameters"] = {k: v for k, v in base.point.params.items() if math.isfinite(v)}
+    if data[PARAMS].nunique() == 2:
+        out["alpha_profile"] = _alpha_profile(data, test, base.point)
     return out
+
+
+def _alpha_profile(data: pd.DataFrame, test: pd.DataFrame, free: Any) -> list[dict]:
+    """Two model sizes: the point fit held at each of :data:`RIDGE_ALPHAS`, its objective over
+    the free fit's and its ARE on the scored rows (the free fit's alpha is arbitrary there)."""
+    n, d, y = (data[k].to_numpy() for k in (PARAMS, TOKENS, LOSS))
+    held = profile_alpha(n, d, y, free, RIDGE_ALPHAS)
+    truth = test[LOSS].to_numpy()
+    return [{"alpha": fit.params["alpha"], "objective_ratio": fit.objective / free.objective,
+             "are_median": float(np.mean(np.abs(fit.loss(test[PARAMS].to_numpy(),
+                                                           test[TOKENS].to_numpy()) - truth)
+                                          / truth))}
+            for fit in held]
 
 
 def summarize_cases(cases: list[dict], key: str | None = None) -> dict[str, float]:

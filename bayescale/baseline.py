@@ -226,30 +226,32 @@ def fit_point(
 
 
 def profile_alpha(
-    params: np.ndarray, tokens: np.ndarray, loss: np.ndarray, alphas: tuple[float, ...]
-) -> tuple[PointFit, list[PointFit]]:
-    """The free point fit, and the fit held at each of ``alphas`` (grid starts and the free fit
-    moved onto alpha, the better kept): how the objective and a forecast change along alpha.
+    params: np.ndarray, tokens: np.ndarray, loss: np.ndarray, free: PointFit,
+    alphas: tuple[float, ...],
+) -> list[PointFit]:
+    """The point fit held at each of ``alphas``, from grid starts and from the ``free`` fit moved
+    onto alpha (the better kept): how the objective and a forecast change along alpha.
 
     With two model sizes E, A and alpha trade off exactly: every alpha fits the rows alike and
-    only the forecast of another size moves (``benchmarks/calibration.py`` prints it).
+    only the forecast of another size moves (the backtest reports it for such cases).
 
     Examples
     --------
     >>> from bayescale.simulate import EPOCH_LAW, chinchilla_loss
     >>> n, d = np.meshgrid(np.geomspace(1e8, 1e10, 6), np.geomspace(1e9, 1e11, 6))
-    >>> y = chinchilla_loss(EPOCH_LAW, n.ravel(), d.ravel())
-    >>> free, held = profile_alpha(n.ravel(), d.ravel(), y, (0.3, 0.5))
+    >>> n, d = n.ravel(), d.ravel()
+    >>> y = chinchilla_loss(EPOCH_LAW, n, d)
+    >>> free = fit_point(n, d, y)
+    >>> held = profile_alpha(n, d, y, free, (0.3, 0.5))
     >>> [fit.params["alpha"] for fit in held], all(h.objective > free.objective for h in held)
     ([0.3, 0.5], True)
     """
-    free = fit_point(params, tokens, loss, n_starts=25)
     held = []
     for alpha in alphas:
         fits = (fit_point(params, tokens, loss, n_starts=25, alpha=alpha),
                 fit_point(params, tokens, loss, start=np.asarray(free.theta), alpha=alpha))
         held.append(min(fits, key=lambda fit: fit.objective))
-    return free, held
+    return held
 
 
 @dataclass

@@ -80,3 +80,26 @@ def paired_points(versus: dict) -> str:
     se = "" if versus["se"] is None else f" (se {100 * versus['se']:.2f})"
     return (f"{100 * versus['mean']:+.2f} points{se}, better in {versus['better']} of "
             f"{versus['cases']} cases")
+
+
+def ridge_line(family: str, baseline: dict) -> str:
+    """The baseline's ``alpha_profile`` of a two-size backtest case (:mod:`bayescale.backtest`).
+
+    Examples
+    --------
+    >>> base = {"are_median": 0.015, "parameters": {"alpha": 1.71}, "alpha_profile": [
+    ...     {"alpha": 0.1, "objective_ratio": 1.0002, "are_median": 0.037},
+    ...     {"alpha": 6.0, "objective_ratio": 1.0, "are_median": 0.002}]}
+    >>> ridge_line("c4", base)  # doctest: +NORMALIZE_WHITESPACE
+    'c4: fitted on 2 model sizes; the point fit held at alpha 0.1 / 6 fits the rows as well
+     (objective within 0.020%) with ARE 3.7 / 0.2%; its free fit stopped at alpha 1.71, ARE 1.5%'
+    """
+    held = baseline["alpha_profile"]
+    worst = max(abs(row["objective_ratio"] - 1.0) for row in held)
+    alpha = baseline.get("parameters", {}).get("alpha")
+    where = "" if alpha is None else f" at alpha {alpha:.2f},"
+    alphas = " / ".join(f"{row['alpha']:g}" for row in held)
+    ares = " / ".join(f"{100 * row['are_median']:.1f}" for row in held)
+    return (f"{family}: fitted on 2 model sizes; the point fit held at alpha {alphas} fits the "
+            f"rows as well (objective within {100 * worst:.3f}%) with ARE {ares}%; its free fit "
+            f"stopped{where} ARE {100 * baseline['are_median']:.1f}%")

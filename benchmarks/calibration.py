@@ -32,9 +32,10 @@ seed noise 12.5%, ARE of the median 14-40%); with that rule, run effects still m
 datablations-C4 worse (ARE 5.2-5.5% against 3.1%), so they stay off here. The run labels still
 choose, window and score the held-out rows.
 For each case fitted on two model sizes a line follows the table: the point fit held at alpha
-= 0.1 ... 6 (:func:`bayescale.baseline.profile_alpha`), how well each fits the training rows
-against the free fit, and its ARE on the held-out rows. With two sizes E, A and alpha trade off
-exactly, so the free fit's ARE there is where L-BFGS-B stopped, not what the data say.
+= 0.1 ... 6 (the baseline's ``alpha_profile``, :mod:`bayescale.backtest`), how well each fits
+the training rows against the free fit, and its ARE on the held-out rows. With two sizes E, A
+and alpha trade off exactly, so the free fit's ARE there is where L-BFGS-B stopped, not what
+the data say.
 Goal (issue 5): 90% coverage >= 80%, median half-width <= 8%, ARE of the
 posterior median no worse than the point fit's.
 
@@ -53,9 +54,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayescale.backtest import BacktestOptions, are_versus, backtest, make_splits, summarize_cases
-from bayescale.baseline import profile_alpha
-from bayescale.format import paired_points
+from bayescale.backtest import BacktestOptions, are_versus, backtest, summarize_cases
+from bayescale.format import paired_points, ridge_line
 from bayescale.runs import RunTable
 from bayescale.sampling import CompiledCache, SamplerOptions
 
@@ -134,50 +134,6 @@ CASES = {
 UNSEEN = ("revisiting-lm",)
 
 
-#: alpha values at which the point fit is held on cases fitted on two model sizes.
-PROFILE_ALPHAS = (0.1, 0.2, 0.35, 0.7, 1.5, 3.0, 6.0)
-
-
-def two_size_profiles(runs: RunTable, options: BacktestOptions) -> dict[str, dict]:
-    """For each case fitted on two model sizes: the point fit held at each of
-    :data:`PROFILE_ALPHAS`, its objective relative to the free fit's, and its ARE.
-
-    With two sizes E, A and alpha trade off exactly, so laws along that ridge fit the training
-    rows equally well and differ only in the forecast of a larger model: the free point fit's
-    ARE is where L-BFGS-B stopped on the ridge.
-    """
-    out = {}
-    for split in make_splits(runs, options)[0]:
-        train = split.train.data
-        if train["params"].nunique() != 2:
-            continue
-        n, d, y = (train[k].to_numpy() for k in ("params", "tokens", "loss"))
-        free, held = profile_alpha(n, d, y, PROFILE_ALPHAS)
-        target = split.test
-        truth = target["loss"].to_numpy()
-        rows = []
-        for point in (free, *held):
-            loss = point.loss(target["params"].to_numpy(), target["tokens"].to_numpy())
-            rows.append({"alpha": point.params["alpha"],
-                         "objective_ratio": point.objective / free.objective,
-                         "are_median": float(np.mean(np.abs(loss - truth) / truth))})
-        out[split.family] = {"free": rows[0], "held": rows[1:]}
-    return out
-
-
-def print_profiles(profiles: dict[str, dict]) -> None:
-    """One line per two-size case: how far the ridge of equally good point fits reaches."""
-    for family, profile in profiles.items():
-        held, free = profile["held"], profile["free"]
-        worst = max(abs(row["objective_ratio"] - 1.0) for row in held)
-        ares = [100 * row["are_median"] for row in held]
-        print(f"{family}: 2 sizes; the point fit held at alpha {held[0]['alpha']:g}-"
-              f"{held[-1]['alpha']:g} fits the training rows as well (objective within "
-              f"{100 * worst:.3f}% of the free fit's) and misses the held-out rows by ARE "
-              f"{' / '.join(f'{a:.1f}' for a in ares)}%; the free fit stopped at alpha "
-              f"{free['alpha']:.2f}, ARE {100 * free['are_median']:.1f}%")
-
-
 def _pct(x: float | None) -> str:
     return "    -" if x is None else f"{100 * x:5.1f}"
 
@@ -239,19 +195,17 @@ def main() -> int:
                                      "calibration": not args.no_calibration})
         runs = load()
         report = backtest(runs, sampler=sampler, options=options, cache=cache)
-        profiles = two_size_profiles(runs, options)
         for case in report["cases"]:
             cal = case.get("calibration", {})
             print(f"{name}: {case['n_train']} training rows, {case['n_test']} scored rows "
                   f"({case['held_out']}), drift {cal.get('drift', 0):+.3f}/decade, slope sd "
                   f"{cal.get('slope_sd', 0):.3f}, {cal.get('origins', 0)} origins, "
                   f"{case['seconds']:.0f} s", file=sys.stderr)
-            if case["family"] in profiles:
-                case["alpha_profile"] = profiles[case["family"]]
         cases += report["cases"]
     print_table(cases)
-    print_profiles({case["family"]: case["alpha_profile"] for case in cases
-                    if "alpha_profile" in case})
+    for case in cases:
+        if "alpha_profile" in (case.get("baseline") or {}):
+            print(ridge_line(case["family"], case["baseline"]))
     seconds = time.perf_counter() - start
     print(f"\n90% interval coverage and ARE in %; sizes = model sizes fitted (with 2, alpha "
           f"follows its prior); dec = mean extrapolation distance in decades; "

@@ -86,13 +86,15 @@ def test_point_fit_held_at_an_exponent_profiles_the_two_size_ridge():
     d = np.tile(np.geomspace(1e10, 1e11, 12), 3)
     y = chinchilla_loss(EPOCH_LAW, n, d) * np.exp(rng.normal(0.0, 0.005, n.size))
     two = n < 5e9
-    free, held = profile_alpha(n[two], d[two], y[two], (0.2, 2.0))
+    free = fit_point(n[two], d[two], y[two])
+    held = profile_alpha(n[two], d[two], y[two], free, (0.2, 2.0))
     assert [fit.params["alpha"] for fit in held] == [0.2, 2.0]
     for fit in held:
         assert fit.objective == pytest.approx(free.objective, rel=1e-3)
     low, high = (fit.loss(8.7e9, 1e11)[0] for fit in held)
     assert high / low - 1 > 0.01  # a flat N-term beyond 4.2B forecasts a higher loss
-    free, [held] = profile_alpha(n, d, y, (2.0,))
+    free = fit_point(n, d, y)
+    [held] = profile_alpha(n, d, y, free, (2.0,))
     assert held.objective > 1.2 * free.objective  # measured 1.40
 
 
@@ -225,6 +227,23 @@ def test_cli_backtest_prints_the_paired_difference(tmp_path):
     assert result.exit_code == 0, result.output
     line = next(x for x in result.output.splitlines() if x.startswith("ARE minus"))
     assert line.endswith(" of 2 cases") and "points (se " in line
+
+
+def test_cli_backtest_shows_the_baseline_ridge_of_a_two_size_case(tmp_path):
+    """Three sizes, the largest held out: the point fit's alpha is arbitrary on the other two,
+    and the backtest says how far the ARE of equally good point fits reaches."""
+    rng = np.random.default_rng(4)
+    n = np.repeat([2.8e9, 4.2e9, 8.7e9], 12)
+    d = np.tile(np.geomspace(1e10, 1e11, 12), 3)
+    loss = chinchilla_loss(EPOCH_LAW, n, d) * np.exp(rng.normal(0.0, 0.003, n.size))
+    path = tmp_path / "runs.csv"
+    pd.DataFrame({"params": n, "tokens": d, "loss": loss}).to_csv(path, index=False)
+    result = CliRunner().invoke(app, ["backtest", str(path), "--bootstrap", "5", "--draws",
+                                      "100", "--tune", "100"])
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if "fitted on 2 model sizes;" in x)
+    ares = [float(v) for v in line.split("with ARE ")[1].split("%")[0].split(" / ")]
+    assert len(ares) == 7 and max(ares) - min(ares) > 0.5, line
 
 
 def test_cli_backtest_usage_error(tmp_path):

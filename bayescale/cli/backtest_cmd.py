@@ -23,7 +23,7 @@ from bayescale.cli.common import (
     parse_one_size,
     user_errors,
 )
-from bayescale.format import paired_points
+from bayescale.format import paired_points, ridge_line
 
 
 def _pct(value: float | None) -> str:
@@ -148,6 +148,9 @@ def _print_report(report: dict) -> None:
     if versus := report.get("are_versus_baseline"):
         err.print(f"ARE minus the point fit's, paired by case: {paired_points(versus)}",
                   markup=False)
+    for case in report["cases"]:
+        if "alpha_profile" in (case.get("baseline") or {}):
+            err.print(ridge_line(case["family"], case["baseline"]), markup=False)
     for skip in report["skipped"]:
         err.print(f"skipped {skip['family']}: {skip['reason']}", markup=False)
     err.print(f"{report['n_cases']} case(s) in {report['seconds']:.0f} s; overall figures "
