@@ -20,8 +20,9 @@ not identified and the forecast of a larger model follows its prior):
   (:mod:`bayescale.baseline`) on the same split; ``plain``: the same posterior with no
   discrepancy term (:mod:`bayescale.calibration`), when calibration is on; for a case fitted
   on two model sizes the baseline also has ``alpha_profile``: the point fit held at each of
-  :data:`RIDGE_ALPHAS` fits the rows as well and scores another ARE, so the free fit's ARE
-  there is where L-BFGS-B stopped, not what the data say;
+  :data:`RIDGE_ALPHAS` (its objective over the free fit's, and its ARE): with E, A and alpha
+  trading off exactly, every alpha fits the rows alike, so the free fit's ARE there is where
+  L-BFGS-B stopped, not what the data say;
 - ``are_versus_baseline``: the ARE difference to the baseline paired by case, with its
   standard error over cases and the count of cases won.
 
@@ -40,7 +41,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayescale.baseline import fit_baseline, profile_alpha
+from bayescale.baseline import PointFit, fit_baseline, profile_alpha
 from bayescale.errors import BayescaleError
 from bayescale.fit import fit
 from bayescale.model import ModelSpec
@@ -238,7 +239,7 @@ def _baseline_scores(train: RunTable, test: pd.DataFrame, n_boot: int, seed: int
     return out
 
 
-def _alpha_profile(data: pd.DataFrame, test: pd.DataFrame, free: Any) -> list[dict]:
+def _alpha_profile(data: pd.DataFrame, test: pd.DataFrame, free: PointFit) -> list[dict]:
     """Two model sizes: the point fit held at each of :data:`RIDGE_ALPHAS`, its objective over
     the free fit's and its ARE on the scored rows (the free fit's alpha is arbitrary there)."""
     n, d, y = (data[k].to_numpy() for k in (PARAMS, TOKENS, LOSS))

@@ -90,9 +90,10 @@ def ridge_line(family: str, baseline: dict) -> str:
     >>> base = {"are_median": 0.015, "parameters": {"alpha": 1.71}, "alpha_profile": [
     ...     {"alpha": 0.1, "objective_ratio": 1.0002, "are_median": 0.037},
     ...     {"alpha": 6.0, "objective_ratio": 1.0, "are_median": 0.002}]}
-    >>> ridge_line("c4", base)  # doctest: +NORMALIZE_WHITESPACE
-    'c4: fitted on 2 model sizes; the point fit held at alpha 0.1 / 6 fits the rows as well
-     (objective within 0.020%) with ARE 3.7 / 0.2%; its free fit stopped at alpha 1.71, ARE 1.5%'
+    >>> print(ridge_line("c4", base))  # doctest: +NORMALIZE_WHITESPACE
+    c4: fitted on 2 model sizes; the point fit held at alpha 0.1 / 6 fits the rows within
+    0.020% of the free fit's objective, with ARE 3.7 / 0.2%; the free fit stopped at alpha
+    1.71, ARE 1.5%
     """
     held = baseline["alpha_profile"]
     worst = max(abs(row["objective_ratio"] - 1.0) for row in held)
@@ -101,5 +102,5 @@ def ridge_line(family: str, baseline: dict) -> str:
     alphas = " / ".join(f"{row['alpha']:g}" for row in held)
     ares = " / ".join(f"{100 * row['are_median']:.1f}" for row in held)
     return (f"{family}: fitted on 2 model sizes; the point fit held at alpha {alphas} fits the "
-            f"rows as well (objective within {100 * worst:.3f}%) with ARE {ares}%; its free fit "
-            f"stopped{where} ARE {100 * baseline['are_median']:.1f}%")
+            f"rows within {100 * worst:.3f}% of the free fit's objective, with ARE {ares}%; the "
+            f"free fit stopped{where} ARE {100 * baseline['are_median']:.1f}%")
