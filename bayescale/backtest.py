@@ -190,6 +190,11 @@ def make_splits(runs: RunTable, opts: BacktestOptions) -> tuple[list[Split], lis
     return splits, skipped
 
 
+def _are(y: np.ndarray, median: np.ndarray) -> float:
+    """Absolute relative error |L - L_hat| / L, averaged over rows (the Guide's ARE)."""
+    return float(np.mean(np.abs(y - median) / y))
+
+
 def score(y: np.ndarray, median: np.ndarray, bounds: dict[float, tuple[Any, Any]]) -> dict:
     """ARE of ``median``, coverage of each level's (lower, upper), median 90% half-width.
 
@@ -199,7 +204,7 @@ def score(y: np.ndarray, median: np.ndarray, bounds: dict[float, tuple[Any, Any]
     >>> {k: round(v, 3) for k, v in out.items()}
     {'are_median': 0.05, 'coverage_90': 1.0, 'halfwidth_90_median': 0.095}
     """
-    out = {"are_median": float(np.mean(np.abs(y - median) / y))}
+    out = {"are_median": _are(y, median)}
     for level, (lo, hi) in bounds.items():
         out[f"coverage_{round(100 * level)}"] = float(np.mean((lo <= y) & (y <= hi)))
     lo, hi = bounds[0.9]
@@ -243,13 +248,10 @@ def _alpha_profile(data: pd.DataFrame, test: pd.DataFrame, free: PointFit) -> li
     """Two model sizes: the point fit held at each of :data:`RIDGE_ALPHAS`, its objective over
     the free fit's and its ARE on the scored rows (the free fit's alpha is arbitrary there)."""
     n, d, y = (data[k].to_numpy() for k in (PARAMS, TOKENS, LOSS))
-    held = profile_alpha(n, d, y, free, RIDGE_ALPHAS)
-    truth = test[LOSS].to_numpy()
+    n_test, d_test, y_test = (test[k].to_numpy() for k in (PARAMS, TOKENS, LOSS))
     return [{"alpha": fit.params["alpha"], "objective_ratio": fit.objective / free.objective,
-             "are_median": float(np.mean(np.abs(fit.loss(test[PARAMS].to_numpy(),
-                                                           test[TOKENS].to_numpy()) - truth)
-                                          / truth))}
-            for fit in held]
+             "are_median": _are(y_test, fit.loss(n_test, d_test))}
+            for fit in profile_alpha(n, d, y, free, RIDGE_ALPHAS)]
 
 
 def summarize_cases(cases: list[dict], key: str | None = None) -> dict[str, float]:
