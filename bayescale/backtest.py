@@ -330,7 +330,8 @@ def backtest(
     dict
         ``cases`` (one dict per family), the overall ``are_median``, ``coverage_50/80/90``,
         ``halfwidth_90_median``, ``baseline`` and ``plain`` (same keys), ``are_versus_baseline``
-        (:func:`are_versus`), ``skipped``, ``seconds``.
+        (:func:`are_versus`), ``unconverged`` (families whose fit failed the convergence
+        checks; each case has its ``diagnostics``), ``skipped``, ``seconds``.
 
     Examples
     --------
@@ -357,6 +358,7 @@ def backtest(
             "train_sizes": int(split.train.data[PARAMS].nunique()),
             **_posterior_scores(post, split.test, True, sampler.random_seed),
             "diagnostics_ok": result.diagnostics.ok,
+            "diagnostics": result.diagnostics.as_dict(),
         }
         cal = post.calibration
         if cal is not None:
@@ -375,6 +377,7 @@ def backtest(
     report["baseline"] = summarize_cases(cases, "baseline")
     report["plain"] = summarize_cases(cases, "plain")
     report["are_versus_baseline"] = are_versus(cases)
+    report["unconverged"] = [case["family"] for case in cases if not case["diagnostics_ok"]]
     report["skipped"] = skipped
     report["compiles"] = cache.compiles
     report["seconds"] = time.perf_counter() - start

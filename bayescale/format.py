@@ -104,3 +104,33 @@ def ridge_line(family: str, baseline: dict) -> str:
     return (f"{family}: fitted on 2 model sizes; the point fit held at alpha {alphas} fits the "
             f"rows within {100 * worst:.3f}% of the free fit's objective, with ARE {ares}%; the "
             f"free fit stopped{where} ARE {100 * baseline['are_median']:.1f}%")
+
+
+def convergence_line(cases: list[dict]) -> str | None:
+    """Which backtest fits failed the convergence checks (:mod:`bayescale.diagnostics`), with
+    their worst R-hat, smallest ESS and divergences; None when every fit passed.
+
+    Examples
+    --------
+    >>> ok = {"family": "a", "diagnostics_ok": True}
+    >>> bad = {"family": "b", "diagnostics_ok": False, "diagnostics": {
+    ...     "max_r_hat": 1.083, "min_ess_bulk": 41.0, "min_ess_tail": 97.0, "divergences": 2}}
+    >>> print(convergence_line([ok, bad]))  # doctest: +NORMALIZE_WHITESPACE
+    convergence checks failed in 1 of 2 fits, their figures are from unconverged chains:
+    b (R-hat 1.083, ESS 41, 2 divergences)
+    >>> convergence_line([ok]) is None
+    True
+    """
+    failed = []
+    for case in cases:
+        if case["diagnostics_ok"]:
+            continue
+        diag = case["diagnostics"]
+        ess = min(diag["min_ess_bulk"], diag["min_ess_tail"])
+        divergences = f", {diag['divergences']} divergences" if diag["divergences"] else ""
+        failed.append(f"{case['family']} (R-hat {diag['max_r_hat']:.3f}, ESS {ess:.0f}"
+                      f"{divergences})")
+    if not failed:
+        return None
+    return (f"convergence checks failed in {len(failed)} of {len(cases)} fits, their figures "
+            f"are from unconverged chains: {', '.join(failed)}")

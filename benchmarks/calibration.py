@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 
 from bayescale.backtest import BacktestOptions, are_versus, backtest, summarize_cases
-from bayescale.format import paired_points, ridge_line
+from bayescale.format import convergence_line, paired_points, ridge_line
 from bayescale.runs import RunTable
 from bayescale.sampling import CompiledCache, SamplerOptions
 
@@ -203,6 +203,8 @@ def main() -> int:
                   f"{case['seconds']:.0f} s", file=sys.stderr)
         cases += report["cases"]
     print_table(cases)
+    if unconverged := convergence_line(cases):
+        print(unconverged)
     for case in cases:
         if "alpha_profile" in (case.get("baseline") or {}):
             print(ridge_line(case["family"], case["baseline"]))

@@ -200,6 +200,11 @@ def test_backtest_json_shape(misspecified_report):
     assert versus["mean"] == pytest.approx(np.mean(diffs))
     assert versus["se"] == pytest.approx(np.std(diffs, ddof=1) / np.sqrt(5))
     assert versus["better"] == sum(d < 0 for d in diffs) and versus["cases"] == 5
+    for c in report["cases"]:
+        assert c["diagnostics_ok"] == (not c["diagnostics"]["problems"])
+        assert c["diagnostics"]["max_r_hat"] >= 1.0 and c["diagnostics"]["min_ess_bulk"] > 0
+    assert report["unconverged"] == [c["family"] for c in report["cases"]
+                                     if not c["diagnostics_ok"]]
 
 
 def cli_backtest(tmp_path, families: int, *options: str):
@@ -221,12 +226,16 @@ def test_cli_backtest_json(tmp_path):
     assert report["are_versus_baseline"]["se"] is None  # one case: no spread to judge by
 
 
-def test_cli_backtest_prints_the_paired_difference(tmp_path):
+def test_cli_backtest_prints_the_paired_difference_and_unconverged_fits(tmp_path):
+    """30 draws per chain cannot reach the ESS check's 200: both fits are named as failed."""
     result = cli_backtest(tmp_path, 2, "--family-col", "family", "--bootstrap", "5",
-                          "--draws", "100", "--tune", "100")
+                          "--draws", "30", "--tune", "30")
     assert result.exit_code == 0, result.output
-    line = next(x for x in result.output.splitlines() if x.startswith("ARE minus"))
+    lines = result.output.splitlines()
+    line = next(x for x in lines if x.startswith("ARE minus"))
     assert line.endswith(" of 2 cases") and "points (se " in line
+    line = next(x for x in lines if x.startswith("convergence checks failed"))
+    assert " in 2 of 2 fits" in line and "sim0 (R-hat " in line and "sim1 (R-hat " in line
 
 
 def test_cli_backtest_shows_the_baseline_ridge_of_a_two_size_case(tmp_path):

@@ -23,7 +23,7 @@ from bayescale.cli.common import (
     parse_one_size,
     user_errors,
 )
-from bayescale.format import paired_points, ridge_line
+from bayescale.format import convergence_line, paired_points, ridge_line
 
 
 def _pct(value: float | None) -> str:
@@ -127,10 +127,12 @@ def backtest(
 
 def _print_report(report: dict) -> None:
     table = Table(title="Backtest on held-out runs (coverage and half-width of the intervals)")
+    rows = [*report["cases"], {"family": "overall", "n_test": "", **report}]
+    names = min(max(len(case["family"]) for case in rows), 24)  # "overall" must not be cut
     for column in ("case", "rows", "dec", "ARE", "cov50/80/90", "hw90", "base ARE",
                    "base cov90", "base hw90"):
-        table.add_column(column, justify="right", no_wrap=column == "cov50/80/90")
-    rows = [*report["cases"], {"family": "overall", "n_test": "", **report}]
+        table.add_column(column, justify="right", no_wrap=column == "cov50/80/90",
+                         min_width=names if column == "case" else None)
     for case in rows:
         base = case.get("baseline") or {}
         distance = case.get("distance_decades")
@@ -148,6 +150,8 @@ def _print_report(report: dict) -> None:
     if versus := report.get("are_versus_baseline"):
         err.print(f"ARE minus the point fit's, paired by case: {paired_points(versus)}",
                   markup=False)
+    if unconverged := convergence_line(report["cases"]):
+        err.print(f"{unconverged}; more --draws and --tune may help.", markup=False)
     for case in report["cases"]:
         if "alpha_profile" in (case.get("baseline") or {}):
             err.print(ridge_line(case["family"], case["baseline"]), markup=False)
