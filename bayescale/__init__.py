@@ -18,7 +18,8 @@ Workflow
    - ``post.predict(params=N, tokens=D)``: a new run's loss (seed noise and, beyond the runs,
      the law's calibrated extrapolation error included) and the law's expected loss, with
      intervals, and the shares of the seed-noise floor and the discrepancy (DataFrame);
-   - ``post.optimal(compute=C)``: compute-optimal N*, D*, D*/N* and loss (DataFrame);
+   - ``post.optimal(compute=C)``: compute-optimal N*, D*, D*/N*, a new run's and the law's
+     loss at the optimum (DataFrame);
    - ``post.exponents()``: allocation exponents a, b of N* ~ C^a, D* ~ C^b (DataFrame);
    - ``post.risk(N, D, target_loss=X)``: a :class:`RiskReview` with a GO / CAUTION / NO-GO
      verdict (rules in :class:`Thresholds`), ``.markdown()`` for a review document;

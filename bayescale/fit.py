@@ -7,6 +7,7 @@ import platform
 import time
 from dataclasses import dataclass, replace
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -67,6 +68,13 @@ def _data_groups(runs: RunTable) -> tuple[Any, Any]:
     observed = xr.Dataset({"loss": ("row", data[LOSS].to_numpy())})
     return xr.Dataset(constant), observed
 
+
+
+def _absolute(source: str) -> str:
+    """The runs file's absolute path (``info`` checks it from any directory); other sources
+    (``<memory>``) as they are."""
+    path = Path(source)
+    return str(path.resolve()) if path.is_file() else source
 
 def fit(
     runs: RunTable,
@@ -131,7 +139,7 @@ def fit(
         "diagnostics": diagnostics.as_dict(),
         "calibration": calibrate_runs(runs).as_dict() if calibration else None,
         "input": {
-            "path": runs.source, "sha256": runs.sha256, "columns": runs.columns,
+            "path": _absolute(runs.source), "sha256": runs.sha256, "columns": runs.columns,
             "n_rows": len(runs), "n_runs": runs.n_runs,
         },
         "bayescale_version": __version__,

@@ -22,7 +22,7 @@ import numpy as np
 
 from bayescale import format as fmt
 from bayescale.intervals import interval
-from bayescale.predictive import noise_draws
+from bayescale.predictive import new_run_log, noise_draws
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -75,9 +75,11 @@ def _bands(
     post: Posterior, draws: dict[str, np.ndarray], n: np.ndarray, d: np.ndarray, level: float,
     random_seed: int,
 ) -> dict[str, np.ndarray]:
-    """Median law, law band and new-run band of the loss along the points (n, d)."""
+    """Median law, law band and new-run band of the loss along the points (n, d); the new-run
+    band is :meth:`Posterior.predict`'s interval (seed noise and the law's learned
+    extrapolation error included)."""
     mean_log = post.law.log_loss(draws, n, d)
-    new_log = mean_log + noise_draws(draws, n.size, np.random.default_rng(random_seed))
+    _, new_log = new_run_log(mean_log, draws, n, d, post.calibration, random_seed)
     law_lo, law_hi = interval(mean_log, level)
     new_lo, new_hi = interval(new_log, level)
     return {"median": np.exp(np.median(mean_log, axis=0)), "law_lo": np.exp(law_lo),

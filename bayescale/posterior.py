@@ -23,7 +23,12 @@ from bayescale.errors import BayescaleError
 from bayescale.fileio import atomic_path
 from bayescale.intervals import KINDS, interval, summarize
 from bayescale.laws import Law, get_law
-from bayescale.predictive import discrepancy_share, floor_share, noise_draws
+from bayescale.predictive import (
+    discrepancy_share,
+    floor_share,
+    new_run_log,
+    optimum_new_run_log,
+)
 from bayescale.priors import NOISE_PRIORS, Prior, from_dict
 from bayescale.runs import FAMILY
 
@@ -119,6 +124,11 @@ class Posterior:
         """
         stored = self.meta.get("calibration")
         return Calibration.from_dict(stored) if stored else None
+
+    def _calibration_for(self, family: str | None) -> Calibration | None:
+        """The stored calibration of ``family`` (of the whole fit when None)."""
+        stored = self.calibration
+        return stored.for_family(family) if stored is not None and family is not None else stored
 
     # ----------------------------------------------------------------- file
     @classmethod
@@ -423,16 +433,9 @@ class Posterior:
         n, d, c = resolve_targets(params, tokens, compute)
         draws = self.draws(family=family)
         mean_log = self.law.log_loss(draws, n, d)
-        rng = np.random.default_rng(random_seed)
-        noise = noise_draws(draws, n.size, rng)
-        stored = self.calibration
-        if stored is not None and family is not None:
-            stored = stored.for_family(family)
-        calibration = stored if discrepancy else None
-        law_log = mean_log
-        if calibration is not None:
-            law_log = mean_log + calibration.draws(n, d, mean_log.shape[0], rng)
-        new_log = law_log + noise
+        stored = self._calibration_for(family)
+        law_log, new_log = new_run_log(mean_log, draws, n, d, stored if discrepancy else None,
+                                       random_seed)
         out = pd.DataFrame({"params": n, "tokens": d, "compute": c})
         for prefix, values in (("loss", new_log), ("mean_loss", mean_log)):
             for key, col in _flat(summarize(values, level, interval_kind), prefix).items():
@@ -452,20 +455,23 @@ class Posterior:
         tokens: Any = None,
         level: float = 0.9,
         interval_kind: str = "eti",
+        random_seed: int = 0,
+        discrepancy: bool = True,
         family: str | None = None,
     ) -> pd.DataFrame:
         """Compute-optimal allocation under C = 6 N D, with credible intervals.
 
         Give ``compute`` (one or more budgets) for N*, D*, D*/N* and the loss at the optimum;
         or a fixed ``params`` (or ``tokens``) to ask at which budget that size is optimal.
-        ``family`` as in :meth:`predict`.
+        ``random_seed``, ``discrepancy`` and ``family`` as in :meth:`predict`.
 
         Returns
         -------
         pandas.DataFrame
             One row per budget: ``compute_*`` (when solved for), ``params_*``, ``tokens_*``,
-            ``tokens_per_param_*``, ``loss_*`` (the law's expected loss at the optimum).
-            Columns ``*_median``, ``*_lower``, ``*_upper``.
+            ``tokens_per_param_*``; ``loss_*``, a new run's loss at the optimum (seed noise and
+            the law's discrepancy included, as in :meth:`predict`), and ``mean_loss_*``, the
+            law's expected loss there. Columns ``*_median``, ``*_lower``, ``*_upper``.
 
         Examples
         --------
@@ -479,6 +485,7 @@ class Posterior:
         if sum(given) != 1:
             raise BayescaleError("give exactly one of compute, params or tokens")
         draws = self.draws(family=family)
+        calibration = self._calibration_for(family) if discrepancy else None
         rows = []
         key, values = next(
             (k, _positive(k, v))
@@ -487,12 +494,17 @@ class Posterior:
         )
         for value in values:
             result = optimal_draws(self.law, draws, **{key: float(value)})
+            _, new_log = optimum_new_run_log(result, draws, calibration, random_seed,
+                                             float(value))
+            result["mean_loss"] = result.pop("loss")
             row: dict[str, float] = {key: float(value)}
             for name, samples in result.items():
                 if name == key:
                     continue
                 for stat, number in summarize(samples, level, interval_kind).items():
                     row[f"{name}_{stat}"] = float(number)
+            for stat, number in summarize(new_log, level, interval_kind).items():
+                row[f"loss_{stat}"] = float(np.exp(number))  # summarised on ln L, as predict
             rows.append(row)
         return pd.DataFrame(rows)
 

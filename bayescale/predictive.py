@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from bayescale.calibration import Calibration
 from bayescale.model import t_scale
 
 Draws = Mapping[str, np.ndarray]
@@ -38,6 +39,92 @@ def noise_draws(draws: Draws, n_targets: int, rng: np.random.Generator) -> np.nd
     else:
         eps = rng.standard_normal((n_draws, n_targets)) * sigma
     return u + eps
+
+
+def target_rng(random_seed: int, *key: float) -> np.random.Generator:
+    """The random stream of one target, seeded by ``random_seed`` and the target itself (its N
+    and D; a budget C for the optimum at C): a target's draws, hence its interval, do not
+    depend on which other targets are asked with it.
+
+    Examples
+    --------
+    >>> a = target_rng(0, 7e9, 1.4e11).standard_normal()
+    >>> bool(a == target_rng(0, 7e9, 1.4e11).standard_normal() != target_rng(1, 7e9, 1.4e11)
+    ...      .standard_normal())
+    True
+    """
+    bits = np.asarray(key, dtype=np.float64).view(np.uint64)
+    return np.random.default_rng([random_seed, *(int(b) for b in bits)])
+
+
+def target_noise(draws: Draws, params: np.ndarray, tokens: np.ndarray,
+                 random_seed: int) -> np.ndarray:
+    """:func:`noise_draws` per target (columns), each on its :func:`target_rng` stream.
+
+    Examples
+    --------
+    >>> draws = {"sigma_obs": np.full(100, 0.005), "seed_noise": np.full(100, 0.01)}
+    >>> both = target_noise(draws, np.array([1e9, 7e9]), np.array([2e10, 1.4e11]), 0)
+    >>> alone = target_noise(draws, np.array([7e9]), np.array([1.4e11]), 0)
+    >>> both.shape, bool((both[:, 1] == alone[:, 0]).all())
+    ((100, 2), True)
+    """
+    n_draws = np.asarray(draws["sigma_obs"]).size
+    columns = [noise_draws(draws, 1, target_rng(random_seed, n, d))
+               for n, d in zip(np.ravel(params), np.ravel(tokens), strict=True)]
+    return np.hstack(columns) if columns else np.zeros((n_draws, 0))
+
+
+def new_run_log(
+    mean_log: np.ndarray, draws: Draws, params: np.ndarray, tokens: np.ndarray,
+    calibration: Calibration | None, random_seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """ln L of the law with its learned discrepancy, and of a new run, per draw and target.
+
+    ``mean_log`` is the law's ln L (draws x targets). The discrepancy's slopes come from
+    ``default_rng(random_seed)`` (one per draw, shared by all targets, as in
+    :meth:`bayescale.calibration.Calibration.draws`), the noise from :func:`target_noise`: the
+    same seed gives the same draws in ``predict``, ``risk``, ``optimal`` and the plots' bands.
+
+    Examples
+    --------
+    >>> draws = {"sigma_obs": np.full(100, 0.005), "seed_noise": np.full(100, 0.01)}
+    >>> law, new = new_run_log(np.zeros((100, 1)), draws, np.array([7e9]), np.array([1.4e11]),
+    ...                        None, 0)
+    >>> bool((law == 0).all()), round(float(new.std()), 2)
+    (True, 0.01)
+    """
+    law_log = mean_log
+    if calibration is not None:
+        law_log = mean_log + calibration.draws(params, tokens, mean_log.shape[0],
+                                               np.random.default_rng(random_seed))
+    return law_log, law_log + target_noise(draws, params, tokens, random_seed)
+
+
+def optimum_new_run_log(
+    opt: Mapping[str, np.ndarray], draws: Draws, calibration: Calibration | None,
+    random_seed: int, key: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`new_run_log` at each draw's optimum (``opt`` from
+    :func:`bayescale.optimal.optimal_draws`): the target moves with the draw, its discrepancy
+    is taken at that draw's (N*, D*), its noise drawn on ``target_rng(random_seed, key)``
+    (``key``: the budget, or the fixed N or D).
+
+    Examples
+    --------
+    >>> draws = {"sigma_obs": np.full(100, 0.005), "seed_noise": np.full(100, 0.01)}
+    >>> opt = {"loss": np.full(100, 2.0), "params": np.full(100, 7e9),
+    ...        "tokens": np.full(100, 1.4e11)}
+    >>> law, new = optimum_new_run_log(opt, draws, None, 0, 5.88e21)
+    >>> bool((law == np.log(2.0)).all()), round(float(new.std()), 2)
+    (True, 0.01)
+    """
+    law_log = np.log(opt["loss"])
+    if calibration is not None:
+        slopes = calibration.slopes(law_log.size, np.random.default_rng(random_seed))
+        law_log = law_log + slopes * calibration.distance(opt["params"], opt["tokens"])
+    noise = noise_draws(draws, 1, target_rng(random_seed, key))[:, 0]
+    return law_log, law_log + noise
 
 
 def floor_share(mean_log: np.ndarray, new_log: np.ndarray, level: float) -> np.ndarray:

@@ -31,7 +31,8 @@ CAPTIONS = {
             "predictions are sharp.",
     "loss-compute": "Loss against compute C = 6ND for several model sizes: fitted runs (dots, "
                     "coloured by N), the posterior-median law (line), its credible band (dark) "
-                    "and a new run's predictive band (light, seed noise included), extended to "
+                    "and a new run's predictive band (light: seed noise and, beyond the fitted "
+                    "runs, the law's learned extrapolation error included), extended to "
                     "the targets (stars). The grey region lies beyond the largest fitted run; "
                     "the loss axis stops at the 98th percentile of the fitted losses.",
     "isoflop": "IsoFLOP curves: loss against N at fixed compute, with bands. Dots mark the "

@@ -10,7 +10,8 @@ For a plan (N, D) at compute C = 6 N D, per posterior draw s:
   L_s(N, D) - L_s(N*_s, D*_s) >= 0, the expected loss the plan gives up;
 - P(the alternative's new run beats the plan's new run), with independent noise for each run;
 - the compute share: the budget at which the optimum reaches the plan's expected loss, over C;
-- how far the plan extrapolates: C over the largest fitted 6 N D, N over the largest fitted N;
+- how far the plan extrapolates: C over the largest fitted 6 N D, N over the largest fitted N,
+  D over the largest fitted D (and how far outside the fitted D range it lies, either side);
 - whether the interval is dominated by parameter uncertainty or by the noise floor.
 
 A verdict (GO, CAUTION, NO-GO) follows from :class:`Thresholds`.
@@ -31,7 +32,12 @@ from bayescale.errors import BayescaleError
 from bayescale.intervals import summarize
 from bayescale.laws import Law
 from bayescale.optimal import optimal_draws
-from bayescale.predictive import discrepancy_share, floor_share, noise_draws
+from bayescale.predictive import (
+    discrepancy_share,
+    floor_share,
+    new_run_log,
+    optimum_new_run_log,
+)
 
 Draws = Mapping[str, np.ndarray]
 VERDICTS = ("GO", "CAUTION", "NO-GO")
@@ -53,6 +59,9 @@ class Thresholds:
     max_compute_ratio, max_params_ratio : float
         CAUTION when the plan's compute (N) exceeds the largest fitted 6 N D (N) by more than
         this factor: beyond it the law's form, not the data, decides the answer.
+    max_tokens_ratio : float
+        CAUTION when the plan's D lies outside the fitted D range (above the largest or below
+        the smallest) by more than this factor: heavily over- or under-trained plans.
     noise_share : float
         The interval counts as dominated by the noise floor when the noise share of its width
         is at least this.
@@ -69,6 +78,7 @@ class Thresholds:
     nogo_regret: float = 0.05
     max_compute_ratio: float = 100.0
     max_params_ratio: float = 10.0
+    max_tokens_ratio: float = 10.0
     noise_share: float = 0.5
 
     def __post_init__(self) -> None:
@@ -76,34 +86,10 @@ class Thresholds:
             raise BayescaleError("thresholds need 0 <= nogo_probability <= go_probability <= 1")
         if not 0.0 <= self.caution_regret <= self.nogo_regret:
             raise BayescaleError("thresholds need 0 <= caution_regret <= nogo_regret")
-        if self.max_compute_ratio <= 0 or self.max_params_ratio <= 0:
+        if min(self.max_compute_ratio, self.max_params_ratio, self.max_tokens_ratio) <= 0:
             raise BayescaleError("extrapolation thresholds must be positive")
         if not 0.0 < self.noise_share <= 1.0:
             raise BayescaleError("noise_share must lie in (0, 1]")
-
-
-def plan_log_loss(
-    law: Law, draws: Draws, params: float, tokens: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per draw, ln of the law's expected loss and of a new run's loss at (N, D).
-
-    The arithmetic of :meth:`Posterior.predict` for one target: the same ``rng`` state gives the
-    same new-run draws.
-
-    Examples
-    --------
-    >>> from bayescale.laws import get_law
-    >>> d = {"E": np.array([1.8]), "A": np.array([480.0]), "B": np.array([2000.0]),
-    ...      "alpha": np.array([0.35]), "beta": np.array([0.37]),
-    ...      "sigma_obs": np.array([0.0]), "seed_noise": np.array([0.0])}
-    >>> mean, new = plan_log_loss(get_law("chinchilla"), d, 7e10, 1.4e12,
-    ...                           np.random.default_rng(0))
-    >>> bool(mean[0] == new[0])
-    True
-    """
-    mean_log = law.log_loss(draws, np.array([params]), np.array([tokens]))
-    new_log = mean_log + noise_draws(draws, 1, rng)
-    return mean_log[:, 0], new_log[:, 0]
 
 
 def prob_below(new_log: np.ndarray, target_loss: float) -> float:
@@ -239,6 +225,7 @@ class RiskReview:
             f"| P(optimum's run beats the plan's run) | {self.prob_optimal_better:.3f} | |",
             f"| compute / largest fitted compute | {ext['compute_ratio']:.3g}x | |",
             f"| N / largest fitted N | {ext['params_ratio']:.3g}x | |",
+            f"| D / largest fitted D | {ext['tokens_ratio']:.3g}x | |",
             f"| noise-floor share of the interval | {unc['seed_floor_share']:.0%} | |",
             "",
         ]
@@ -263,10 +250,12 @@ def extrapolation(
     4900.0
     """
     fitted = 6.0 * data["params"].to_numpy(float) * data["tokens"].to_numpy(float)
-    max_c, max_n = float(fitted.max()), float(data["params"].max())
-    max_d = float(data["tokens"].max())
+    min_n, max_n = float(data["params"].min()), float(data["params"].max())
+    max_c = float(fitted.max())
+    min_d, max_d = float(data["tokens"].min()), float(data["tokens"].max())
     c_ratio = 6.0 * params * tokens / max_c
     n_ratio, d_ratio = params / max_n, tokens / max_d
+    d_outside = max(d_ratio, min_d / tokens)  # > 1: outside the fitted D range
     far = []
     if c_ratio > thresholds.max_compute_ratio:
         far.append(f"compute {c_ratio:.3g}x the largest fitted run "
@@ -274,47 +263,51 @@ def extrapolation(
     if n_ratio > thresholds.max_params_ratio:
         far.append(f"N {n_ratio:.3g}x the largest fitted N "
                    f"(limit {thresholds.max_params_ratio:g}x)")
+    if d_outside > thresholds.max_tokens_ratio:
+        side = (f"{d_ratio:.3g}x the largest" if d_ratio > 1
+                else f"1/{min_d / tokens:.3g} of the smallest")
+        far.append(f"D {side} fitted D (limit {thresholds.max_tokens_ratio:g}x)")
     warning = None
     if far:
         warning = (f"{' and '.join(far)}: this far out the law's functional form, not the data, "
                    "decides the answer; the interval assumes the form holds")
     return {"compute_ratio": c_ratio, "params_ratio": n_ratio, "tokens_ratio": d_ratio,
-            "max_compute": max_c, "max_params": max_n, "max_tokens": max_d, "warning": warning}
+            "tokens_outside": d_outside, "max_compute": max_c, "min_params": min_n,
+            "max_params": max_n, "min_tokens": min_d, "max_tokens": max_d, "warning": warning}
 
 
-def suggested_runs(
-    law: Law, draws: Draws, compute: float, max_compute: float
-) -> list[dict[str, float]]:
-    """Runs that would narrow a parameter-dominated interval most for their cost.
+def suggested_runs(params: float, tokens: float, ext: dict[str, Any]) -> list[dict[str, float]]:
+    """Runs that would narrow the interval of a plan beyond the fitted runs most for their cost.
 
-    Compute-optimal runs (posterior-median N*, D*) at budgets a quarter and half of the way
-    (in ln C) from the largest fitted compute to the plan's; none when the plan lies inside the
-    fitted range.
+    Runs a quarter and half of the way, in ln N and ln D, from the nearest point of the fitted
+    range (each of N and D clipped into its fitted range) to the plan: a plan beyond the data
+    in N and compute gets larger models, an over-trained one the same N on more tokens. None
+    when the plan's N and D both lie inside the fitted ranges.
 
     Examples
     --------
-    >>> from bayescale.laws import get_law
-    >>> d = {"E": np.array([1.8]), "A": np.array([480.0]), "B": np.array([2000.0]),
-    ...      "alpha": np.array([0.35]), "beta": np.array([0.37])}
-    >>> runs = suggested_runs(get_law("chinchilla"), d, 1e24, 1e20)
-    >>> [f"{r['compute']:.0e}" for r in runs]
-    ['1e+21', '1e+22']
+    >>> ext = {"min_params": 1e8, "max_params": 1e9, "min_tokens": 2e9, "max_tokens": 2e10}
+    >>> [f"{r['params']:.2g}/{r['tokens']:.2g}" for r in suggested_runs(1e10, 2e11, ext)]
+    ['1.8e+09/3.6e+10', '3.2e+09/6.3e+10']
+    >>> [f"{r['params']:.2g}/{r['tokens']:.2g}" for r in suggested_runs(3e8, 2e12, ext)]
+    ['3e+08/6.3e+10', '3e+08/2e+11']
     """
-    if compute <= max_compute:
+    near_n = min(max(params, ext["min_params"]), ext["max_params"])
+    near_d = min(max(tokens, ext["min_tokens"]), ext["max_tokens"])
+    if (near_n, near_d) == (params, tokens):
         return []
     out = []
     for step in (0.25, 0.5):
-        budget = float(np.exp(np.log(max_compute) + step * np.log(compute / max_compute)))
-        n_opt, d_opt = law.optimal(draws, budget)
-        out.append({"compute": budget, "params": float(np.median(n_opt)),
-                    "tokens": float(np.median(d_opt)), "cost_share": budget / compute})
+        n = float(near_n * (params / near_n) ** step)
+        d = float(near_d * (tokens / near_d) ** step)
+        out.append({"compute": 6.0 * n * d, "params": n, "tokens": d,  # C = 6 N D
+                    "cost_share": n * d / (params * tokens)})
     return out
 
 
 def _uncertainty(
-    law: Law, draws: Draws, mean_log: np.ndarray, new_log: np.ndarray, level: float,
-    compute: float, max_compute: float, thresholds: Thresholds,
-    law_log: np.ndarray | None = None,
+    mean_log: np.ndarray, new_log: np.ndarray, level: float, params: float, tokens: float,
+    ext: dict[str, Any], thresholds: Thresholds, law_log: np.ndarray | None = None,
 ) -> dict[str, Any]:
     # law_log: the law plus its learned extrapolation error (bayescale.calibration), if any
     law_log = mean_log if law_log is None else law_log
@@ -328,20 +321,21 @@ def _uncertainty(
             "advice": (f"The seed-noise floor is {share:.0%} of the interval: more small runs "
                        "would barely narrow it; only repeated seeds of the run itself would"),
         }
-    runs = suggested_runs(law, draws, compute, max_compute)
+    runs = suggested_runs(params, tokens, ext)
+    where = " and ".join(
+        f"N ~ {fmt.size(r['params'])}, D ~ {fmt.size(r['tokens'])} at {fmt.flop(r['compute'])}"
+        for r in runs)
     if law_error >= 0.5:
+        example = f" (e.g. runs at {where})" if runs else ""
         return {
             "seed_floor_share": share, "law_error_share": law_error, "dominated_by": "law error",
             "suggested_runs": runs,
             "advice": (f"The law's own extrapolation error is {law_error:.0%} of the interval: "
                        "it grows with the distance beyond the fitted runs; runs closer to the "
-                       "plan (larger N and compute) shrink it, more small runs do not"),
+                       f"plan in N and D{example} shrink it, more small runs do not"),
         }
     if runs:
-        where = " and ".join(
-            f"{fmt.flop(r['compute'])} (N ~ {fmt.size(r['params'])}, D ~ {fmt.size(r['tokens'])})"
-            for r in runs)
-        tail = f"most at larger N, closer to the target: e.g. compute-optimal runs at {where}"
+        tail = f"most on the way to the plan, closer to the target: e.g. runs at {where}"
     else:
         tail = "the plan lies inside the fitted range: add runs (or seeds) near its N and D"
     return {
@@ -391,9 +385,12 @@ def decide(
                 "re-split the compute")
     elif regret_median > t.caution_regret:
         flag(1, f"median regret {regret_median:.3g} nats > {t.caution_regret:g}")
-    if ext["compute_ratio"] > t.max_compute_ratio or ext["params_ratio"] > t.max_params_ratio:
+    d_outside = ext.get("tokens_outside", 1.0)
+    if (ext["compute_ratio"] > t.max_compute_ratio or ext["params_ratio"] > t.max_params_ratio
+            or d_outside > t.max_tokens_ratio):
+        in_d = f", D {d_outside:.3g}x outside the fitted range" if d_outside > 1 else ""
         flag(1, f"extrapolates {ext['compute_ratio']:.3g}x in compute and "
-                f"{ext['params_ratio']:.3g}x in N beyond the data")
+                f"{ext['params_ratio']:.3g}x in N beyond the data{in_d}")
     if fit_doubts:
         flag(1, "the priors hold the law away from the fitted runs (see the fit's warning)")
     if level == 0:
@@ -459,18 +456,15 @@ def review(
     if target_loss is not None and not (np.isfinite(target_loss) and target_loss > 0):
         raise BayescaleError(f"target loss must be positive and finite, got {target_loss}")
     compute = 6.0 * params * tokens  # Kaplan et al. 2020
-    rng = np.random.default_rng(random_seed)
-    mean_log, new_log = plan_log_loss(law, draws, params, tokens, rng)
-    law_log, slope = mean_log, None
-    if calibration is not None:  # one error per decade per draw, shared by plan and optimum
-        slope = calibration.slopes(mean_log.size, rng)
-        law_log = mean_log + slope * calibration.distance(params, tokens)[0]
-        new_log = new_log + (law_log - mean_log)
+    n, d = np.array([params]), np.array([tokens])
+    mean_log = law.log_loss(draws, n, d)
+    # predict's arithmetic; the discrepancy's slope per draw is shared by plan and optimum
+    law_log, new_log = (x[:, 0] for x in new_run_log(mean_log, draws, n, d, calibration,
+                                                      random_seed))
+    mean_log = mean_log[:, 0]
     opt = optimal_draws(law, draws, compute=compute)
     opt_mean_log = np.log(opt["loss"])
-    opt_new_log = opt_mean_log + noise_draws(draws, 1, rng)[:, 0]
-    if calibration is not None:
-        opt_new_log = opt_new_log + slope * calibration.distance(opt["params"], opt["tokens"])
+    _, opt_new_log = optimum_new_run_log(opt, draws, calibration, random_seed, compute)
     regret = np.exp(mean_log) - opt["loss"]
 
     def triple(values: np.ndarray, log: bool = False) -> dict[str, float]:
@@ -480,8 +474,7 @@ def review(
 
     prob = prob_below(new_log, target_loss) if target_loss is not None else None
     ext = extrapolation(data, params, tokens, thresholds)
-    unc = _uncertainty(law, draws, mean_log, new_log, level, compute, ext["max_compute"],
-                       thresholds, law_log)
+    unc = _uncertainty(mean_log, new_log, level, params, tokens, ext, thresholds, law_log)
     regret_summary = triple(regret)
     verdict, reasons = decide(prob, target_loss, regret_summary["median"], ext, thresholds,
                               fit_doubts)

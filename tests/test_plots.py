@@ -70,3 +70,16 @@ def test_ppc_counts_every_fitted_row(example_posterior):
 def test_unknown_kind_is_a_user_error(example_posterior):
     with pytest.raises(BayescaleError, match="unknown figure"):
         example_posterior.plot("histogram")
+
+
+def test_new_run_band_is_predicts_interval(example_posterior):
+    """The light band of the law figures is predict's new-run interval, the law's learned
+    extrapolation error included (beyond the runs it is most of the width)."""
+    from bayescale.plots import _bands
+
+    n, d = np.array([7e9, 7e10]), np.array([1.4e11, 1.4e12])
+    band = _bands(example_posterior, example_posterior.draws(), n, d, 0.9, 5)
+    pred = example_posterior.predict(n, d, level=0.9, random_seed=5)
+    np.testing.assert_allclose(band["new_lo"], pred["loss_lower"], rtol=1e-12)
+    np.testing.assert_allclose(band["new_hi"], pred["loss_upper"], rtol=1e-12)
+    assert pred["discrepancy_share"].iloc[1] > 0.5

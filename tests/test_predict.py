@@ -144,3 +144,27 @@ def test_predict_cli_human_table(saved_example):
     result = CliRunner().invoke(app, ["predict", str(saved_example), "-N", "7B", "-D", "140B"])
     assert result.exit_code == 0
     assert "7B" in result.stderr and "140B" in result.stderr and result.stdout == ""
+
+
+def test_a_targets_interval_does_not_depend_on_the_other_targets(example_posterior):
+    """Each target's noise has its own stream: asked alone or in a list, same interval."""
+    alone = example_posterior.predict(70e9, 1.4e12, random_seed=3).iloc[0]
+    listed = example_posterior.predict([7e9, 70e9, 1e9], [1.4e11, 1.4e12, 2e10],
+                                       random_seed=3).iloc[1]
+    for key in ("loss_median", "loss_lower", "loss_upper", "seed_floor_share"):
+        assert listed[key] == alone[key]
+    assert example_posterior.predict(70e9, 1.4e12, random_seed=4).iloc[0]["loss_lower"] != \
+        alone["loss_lower"]
+
+
+def test_optimal_gives_a_new_runs_loss_and_the_laws(example_posterior):
+    """The loss at the optimum as a new run would reach it (noise and the law's discrepancy
+    included, as predict) beside the law's expected loss; risk's optimum is the same run."""
+    compute = 6.0 * 7e9 * 1.4e11
+    opt = example_posterior.optimal(compute=compute, random_seed=2).iloc[0]
+    assert opt["loss_lower"] < opt["mean_loss_lower"] < opt["mean_loss_median"]
+    assert opt["mean_loss_median"] < opt["mean_loss_upper"] < opt["loss_upper"]
+    review = example_posterior.risk(7e9, 1.4e11, random_seed=2)
+    assert review.optimal["loss"] == {k: opt[f"loss_{k}"] for k in ("median", "lower", "upper")}
+    plain = example_posterior.optimal(compute=compute, random_seed=2, discrepancy=False).iloc[0]
+    assert plain["loss_upper"] - plain["loss_lower"] < opt["loss_upper"] - opt["loss_lower"]

@@ -34,7 +34,12 @@ def cli_fit(tmp_path_factory):
     options = ["--sampler", QUICK.sampler, "--chains", QUICK.chains, "--draws", QUICK.draws,
                "--tune", QUICK.tune, "--target-accept", QUICK.target_accept,
                "--random-seed", QUICK.random_seed, "--json"]
-    result = runner.invoke(app, ["fit", str(runs), "--out", str(out), *map(str, options)])
+    here = Path.cwd()
+    os.chdir(folder)  # the runs file given relative to the fit's directory
+    try:
+        result = runner.invoke(app, ["fit", runs.name, "--out", str(out), *map(str, options)])
+    finally:
+        os.chdir(here)
     assert result.exit_code in (0, 3), result.stderr  # 3: short chains may fail a check
     return runs, out, json.loads(result.stdout)
 
@@ -57,11 +62,13 @@ def test_example_fit_raises_no_warning(cli_fit):
 
 @pytest.mark.slow
 def test_info_shows_what_the_file_was_made_from(cli_fit):
+    """Also from another directory than the fit's, which was given the runs file relatively."""
     runs, path, _ = cli_fit
+    assert Path.cwd() != runs.parent
     result = runner.invoke(app, ["info", str(path), "--json"])
     assert result.exit_code == 0, result.stderr
     info = json.loads(result.stdout)
-    assert info["input"]["path"] == str(runs)
+    assert info["input"]["path"] == str(runs.resolve())
     assert info["input"]["sha256"] == file_sha256(runs)
     assert info["input_status"] == "matches"
     assert (info["law"], info["likelihood"]) == ("chinchilla", "studentt")

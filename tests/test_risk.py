@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from bayescale import BayescaleError, Posterior
 from bayescale.cli import app
 from bayescale.laws import get_law
-from bayescale.risk import Thresholds, decide, extrapolation
+from bayescale.risk import Thresholds, decide, extrapolation, suggested_runs
 from bayescale.simulate import EPOCH_LAW, chinchilla_loss
 
 LAW = get_law("chinchilla")
@@ -109,8 +109,24 @@ def test_extrapolation_ratios_and_warning():
     assert ext["params_ratio"] == pytest.approx(7e10 / 4e9)
     assert "law's functional form" in ext["warning"]
     assert extrapolation(FITTED, 5e9, 1e11, Thresholds())["warning"] is None
-    relaxed = Thresholds(max_compute_ratio=1e4, max_params_ratio=100)
+    relaxed = Thresholds(max_compute_ratio=1e4, max_params_ratio=100, max_tokens_ratio=100)
     assert extrapolation(FITTED, 7e10, 1.4e12, relaxed)["warning"] is None
+
+
+def test_over_and_under_trained_plans_are_flagged_in_d():
+    """A small model on far more (or fewer) tokens than any fitted run: N and compute look
+    safe, D does not; the suggested runs keep the plan's N and move D toward it."""
+    max_d, min_d = FITTED["tokens"].max(), FITTED["tokens"].min()
+    over = extrapolation(FITTED, 1e9, 30 * max_d, Thresholds())
+    assert over["params_ratio"] < 1 and over["compute_ratio"] < 100
+    assert over["tokens_outside"] == pytest.approx(30) and "D 30x the largest" in over["warning"]
+    under = extrapolation(FITTED, 1e9, min_d / 20, Thresholds())
+    assert "D 1/20 of the smallest" in under["warning"]
+    assert decide(None, None, 0.0, over, Thresholds())[0] == "CAUTION"
+    runs = suggested_runs(1e9, 30 * max_d, over)
+    assert [r["params"] for r in runs] == [1e9, 1e9]
+    assert max_d < runs[0]["tokens"] < runs[1]["tokens"] < 30 * max_d
+    assert suggested_runs(1e9, max_d, over) == []  # inside the fitted N and D ranges
 
 
 def test_parameter_dominated_interval_suggests_larger_runs():
@@ -215,7 +231,8 @@ def test_cli_markdown_and_text(fit_file):
     assert md.stdout.startswith("### Risk review: N = 70B parameters, D = 1.4T tokens")
     assert "| P(loss < 2) |" in md.stdout and "**Verdict:" in md.stdout
     text = CliRunner().invoke(app, ["risk", str(fit_file), "-N", "70B", "-D", "1.4T",
-                                    "--max-compute-ratio", "1e6", "--max-params-ratio", "1e3"])
+                                    "--max-compute-ratio", "1e6", "--max-params-ratio", "1e3",
+                                    "--max-tokens-ratio", "1e3"])
     assert text.exit_code == 0
     assert text.stdout == ""
     assert "regret" in text.stderr and "warning:" not in text.stderr

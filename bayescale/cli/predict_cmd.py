@@ -82,6 +82,13 @@ def _targets_from_file(path: Path) -> tuple[list | None, list | None, list | Non
     return found.get("params"), found.get("tokens"), found.get("compute")
 
 
+SeedOption = typer.Option(0, min=0, help="Seed of the new-run noise draws.")
+DiscrepancyOption = typer.Option(
+    True, "--discrepancy/--no-discrepancy",
+    help="Include the law's learned extrapolation error (stored by fit) in the new run's "
+    "loss [default: on].")
+
+
 @app.command()
 @user_errors
 def predict(
@@ -94,11 +101,8 @@ def predict(
                                         help="Table of targets (params, tokens or compute)."),
     level: float = LevelOption,
     interval: str = IntervalOption,
-    random_seed: int = typer.Option(0, min=0, help="Seed of the new-run noise draws."),
-    discrepancy: bool = typer.Option(
-        True, "--discrepancy/--no-discrepancy",
-        help="Include the law's learned extrapolation error (stored by fit) in the new run's "
-        "loss [default: on]."),
+    random_seed: int = SeedOption,
+    discrepancy: bool = DiscrepancyOption,
     family: str | None = FamilyOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -167,11 +171,14 @@ def optimal(
                                       help="Fixed D: the budget at which D is optimal."),
     level: float = LevelOption,
     interval: str = IntervalOption,
+    random_seed: int = SeedOption,
+    discrepancy: bool = DiscrepancyOption,
     family: str | None = FamilyOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Compute-optimal N*, D*, tokens per parameter and loss for budgets C = 6 N D, with the
-    allocation exponents a (N* ~ C^a) and b (D* ~ C^b)."""
+    """Compute-optimal N*, D*, tokens per parameter and loss for budgets C = 6 N D (a new
+    run's loss at the optimum, seed noise included, and the law's expected loss there), with
+    the allocation exponents a (N* ~ C^a) and b (D* ~ C^b)."""
     from bayescale.posterior import Posterior
     from bayescale.warnings_check import far_targets
 
@@ -183,7 +190,7 @@ def optimal(
         raise typer.BadParameter("give --compute (one or more), or --params, or --tokens")
     post = Posterior.load(fit_file)
     frame = post.optimal(budgets, params=n, tokens=d, level=level, interval_kind=interval,
-                         family=family)
+                         random_seed=random_seed, discrepancy=discrepancy, family=family)
     exponents = post.exponents(level, interval, family=family)
     which = _which_family(post, family, as_json)
     warnings = far_targets(post, *(frame[k] if k in frame else frame[f"{k}_median"]
@@ -200,6 +207,7 @@ def optimal(
                           else triple(frame, i, key))
         entry["tokens_per_param"] = triple(frame, i, "tokens_per_param")
         entry["loss"] = triple(frame, i, "loss")
+        entry["mean_loss"] = triple(frame, i, "mean_loss")
         budgets_out.append(entry)
     if as_json:
         emit_json({
@@ -216,12 +224,12 @@ def optimal(
         return fmt.interval(**value, fmt=formatter)
 
     table = Table(title=f"Compute-optimal allocation ({level:.0%} {interval.upper()})")
-    for column in ("C", "N*", "D*", "D*/N*", "loss at optimum"):
+    for column in ("C", "N*", "D*", "D*/N*", "new run's loss", "law's expected loss"):
         table.add_column(column, justify="right")
     for entry in budgets_out:
         table.add_row(show(entry["compute"], fmt.flop), show(entry["params"], fmt.size),
                       show(entry["tokens"], fmt.size), show(entry["tokens_per_param"], fmt.number),
-                      show(entry["loss"], fmt.number))
+                      show(entry["loss"], fmt.number), show(entry["mean_loss"], fmt.number))
     err.print(table)
     a, b = exponents.loc["a"], exponents.loc["b"]
     err.print(f"N* ~ C^a with a = {fmt.interval(a['median'], a['lower'], a['upper'])}; "

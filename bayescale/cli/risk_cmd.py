@@ -54,6 +54,9 @@ def risk(
         100.0, help="CAUTION when the plan's compute exceeds the largest fitted run's by more."),
     max_params_ratio: float = typer.Option(
         10.0, help="CAUTION when the plan's N exceeds the largest fitted N by more."),
+    max_tokens_ratio: float = typer.Option(
+        10.0, help="CAUTION when the plan's D lies outside the fitted D range (above the "
+        "largest or below the smallest) by more."),
     as_json: bool = JsonOption,
 ) -> None:
     """Risk review of a planned run: its predicted loss (seed noise included), the chance it
@@ -75,7 +78,8 @@ def risk(
         thresholds = Thresholds(
             go_probability=go_probability, nogo_probability=nogo_probability,
             caution_regret=caution_regret, nogo_regret=nogo_regret,
-            max_compute_ratio=max_compute_ratio, max_params_ratio=max_params_ratio)
+            max_compute_ratio=max_compute_ratio, max_params_ratio=max_params_ratio,
+            max_tokens_ratio=max_tokens_ratio)
     except BayescaleError as exc:
         raise typer.BadParameter(exc.message) from None
     post = Posterior.load(fit_file)
@@ -113,6 +117,7 @@ def _print_table(review: RiskReview) -> None:
         ("P(optimum's run is better)", f"{review.prob_optimal_better:.3f}"),
         ("compute / largest fitted", f"{review.extrapolation['compute_ratio']:.3g}x"),
         ("N / largest fitted", f"{review.extrapolation['params_ratio']:.3g}x"),
+        ("D / largest fitted", f"{review.extrapolation['tokens_ratio']:.3g}x"),
         ("noise-floor share", f"{review.uncertainty['seed_floor_share']:.0%}"),
     ]
     for name, value in rows:
