@@ -206,8 +206,9 @@ def test_family_option_on_a_single_law_fit_is_an_error(known_posterior, tmp_path
     known_posterior.save(path)
     result = CliRunner().invoke(app, ["predict", str(path), "-N", "7B", "-D", "140B",
                                       "--family", "gpt3"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error, as for the other options
     assert "no model families" in result.output and "Traceback" not in result.output
+    assert "bayescale predict: Invalid value for --family: gpt3" in result.output
 
 
 def test_one_family_is_refused(tmp_path):

@@ -136,8 +136,18 @@ def test_optimal_cli_json(saved_example):
         pytest.approx(1.0))
     small, large = payload["budgets"]
     assert small["compute"] == 1e21 and large["params"]["median"] > small["params"]["median"]
-    for key in ("params", "tokens", "tokens_per_param", "loss"):
+    for key in ("params", "tokens", "tokens_per_param", "loss", "mean_loss"):
         assert set(large[key]) == {"median", "lower", "upper"}
+
+
+def test_targets_table_with_disagreeing_compute_is_an_error(saved_example, tmp_path):
+    """params, tokens and compute all given must agree (C = 6 N D): one line naming the row."""
+    targets = tmp_path / "targets.csv"
+    targets.write_text("params,tokens,compute\n7B,140B,5.88e21\n70B,1.4T,1e20\n")
+    result = CliRunner().invoke(app, ["predict", str(saved_example), "--targets", str(targets)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"{targets}, row 3, column 'compute'" in result.output
+    assert "6 x params x tokens = 5.88e+23" in result.output
 
 
 def test_predict_cli_human_table(saved_example):

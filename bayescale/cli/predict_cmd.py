@@ -37,8 +37,8 @@ def _which_family(post: Any, family: str | None, quiet: bool) -> dict[str, Any]:
     """JSON fields naming the family answered for; says so on stderr for a new family."""
     if not post.families:
         if family is not None:
-            raise BayescaleError(f"--family {family}: this fit has no model families "
-                                 "(fitted without --family-col)")
+            raise typer.BadParameter(f"{family}: this fit has no model families (fitted "
+                                     "without --family-col)", param_hint="--family")
         return {}
     seen = family in post.families
     if not seen and not quiet:
@@ -77,7 +77,13 @@ def _targets_from_file(path: Path) -> tuple[list | None, list | None, list | Non
     if len(found) < 2:
         raise BayescaleError("a targets table needs two of the columns params, tokens, compute",
                              path=str(path))
-    if len(found) == 3:
+    if len(found) == 3:  # C = 6 N D (Kaplan et al. 2020) must hold where all three are given
+        for n, d, c, line in zip(*found.values(), frame[ROW], strict=True):
+            if abs(c - 6.0 * n * d) > 0.01 * c:
+                raise BayescaleError(
+                    f"{c:.3g} is not 6 x params x tokens = {6.0 * n * d:.3g}; give two of "
+                    "params, tokens, compute, or three that agree", path=str(path),
+                    row=int(line), column="compute")
         found.pop("compute")
     return found.get("params"), found.get("tokens"), found.get("compute")
 
@@ -122,9 +128,9 @@ def predict(
     elif sum(x is not None for x in (n, d, c)) != 2:
         raise typer.BadParameter("give two of --params, --tokens, --compute (or --targets)")
     post = Posterior.load(fit_file)
+    which = _which_family(post, family, as_json)
     frame = post.predict(n, d, c, level=level, interval_kind=interval, random_seed=random_seed,
                          discrepancy=discrepancy, family=family)
-    which = _which_family(post, family, as_json)
     warnings = far_targets(post, frame["params"], frame["compute"])
     if as_json:
         emit_json({
@@ -189,10 +195,10 @@ def optimal(
     if sum(x is not None for x in (budgets, n, d)) != 1:
         raise typer.BadParameter("give --compute (one or more), or --params, or --tokens")
     post = Posterior.load(fit_file)
+    which = _which_family(post, family, as_json)
     frame = post.optimal(budgets, params=n, tokens=d, level=level, interval_kind=interval,
                          random_seed=random_seed, discrepancy=discrepancy, family=family)
     exponents = post.exponents(level, interval, family=family)
-    which = _which_family(post, family, as_json)
     warnings = far_targets(post, *(frame[k] if k in frame else frame[f"{k}_median"]
                                    for k in ("params", "compute")))
     budgets_out = []
