@@ -11,29 +11,32 @@ from pathlib import Path
 from bayescale.errors import BayescaleError
 
 
-def check_writable(target: str | Path) -> None:
+def check_writable(target: str | Path, *, folder: bool = False) -> None:
     """Fail early, before any long computation, when ``target`` cannot be written.
 
     Raises :class:`BayescaleError` if ``target`` is a folder or its folder does not accept
-    new files; creates nothing.
+    new files; with ``folder``, if ``target`` (a folder to fill, made if missing) does not.
+    Creates nothing.
 
     Examples
     --------
     >>> check_writable("/proc/out.nc")  # doctest: +SKIP
     BayescaleError: /proc/out.nc: cannot write here (No such file or directory)
+    >>> check_writable("/proc/report", folder=True)  # doctest: +SKIP
+    BayescaleError: /proc/report: cannot write here (No such file or directory)
     """
     target = Path(target)
-    if target.is_dir():
+    if not folder and target.is_dir():
         raise BayescaleError("is a folder: give a file name, e.g. runs.posterior.nc",
                              path=str(target))
-    folder = target.parent
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise BayescaleError(f"cannot write here ({folder} is not a writable folder)",
+    existing = target if folder else target.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise BayescaleError(f"cannot write here ({existing} is not a writable folder)",
                              path=str(target))
     try:
-        with tempfile.TemporaryFile(dir=folder):
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as exc:
         raise BayescaleError(f"cannot write here ({exc.strerror})", path=str(target)) from None

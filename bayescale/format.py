@@ -56,6 +56,17 @@ def percent(value: float) -> str:
     return f"{100 * value:.3g}%"
 
 
+def statistic(value: float | None, spec: str) -> str:
+    """A diagnostic such as R-hat; ``-`` where it is undefined (None or NaN: one chain).
+
+    Examples
+    --------
+    >>> statistic(1.0023, ".3f"), statistic(None, ".3f"), statistic(float("nan"), ".0f")
+    ('1.002', '-', '-')
+    """
+    return "-" if value is None or not math.isfinite(value) else format(value, spec)
+
+
 def interval(median: float, lower: float, upper: float, fmt=number) -> str:
     """``median [lower, upper]`` with one formatter.
 
@@ -126,10 +137,11 @@ def convergence_line(cases: list[dict]) -> str | None:
         if case["diagnostics_ok"]:
             continue
         diag = case["diagnostics"]
-        ess = min(diag["min_ess_bulk"], diag["min_ess_tail"])
+        ess = min((x for x in (diag["min_ess_bulk"], diag["min_ess_tail"]) if x is not None),
+                  default=None)
         divergences = f", {diag['divergences']} divergences" if diag["divergences"] else ""
-        failed.append(f"{case['family']} (R-hat {diag['max_r_hat']:.3f}, ESS {ess:.0f}"
-                      f"{divergences})")
+        failed.append(f"{case['family']} (R-hat {statistic(diag['max_r_hat'], '.3f')}, ESS "
+                      f"{statistic(ess, '.0f')}{divergences})")
     if not failed:
         return None
     return (f"convergence checks failed in {len(failed)} of {len(cases)} fits, their figures "

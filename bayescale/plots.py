@@ -237,7 +237,8 @@ def _diagnostics_line(post: Posterior) -> str:
     diag = post.meta.get("diagnostics")
     if not diag:
         return "no sampler diagnostics stored"
-    return (f"max R-hat {diag['max_r_hat']:.3f}, min ESS bulk {diag['min_ess_bulk']:.0f}, "
+    return (f"max R-hat {fmt.statistic(diag['max_r_hat'], '.3f')}, min ESS bulk "
+            f"{fmt.statistic(diag['min_ess_bulk'], '.0f')}, "
             f"{diag['divergences']} divergences")
 
 

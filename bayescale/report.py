@@ -103,9 +103,9 @@ def _diagnostics_section(post: Posterior) -> str:
     if not diag:
         return "<h2>Diagnostics</h2><p>No sampler diagnostics stored in this file.</p>"
     rows = [("divergent transitions", diag["divergences"]),
-            ("max R-hat", f"{diag['max_r_hat']:.3f}"),
-            ("min ESS bulk", f"{diag['min_ess_bulk']:.0f}"),
-            ("min ESS tail", f"{diag['min_ess_tail']:.0f}"),
+            ("max R-hat", fmt.statistic(diag["max_r_hat"], ".3f")),
+            ("min ESS bulk", fmt.statistic(diag["min_ess_bulk"], ".0f")),
+            ("min ESS tail", fmt.statistic(diag["min_ess_tail"], ".0f")),
             ("max tree depth hits", diag.get("max_depth_hits", "n/a"))]
     problems = diag.get("problems") or []
     verdict = ("<p>All convergence checks passed.</p>" if not problems else

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import difflib
 import hashlib
@@ -26,6 +27,8 @@ MAX_PLAUSIBLE_LOSS = 15.0
 MIN_PLAUSIBLE_SIZE = 1000.0
 #: The row-number column that :func:`read_table` adds (a name no export uses).
 ROW = "__line__"
+#: Tokens and compute of a row may differ by this share from C = 6 N D (exports round C).
+COMPUTE_TOLERANCE = 0.01
 
 _SUFFIXES = {"": 1.0, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
 _SIZE = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([KMBGT]?)\s*$", re.I)
@@ -177,9 +180,36 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return frame[~blank].reset_index(drop=True)
 
 
+def _refuse_columns(text: str, path: Path) -> None:
+    """Refuse one JSON object of columns (``{"params": [...], ...}``, pandas' ``to_json()``).
+
+    Examples
+    --------
+    >>> _refuse_columns('{"params": [1e8, 2e8], "loss": [3.1, 2.9]}', Path("runs.json"))
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    bayescale.errors.BayescaleError: runs.json: one JSON object of columns ('params', 'loss'); ...
+    """
+    try:
+        whole = json.loads(text)
+    except json.JSONDecodeError:
+        return  # JSON lines (or broken JSON, which the line reader names)
+    if isinstance(whole, dict) and whole and all(
+            isinstance(value, (list, dict)) for value in whole.values()):
+        names = ", ".join(repr(name) for name in list(whole)[:4])
+        more = ", ..." if len(whole) > 4 else ""
+        raise BayescaleError(
+            f"one JSON object of columns ({names}{more}); expected records: an array of "
+            "objects, one per row, or JSON Lines, one object per line (pandas: "
+            "to_json(orient='records'))", path=str(path),
+        )
+
+
 def _json_records(path: Path) -> list[dict]:
     """Records of a JSON array (``row`` = position in the array) or of JSON lines (line number)."""
     text = path.read_text(encoding="utf-8-sig", errors="replace")
+    if text.lstrip().startswith("{"):
+        _refuse_columns(text, path)
     if text.lstrip().startswith("["):
         try:
             items = json.loads(text)
@@ -238,6 +268,30 @@ _READERS = {
     ".jsonl": _read_json, ".ndjson": _read_json, ".json": _read_json,
 }
 _SPREADSHEETS = (".xlsx", ".xls", ".xlsm", ".ods", ".numbers")
+#: Binary formats by their first bytes, with what to do when one has a text name.
+_MAGIC = {
+    b"PAR1": "looks like Parquet (it starts with PAR1): give it a .parquet name",
+    b"PK\x03\x04": "looks like a zip archive (an .xlsx workbook?): export the sheet as CSV",
+}
+
+
+def _check_text(path: Path) -> None:
+    """Refuse a binary file under a text name (a Parquet file saved as ``runs.csv``).
+
+    Examples
+    --------
+    >>> _check_text(Path("examples/isoflop_runs.csv"))  # doctest: +SKIP
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(64 * 1024)
+    for magic, advice in _MAGIC.items():
+        if head.startswith(magic):
+            raise BayescaleError(f"the file is binary, not text, and {advice}", path=str(path))
+    if b"\x00" in head and _encoding(path) != "utf-16":
+        raise BayescaleError(
+            f"the file is binary (it holds NUL bytes), not a text table as '{path.suffix}' says",
+            path=str(path),
+        )
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -263,21 +317,29 @@ def read_table(path: str | Path) -> pd.DataFrame:
             f"unknown file type '{path.suffix}'{hint}: use .csv, .tsv, .parquet, .json or .jsonl",
             path=str(path),
         )
+    if reader is not _read_parquet:
+        _check_text(path)
     frame = reader(path)
     if len(frame) == 0:
         raise BayescaleError("the table has a header but no rows", path=str(path))
     return frame
 
 
-def _pick_column(frame: pd.DataFrame, name: str, option: str, path: str) -> str:
+def _find_column(frame: pd.DataFrame, name: str) -> str | None:
     """The source column for ``name``: exact, else the one equal up to case and spaces."""
     columns = [c for c in frame.columns if c != ROW]
     if name in columns:
         return name
     folded = [c for c in columns if str(c).strip().casefold() == name.strip().casefold()]
-    if len(folded) == 1:
-        return folded[0]
-    names = [str(c) for c in columns]
+    return folded[0] if len(folded) == 1 else None
+
+
+def _pick_column(frame: pd.DataFrame, name: str, option: str, path: str) -> str:
+    """:func:`_find_column`, or an error naming the columns there are."""
+    found = _find_column(frame, name)
+    if found is not None:
+        return found
+    names = [str(c) for c in frame.columns if c != ROW]
     if len(names) == 1 and any(sep in names[0].strip() for sep in ";\t|: "):
         raise BayescaleError(
             f"no column '{name}': the header reads as one column ({names[0]!r}); is the "
@@ -312,6 +374,8 @@ def _not_a_number(shown: str, column: str, size: bool) -> str:
     if decimal:
         return (f"'{shown}' has a decimal comma: write {shown.replace(',', '.')} (export with "
                 "'.' as the decimal separator)")
+    if len(shown) > 40:  # a nested list, a stray paragraph: its start is enough
+        shown = f"{shown[:37]}..."
     return f"'{shown}' is not {kind}"
 
 
@@ -339,6 +403,33 @@ def _numbers(frame: pd.DataFrame, column: str, path: str, *, size: bool) -> np.n
             )
         values[i] = value
     return values
+
+
+def _optional_numbers(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """Sizes of a column nobody asked for: NaN where a cell is not a size (blank, text)."""
+    values = np.full(len(frame), np.nan)
+    for i, raw in enumerate(frame[column]):
+        with contextlib.suppress(ValueError):
+            values[i] = parse_size(raw)
+    return values
+
+
+def _check_compute(
+    frame: pd.DataFrame, tokens: np.ndarray, implied: np.ndarray, path: str, tokens_col: str,
+    flops_col: str,
+) -> None:
+    """Tokens D and those C / (6 N) implies must agree within :data:`COMPUTE_TOLERANCE`."""
+    with np.errstate(divide="ignore", invalid="ignore"):  # a 0 in a column nobody asked for
+        apart = np.abs(implied / tokens - 1.0)
+    bad = np.flatnonzero(apart > COMPUTE_TOLERANCE)  # NaN (a blank cell) is never bad
+    if bad.size:
+        i = bad[0]
+        raise BayescaleError(
+            f"{tokens[i]:.4g} tokens, but column '{flops_col}' gives C / (6 N) = "
+            f"{implied[i]:.4g} ({apart[i]:.0%} apart, more than {COMPUTE_TOLERANCE:.0%}): fix "
+            "the row, or leave out --flops-col to fit the tokens as they are",
+            path=path, row=int(frame[ROW].iloc[i]), column=str(tokens_col),
+        )
 
 
 def _first_with_unit(frame: pd.DataFrame, column: str) -> tuple[int, str] | None:
@@ -379,8 +470,9 @@ def load_runs(
     params_col, tokens_col, loss_col : str
         Source names of N, D and the loss (default ``params``, ``tokens``, ``loss``).
     flops_col : str, optional
-        Training compute C; tokens are derived as C / (6 N) (Kaplan et al. 2020) when the table
-        has no tokens column.
+        Training compute C; tokens are derived as C / (6 N) (Kaplan et al. 2020) unless
+        ``tokens_col`` is given. Tokens in the table (``tokens_col``, else a ``tokens`` column)
+        must agree with C / (6 N) within :data:`COMPUTE_TOLERANCE`.
     run_col, seed_col, family_col : str, optional
         Run (rows of one run are its checkpoints), seed and model family labels.
 
@@ -413,17 +505,25 @@ def load_runs(
                RUN: "--run-col", SEED: "--seed-col", FAMILY: "--family-col"}
     for key, name in mapping.items():
         mapping[key] = _pick_column(frame, name, options[key], where)
-    if flops_col is not None and tokens_col is None:
+    if flops_col is not None:
         flops_col = _pick_column(frame, flops_col, "--flops-col", where)
 
     out = pd.DataFrame({"line": frame[ROW].astype(int).to_numpy()})
     out[PARAMS] = _numbers(frame, mapping[PARAMS], where, size=True)
     if TOKENS in mapping:
         out[TOKENS] = _numbers(frame, mapping[TOKENS], where, size=True)
-    else:
-        assert flops_col is not None
+    if flops_col is not None:
         flops = _numbers(frame, flops_col, where, size=True)
-        out[TOKENS] = flops / (6.0 * out[PARAMS].to_numpy())  # C = 6 N D (Kaplan et al. 2020)
+        implied = flops / (6.0 * out[PARAMS].to_numpy())  # C = 6 N D (Kaplan et al. 2020)
+        if TOKENS in mapping:
+            _check_compute(frame, out[TOKENS].to_numpy(), implied, where, mapping[TOKENS],
+                           flops_col)
+        else:
+            table_tokens = _find_column(frame, TOKENS)
+            if table_tokens is not None:
+                _check_compute(frame, _optional_numbers(frame, table_tokens), implied, where,
+                               table_tokens, flops_col)
+            out[TOKENS] = implied
     out[LOSS] = _numbers(frame, mapping[LOSS], where, size=False)
     for key in (RUN, SEED, FAMILY):
         if key in mapping:

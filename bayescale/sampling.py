@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 SAMPLERS = ("nutpie", "pymc")
+#: Fewest tuning steps: nutpie's adaptation panics without one (``early_end < num_tune``).
+MIN_TUNE = 1
 
 
 @dataclass
@@ -26,7 +28,7 @@ class SamplerOptions:
         ``nutpie`` (low-rank mass-matrix adaptation, fast on the correlated law posterior) or
         ``pymc``.
     chains, draws, tune : int
-        Chains, kept draws per chain, tuning steps per chain.
+        Chains, kept draws per chain, tuning steps per chain (at least :data:`MIN_TUNE`).
     random_seed : int
         Seed: the same seed, data and options give the same draws on one machine (models are
         compiled without numba's fastmath, see :func:`strict_math`).

@@ -7,6 +7,7 @@ posterior (truncated, corrupt) are made here from known draws, without sampling.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -70,6 +71,10 @@ RUN_CASES = [
     ("units_mixed.csv", "while row 2 has a unit ('125M'): a unit slip?", 4, "params"),
     ("wrong_delimiter.csv", "is the delimiter right?", None, "params"),
     ("truncated.parquet", "not a readable Parquet file", None, None),
+    ("parquet_named.csv", "binary, not text, and looks like Parquet (it starts with PAR1): give "
+     "it a .parquet name", None, None),
+    ("columns.json", "one JSON object of columns ('params', 'tokens', 'loss'); expected "
+     "records: an array of objects, one per row, or JSON Lines", None, None),
 ]
 
 
@@ -81,6 +86,7 @@ def test_bad_table_of_runs(tmp_path, name, words, row, column):
     line = one_line_error(run(["fit", source, "--draws", 10, "--tune", 10]))
     assert line.startswith(f"error: {source}"), line
     assert words in line
+    assert len(line.replace(str(source), "")) < 300, line  # never a whole column
     if row is not None:
         assert f"row {row}," in line or f"row {row}:" in line
     if column is not None:
@@ -188,6 +194,11 @@ USAGE_CASES = [
     (["predict", "{fit}", "-N", "7B", "--compute", "-1"], "--compute"),
     (["optimal", "{fit}", "--compute", "-1"], "--compute"),
     (["fit", "{runs}", "--draws", "0"], "'--draws'"),
+    (["fit", "{runs}", "--draws", "3"], "'--draws': Input should be greater than or equal to 4"),
+    (["fit", "{runs}", "--tune", "0"], "'--tune': Input should be greater than or equal to 1"),
+    (["backtest", "{runs}", "--tune", "0"], "'--tune': Input should be greater than or equal to 1"),
+    (["backtest", "{runs}", "--chains", "1"], "'--chains': Input should be greater than or "
+     "equal to 2"),
     (["fit", "{runs}", "--level", "0"], "'--level'"),
     (["fit"], "Missing argument 'RUNS'"),
     (["fit", "{runs}", "--bogus"], "No such option: --bogus"),
@@ -311,6 +322,69 @@ def test_unwritable_out_fails_before_sampling(tmp_path, out, words):
     line = one_line_error(run(["fit", runs, "--out", target]))
     assert line.startswith(f"error: {target}: ") and words in line, line
     only(tmp_path, runs.name)
+
+
+def test_posterior_out_must_be_nc(tmp_path):
+    """A typo'd --out never writes NetCDF over a data file."""
+    runs = _runs_table(tmp_path)
+    other = tmp_path / "other.csv"
+    other.write_text("params,tokens,loss\n")
+    line = one_line_error(run(["fit", runs, "--out", other]), code=2)
+    assert f"{other}: the posterior is a NetCDF file: give a name ending in .nc" in line, line
+    assert other.read_text() == "params,tokens,loss\n"
+    only(tmp_path, runs.name, other.name)
+
+
+@pytest.mark.parametrize("command", [["plot", "{fit}", "trace", "--out", "{tmp}/{fit}/x.png"],
+                                     ["report", "{fit}", "--out", "{tmp}/{fit}/report"]],
+                         ids=["plot", "report"])
+def test_unwritable_figure_out_fails_before_drawing(tmp_path, command):
+    """The user's path is named (not a temporary file), before any figure is drawn."""
+    fit = _posterior_file(tmp_path)
+    args = [a.format(fit=fit.name, tmp=tmp_path) if "{tmp}" in a else a.format(fit=fit)
+            for a in command]
+    line = one_line_error(run(args))
+    assert line == f"error: {args[-1]}: cannot write here ({fit} is not a writable folder)", line
+    only(tmp_path, fit.name)
+
+
+def _compute_column(path: Path, scale_row: int | None) -> None:
+    """The clean table with a compute column C = 6 N D; ``scale_row`` (0-based) gets 2 C."""
+    frame = CLEAN.assign(compute=6.0 * CLEAN["params"] * CLEAN["tokens"])
+    if scale_row is not None:
+        frame.loc[scale_row, "compute"] *= 2
+    frame.to_csv(path, index=False)
+
+
+@pytest.mark.parametrize("args", [["--flops-col", "compute"],
+                                  ["--flops-col", "compute", "--tokens-col", "tokens"]],
+                         ids=["flops-col", "both"])
+def test_tokens_that_contradict_compute(tmp_path, args):
+    path = tmp_path / "runs.csv"
+    _compute_column(path, scale_row=3)
+    line = one_line_error(run(["fit", path, *args]))
+    assert line.startswith(f"error: {path}, row 5, column 'tokens': "), line
+    assert "column 'compute' gives C / (6 N)" in line and "100% apart" in line, line
+    only(tmp_path, path.name)
+
+
+def test_tokens_that_agree_with_compute(tmp_path):
+    path = tmp_path / "runs.csv"
+    _compute_column(path, scale_row=None)
+    runs = load_runs(path, flops_col="compute")
+    np.testing.assert_allclose(runs.data["tokens"], CLEAN["tokens"])
+
+
+def test_help_names_every_format_and_defaults():
+    """Help strings in brackets were eaten as Rich markup ("Posterior file .")."""
+    for command in ("fit", "backtest"):
+        result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "300"})
+        assert ".csv, .tsv, .parquet, .json or .jsonl" in result.stdout
+        assert "Column with training tokens D. [default: (tokens, unless --flops-col" in (
+            result.stdout)
+    result = runner.invoke(app, ["fit", "--help"], env={"COLUMNS": "300"})
+    assert "[default: (RUNS.posterior.nc beside RUNS)]" in result.stdout
+    assert not re.search(r"\w \.\s", result.stdout)  # no "Posterior file ."
 
 
 def test_bracketed_file_name_is_printed_as_is(tmp_path):

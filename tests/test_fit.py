@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import numpy as np
@@ -110,3 +111,64 @@ def test_pymc_sampler_fallback_agrees_with_nutpie(example_posterior):
     for name in ("E", "alpha", "beta"):
         assert other.loc[name, "median"] == pytest.approx(mine.loc[name, "median"],
                                                           abs=3 * mine.loc[name, "sd"])
+
+
+def _known_tree(chains: int, draws: int, stuck: bool = False):
+    """Draws around Epoch's law (no sampling) with sampler stats: ``stuck`` never moves."""
+    import xarray as xr
+
+    rng = np.random.default_rng(0)
+    shape = (chains, draws)
+    values = {k: v * np.exp((0.0 if stuck else 0.02) * rng.standard_normal(shape))
+              for k, v in EPOCH_LAW.items()}
+    values |= {"sigma_obs": np.full(shape, 0.002), "seed_noise": np.full(shape, 0.01)}
+    posterior = xr.Dataset({k: (("chain", "draw"), v) for k, v in values.items()})
+    stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros(shape, dtype=bool))})
+    return xr.DataTree.from_dict({"posterior": posterior, "sample_stats": stats})
+
+
+def test_one_chain_is_checked_without_r_hat(recwarn):
+    from bayescale.diagnostics import check
+
+    diag = check(_known_tree(1, 1000), list(EPOCH_LAW))
+    assert np.isnan(diag.max_r_hat) and diag.min_ess_bulk > 500
+    assert diag.ok, diag.problems
+    assert not recwarn.list  # no "All-NaN axis encountered"
+
+
+def test_stuck_sampler_is_named(recwarn):
+    from bayescale.diagnostics import chain_stats, check
+
+    tree = _known_tree(2, 5, stuck=True)
+    assert np.isnan(chain_stats(tree["posterior"].dataset, ["E"])["r_hat"]["E"])
+    diag = check(tree, list(EPOCH_LAW))
+    assert diag.problems == ["no parameter varies over the draws (or there are fewer than 4 per "
+                             "chain): the sampler is stuck; try more --tune and --draws"]
+    assert not recwarn.list
+
+
+def test_fit_cli_with_one_chain(tmp_path, monkeypatch):
+    """One chain: no R-hat (null in JSON, '-' on the terminal) and a note; no sampling here."""
+    from bayescale.diagnostics import check
+    from bayescale.fit import FitResult
+
+    def fake_fit(runs, spec, options, calibration):
+        tree = _known_tree(options.chains, options.draws)
+        post = Posterior.from_draws({k: np.ravel(v) for k, v in tree["posterior"].items()},
+                                    chains=options.chains)
+        return FitResult(post, check(tree, list(EPOCH_LAW)), 0.1)
+
+    monkeypatch.setattr(importlib.import_module("bayescale.fit"), "fit", fake_fit)
+    monkeypatch.setattr("bayescale.warnings_check.fit_warnings", lambda post: [])
+    out = tmp_path / "one.nc"
+    args = ["fit", str(EXAMPLE), "--out", str(out), "--chains", "1", "--draws", "1000"]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    payload = json.loads(result.stdout)
+    assert payload["diagnostics"]["max_r_hat"] is None
+    assert payload["parameters"]["E"]["r_hat"] is None and payload["parameters"]["E"]["sd"] > 0
+    assert payload["noise"]["seed_noise"]["ess_bulk"] is None  # constant: no ESS either
+    assert result.stderr.startswith("note: R-hat compares chains")
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    assert "max R-hat -," in result.stderr and "nan" not in result.stderr

@@ -23,7 +23,9 @@ from bayescale.cli.common import (
     parse_one_size,
     user_errors,
 )
+from bayescale.diagnostics import MIN_DRAWS
 from bayescale.format import convergence_line, paired_points, ridge_line
+from bayescale.sampling import MIN_TUNE
 
 
 def _pct(value: float | None) -> str:
@@ -70,9 +72,9 @@ def backtest(
         "window and score [default: on]."),
     bootstrap: int = typer.Option(
         200, min=0, help="Bootstrap resamples of the baseline point fit (0: no baseline)."),
-    chains: int = typer.Option(2, min=1, max=64, help="Chains per fit."),
-    draws: int = typer.Option(500, min=1, help="Kept draws per chain."),
-    tune: int = typer.Option(500, min=0, help="Tuning steps per chain."),
+    chains: int = typer.Option(2, min=2, max=64, help="Chains per fit (R-hat compares them)."),
+    draws: int = typer.Option(500, min=MIN_DRAWS, help="Kept draws per chain."),
+    tune: int = typer.Option(500, min=MIN_TUNE, help="Tuning steps per chain."),
     random_seed: int = typer.Option(0, min=0, help="Random seed (same seed, same figures)."),
     as_json: bool = JsonOption,
 ) -> None:

@@ -145,10 +145,10 @@ JsonOption = typer.Option(False, "--json", help="Print exactly one JSON object o
 
 # Options naming the columns of a table of runs (fit, backtest).
 RunsArgument = typer.Argument(..., metavar="RUNS",
-                              help="Table of runs: .csv, .tsv, .parquet or .jsonl.")
+                              help="Table of runs: .csv, .tsv, .parquet, .json or .jsonl.")
 ParamsColOption = typer.Option("params", help="Column with parameters N (70B, 6.7e9 ...).")
-TokensColOption = typer.Option(None, help="Column with training tokens D "
-                               "[default: tokens, unless --flops-col is given].")
+TokensColOption = typer.Option(None, help="Column with training tokens D.",
+                               show_default="tokens, unless --flops-col is given")
 LossColOption = typer.Option("loss", help="Column with the loss (nats).")
 FlopsColOption = typer.Option(None, help="Column with compute C: D = C / (6 N).")
 RunColOption = typer.Option(None, help="Run label: rows of one run are checkpoints.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
@@ -25,8 +26,11 @@ from bayescale.cli.common import (
     say_warnings,
     user_errors,
 )
+from bayescale.diagnostics import MIN_DRAWS
 from bayescale.errors import BayescaleError
 from bayescale.fileio import check_writable
+from bayescale.format import statistic
+from bayescale.sampling import MIN_TUNE
 
 EXIT_DIAGNOSTICS = 3
 
@@ -36,12 +40,23 @@ def default_out(path: Path) -> Path:
     return path.with_name(f"{path.stem}.posterior.nc")
 
 
+def _json_number(value: float) -> float | None:
+    """A statistic for JSON: NaN (R-hat of one chain, of a fixed parameter) becomes null.
+
+    Examples
+    --------
+    >>> _json_number(1.002), _json_number(float("nan"))
+    (1.002, None)
+    """
+    return value if math.isfinite(value) else None
+
+
 @app.command()
 @user_errors
 def fit(
     runs_file: Path = RunsArgument,
-    out: Path | None = typer.Option(None, "--out", "-o",
-                                    help="Posterior file [default: RUNS.posterior.nc beside it]."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Posterior file (NetCDF, .nc).",
+                                    show_default="RUNS.posterior.nc beside RUNS"),
     params_col: str = ParamsColOption,
     tokens_col: str | None = TokensColOption,
     loss_col: str = LossColOption,
@@ -57,7 +72,7 @@ def fit(
         "pooling it (families trained on different data or tokenizers)."),
     min_tokens: str | None = typer.Option(
         None, "--min-tokens", help="Drop checkpoints below this many tokens (e.g. 10B: the "
-        "Hitchhiker's Guide finds earlier ones noisy at LLM scale) [default: keep all]."),
+        "Hitchhiker's Guide finds earlier ones noisy at LLM scale).", show_default="keep all"),
     max_token_frac: float | None = typer.Option(
         None, "--max-token-frac", min=0.0, max=1.0,
         help="Keep checkpoints up to this fraction of their run's tokens (needs --run-col)."),
@@ -68,16 +83,17 @@ def fit(
         None, min=0.0, max=0.5,
         help="Fix the seed noise (relative sd of a run's loss, e.g. 0.01) instead of a prior."),
     sampler: str = typer.Option("nutpie", help="nutpie (fast) or pymc."),
-    chains: int = typer.Option(4, min=1, max=64, help="Number of chains."),
-    draws: int = typer.Option(1000, min=1, help="Kept draws per chain."),
-    tune: int = typer.Option(1000, min=0, help="Tuning steps per chain."),
+    chains: int = typer.Option(4, min=1, max=64,
+                               help="Number of chains (R-hat needs 2 or more)."),
+    draws: int = typer.Option(1000, min=MIN_DRAWS, help="Kept draws per chain."),
+    tune: int = typer.Option(1000, min=MIN_TUNE, help="Tuning steps per chain."),
     target_accept: float = typer.Option(0.95, min=0.5, max=0.999,
                                         help="NUTS target acceptance rate."),
     random_seed: int = typer.Option(0, min=0, help="Random seed (same seed, same draws)."),
     calibration: bool = typer.Option(
         True, "--calibration/--no-calibration",
         help="Learn the law's extrapolation error from the runs (a rolling-origin backtest "
-        "inside them) so predictions beyond the runs include it [default: on]."),
+        "inside them) so predictions beyond the runs include it."),
     level: float = LevelOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -104,6 +120,10 @@ def fit(
         raise typer.BadParameter(f"use one of {', '.join(SAMPLERS)}", param_hint="--sampler")
     if separate_e and family_col is None:
         raise typer.BadParameter("needs --family-col (a family model)", param_hint="--separate-e")
+    # A folder gets check_writable's "is a folder: give a file name" below.
+    if out is not None and out.suffix.lower() != ".nc" and not out.is_dir():
+        raise typer.BadParameter(f"{out}: the posterior is a NetCDF file: give a name ending "
+                                 "in .nc", param_hint="--out")
     law_obj = get_law(law)
     prior_table = {}
     if priors is not None:
@@ -138,29 +158,39 @@ def fit(
     warnings = fit_warnings(result.posterior)
     if as_json:
         keys = ("median", "lower", "upper", "mean", "sd", "r_hat", "ess_bulk")
+        entries = {p: {k: _json_number(float(summary.loc[p, k])) for k in keys}
+                   for p in summary.index}
         emit_json({
             "law": law, "n_rows": len(runs), "n_runs": runs.n_runs, "level": level,
             "out": str(out),
             # A family fit's rows are per family: "E[gpt3]", ..., "family_sd[log_E]".
-            "parameters": {p: {k: float(summary.loc[p, k]) for k in keys}
-                           for p in summary.index if p.split("[")[0] in law_obj.parameters},
-            "noise": {p: {k: float(summary.loc[p, k]) for k in keys}
-                      for p in summary.index if p.split("[")[0] not in law_obj.parameters},
-            "diagnostics": {"divergences": diag.divergences, "max_r_hat": diag.max_r_hat,
-                            "min_ess_bulk": diag.min_ess_bulk, "min_ess_tail": diag.min_ess_tail,
+            "parameters": {p: e for p, e in entries.items()
+                           if p.split("[")[0] in law_obj.parameters},
+            "noise": {p: e for p, e in entries.items()
+                      if p.split("[")[0] not in law_obj.parameters},
+            "diagnostics": {"divergences": diag.divergences,
+                            "max_r_hat": _json_number(diag.max_r_hat),
+                            "min_ess_bulk": _json_number(diag.min_ess_bulk),
+                            "min_ess_tail": _json_number(diag.min_ess_tail),
                             "problems": diag.problems},
             "seconds": result.seconds, "warnings": warnings,
         })
     else:
         _print_summary(summary, level, law_obj.formula)
         err.print(f"diagnostics: {diag.divergences} divergences, max R-hat "
-                  f"{diag.max_r_hat:.3f}, min ESS bulk {diag.min_ess_bulk:.0f} / tail "
-                  f"{diag.min_ess_tail:.0f}; {result.seconds:.1f} s")
+                  f"{statistic(diag.max_r_hat, '.3f')}, min ESS bulk "
+                  f"{statistic(diag.min_ess_bulk, '.0f')} / tail "
+                  f"{statistic(diag.min_ess_tail, '.0f')}"
+                  f"; {result.seconds:.1f} s")
         err.print(f"posterior written to {out}")
         say_warnings(warnings)
+    if chains == 1:
+        err.print("note: R-hat compares chains, so one chain is not checked for it (ESS and "
+                  "divergences are); use --chains 2 or more")
     if not diag.ok:
         err.print(f"warning: convergence check failed: {diag.problems[0]}", markup=False)
         raise typer.Exit(EXIT_DIAGNOSTICS)
+
 
 
 def _print_summary(summary, level: float, formula: str) -> None:
@@ -170,6 +200,6 @@ def _print_summary(summary, level: float, formula: str) -> None:
     for name, row in summary.iterrows():
         # Text: "E[gpt3]" is a label, not Rich markup
         table.add_row(Text(name), f"{row['median']:.4g}", f"{row['lower']:.4g}",
-                      f"{row['upper']:.4g}", f"{row['sd']:.3g}", f"{row['r_hat']:.3f}",
-                      f"{row['ess_bulk']:.0f}")
+                      f"{row['upper']:.4g}", f"{row['sd']:.3g}",
+                      statistic(row["r_hat"], ".3f"), statistic(row["ess_bulk"], ".0f"))
     err.print(table)

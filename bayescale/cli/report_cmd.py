@@ -55,11 +55,13 @@ def report(
     posterior over prior, trace, rank and pair plots, diagnostics and summary tables, loss
     against compute, isoFLOP curves, the compute-optimal frontier and a posterior predictive
     check, with the planned runs (--target) marked."""
+    from bayescale.fileio import check_writable
     from bayescale.posterior import Posterior
 
     targets = parse_targets(target)
     if out.exists() and not out.is_dir():
         raise typer.BadParameter(f"{out} exists and is not a directory", param_hint="--out")
+    check_writable(out, folder=True)
     post = Posterior.load(fit_file)
     _headless()
     from bayescale.report import write_report
@@ -82,7 +84,7 @@ def plot(
     random_seed: int = typer.Option(0, min=0, help="Seed of the noise draws in the bands."),
 ) -> None:
     """Draw one figure of a posterior to a file."""
-    from bayescale.fileio import atomic_path
+    from bayescale.fileio import atomic_path, check_writable
     from bayescale.plots import FIGURES, WITH_TARGETS
     from bayescale.posterior import Posterior
 
@@ -95,6 +97,7 @@ def plot(
     if targets and kind not in WITH_TARGETS:
         raise typer.BadParameter(f"only {', '.join(WITH_TARGETS)} draw targets",
                                  param_hint="--target")
+    check_writable(out)
     post = Posterior.load(fit_file)
     _headless()
     kwargs: dict = {}
