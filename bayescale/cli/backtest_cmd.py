@@ -43,14 +43,14 @@ def backtest(
     run_col: str | None = RunColOption,
     seed_col: str | None = SeedColOption,
     family_col: str | None = typer.Option(
-        None, help="Model-family label: one case per family [default: the whole table]."),
+        None, help="Model-family label: one case per family.", show_default="the whole table"),
     holdout_models: int = typer.Option(
         1, min=1, help="Hold out this many largest model sizes of each family."),
     holdout_compute_frac: float | None = typer.Option(
         None, min=0.0, max=1.0,
         help="Instead hold out the runs with this top share of compute (e.g. 0.1)."),
     k_smallest: int | None = typer.Option(
-        None, min=2, help="Fit only on the k smallest model sizes left [default: all]."),
+        None, min=2, help="Fit only on the k smallest model sizes left.", show_default="all"),
     max_token_frac: float | None = typer.Option(
         None, min=0.0, max=1.0,
         help="Fit only on rows up to this fraction of their run's tokens (needs --run-col)."),
@@ -64,12 +64,12 @@ def backtest(
         None, min=0.0, max=0.5, help="Fix the seed noise instead of a prior."),
     calibration: bool = typer.Option(
         True, "--calibration/--no-calibration",
-        help="Learn and apply the law's extrapolation error [default: on]."),
+        help="Learn and apply the law's extrapolation error."),
     run_effects: bool = typer.Option(
         True, "--run-effects/--no-run-effects",
         help="Fit checkpoints of one run with a shared run offset (as fit --run-col); "
         "--no-run-effects fits rows as independent and uses --run-col only to hold out, "
-        "window and score [default: on]."),
+        "window and score."),
     bootstrap: int = typer.Option(
         200, min=0, help="Bootstrap resamples of the baseline point fit (0: no baseline)."),
     chains: int = typer.Option(2, min=2, max=64, help="Chains per fit (R-hat compares them)."),

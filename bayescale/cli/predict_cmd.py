@@ -92,7 +92,7 @@ SeedOption = typer.Option(0, min=0, help="Seed of the new-run noise draws.")
 DiscrepancyOption = typer.Option(
     True, "--discrepancy/--no-discrepancy",
     help="Include the law's learned extrapolation error (stored by fit) in the new run's "
-    "loss [default: on].")
+    "loss.")
 
 
 @app.command()
