@@ -35,9 +35,11 @@ PRIOR_PULL = 3.0
 #: Rows per law parameter the point fit needs before its miss says anything (with 5 rows it
 #: fits Chinchilla's 5 parameters exactly).
 PRIOR_PULL_ROWS_PER_PARAMETER = 4
-#: Targets beyond these multiples of the largest fitted run are far extrapolations.
+#: Targets beyond these multiples of the largest fitted run are far extrapolations (for D:
+#: outside the fitted range by this factor, either side), as ``risk``'s default thresholds.
 FAR_COMPUTE = 100.0
 FAR_PARAMS = 10.0
+FAR_TOKENS = 10.0
 
 
 def sd_ratios(post: Posterior, size: int = 20_000, random_seed: int = 0) -> dict[str, float]:
@@ -205,33 +207,38 @@ def runs_off_the_law(post: Posterior, scales: float = RUN_SCALES) -> list[str]:
             "with --priors"]
 
 
-def far_targets(post: Posterior, params: Any, compute: Any) -> list[str]:
-    """A warning when targets lie far beyond the fitted runs.
+def far_targets(post: Posterior, params: Any, tokens: Any, compute: Any) -> list[str]:
+    """A warning when targets lie far outside the fitted runs.
 
-    Far means compute above ``FAR_COMPUTE`` x the largest fitted run's C = 6 N D, or N above
-    ``FAR_PARAMS`` x the largest fitted N.
+    Far means compute above ``FAR_COMPUTE`` x the largest fitted run's C = 6 N D, N above
+    ``FAR_PARAMS`` x the largest fitted N, or D outside the fitted D range by more than
+    ``FAR_TOKENS`` (an over- or under-trained target).
 
     Examples
     --------
-    >>> far_targets(post, params=[70e9], compute=[5.88e23])  # doctest: +SKIP
-    ['1 of 1 target(s) lie far beyond the fitted runs: ...']
+    >>> far_targets(post, params=[70e9], tokens=[1.4e12], compute=[5.88e23])  # doctest: +SKIP
+    ['1 of 1 target(s) lie far outside the fitted runs: ...']
     """
     data = post.data
     max_c = float(np.max(6.0 * data["params"] * data["tokens"]))  # C = 6 N D (Kaplan 2020)
     max_n = float(np.max(data["params"]))
-    n = np.atleast_1d(np.asarray(params, dtype=float))
-    c = np.atleast_1d(np.asarray(compute, dtype=float))
-    far = (c > FAR_COMPUTE * max_c) | (n > FAR_PARAMS * max_n)
+    min_d, max_d = float(np.min(data["tokens"])), float(np.max(data["tokens"]))
+    n, d, c = (np.atleast_1d(np.asarray(x, dtype=float)) for x in (params, tokens, compute))
+    checks = [
+        (c > FAR_COMPUTE * max_c, f"compute up to {fmt.flop(c.max())}, "
+         f"{c.max() / max_c:.0f}x the largest fitted run's {fmt.flop(max_c)}"),
+        (n > FAR_PARAMS * max_n, f"N up to {fmt.size(n.max())}, "
+         f"{n.max() / max_n:.0f}x the largest fitted {fmt.size(max_n)}"),
+        (d > FAR_TOKENS * max_d, f"D up to {fmt.size(d.max())}, "
+         f"{d.max() / max_d:.0f}x the largest fitted {fmt.size(max_d)}"),
+        (d < min_d / FAR_TOKENS, f"D down to {fmt.size(d.min())}, "
+         f"1/{min_d / d.min():.0f} of the smallest fitted {fmt.size(min_d)}"),
+    ]
+    far = np.logical_or.reduce([mask for mask, _ in checks])
     if not far.any():
         return []
-    parts = []
-    if (c > FAR_COMPUTE * max_c).any():
-        parts.append(f"compute up to {fmt.flop(c.max())}, {c.max() / max_c:.0f}x the largest "
-                     f"fitted run's {fmt.flop(max_c)}")
-    if (n > FAR_PARAMS * max_n).any():
-        parts.append(f"N up to {fmt.size(n.max())}, {n.max() / max_n:.0f}x the largest fitted "
-                     f"{fmt.size(max_n)}")
-    return [f"{int(far.sum())} of {far.size} target(s) lie far beyond the fitted runs "
+    parts = [text for mask, text in checks if mask.any()]
+    return [f"{int(far.sum())} of {far.size} target(s) lie far outside the fitted runs "
             f"({'; '.join(parts)}): the interval assumes the law holds that far out"]
 
 

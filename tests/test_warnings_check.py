@@ -110,11 +110,15 @@ def test_outlying_rows_are_listed_by_source_row():
     (7e9, 5.0e20, False),      # 3.5x the largest N, 50x the largest compute: fine
     (7e10, 5.0e20, True),      # 35x the largest N
     (2e9, 5.0e21, True),       # 500x the largest compute
+    (1e8, 1.0e20, False),      # D 1.7e11, 5x the largest fitted D
+    (1e8, 9.0e20, True),       # D 1.5e12, 45x the largest fitted D: over-trained
+    (2e9, 1.0e16, True),       # D 8.3e5, 1/1000 of the smallest fitted D
 ])
 def test_far_targets(params, compute, far):
     rng = np.random.default_rng(3)
     post = Posterior.from_draws(_draws(rng), data=_runs(rng))  # N <= 2e9, C = 1e19
-    assert bool(far_targets(post, [params], [compute])) is far
+    tokens = compute / (6 * params)  # fitted D 8.3e8 ... 3.3e10
+    assert bool(far_targets(post, [params], [tokens], [compute])) is far
 
 
 def test_cli_says_each_warning_once(tmp_path):

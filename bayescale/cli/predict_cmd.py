@@ -131,7 +131,7 @@ def predict(
     which = _which_family(post, family, as_json)
     frame = post.predict(n, d, c, level=level, interval_kind=interval, random_seed=random_seed,
                          discrepancy=discrepancy, family=family)
-    warnings = far_targets(post, frame["params"], frame["compute"])
+    warnings = far_targets(post, frame["params"], frame["tokens"], frame["compute"])
     if as_json:
         emit_json({
             "level": level, "interval": interval, "warnings": warnings, **which,
@@ -200,7 +200,7 @@ def optimal(
                          random_seed=random_seed, discrepancy=discrepancy, family=family)
     exponents = post.exponents(level, interval, family=family)
     warnings = far_targets(post, *(frame[k] if k in frame else frame[f"{k}_median"]
-                                   for k in ("params", "compute")))
+                                   for k in ("params", "tokens", "compute")))
     budgets_out = []
     for i in range(len(frame)):
         entry = {}
