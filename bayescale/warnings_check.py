@@ -4,7 +4,7 @@
 - rows the likelihood treats as outliers (far from the law in units of the noise scale);
 - priors that hold the law away from the rows (the point fit without priors follows them far
   closer), or, with run offsets, runs the law misses by far more than their offsets' scale;
-- predictions far outside the fitted runs (extrapolation in compute or model size);
+- predictions far outside the fitted runs (extrapolation in compute, model size or tokens);
 - runs of only two model sizes, which cannot identify a law's size term E + A / N^alpha.
 
 Each function returns a list of messages (empty when all is well); the CLI prints them.
