@@ -25,6 +25,9 @@ PARAMS, TOKENS, LOSS, RUN, SEED, FAMILY = "params", "tokens", "loss", "run", "se
 MAX_PLAUSIBLE_LOSS = 15.0
 #: Smaller "sizes" are almost always a unit slip ("7" meant as "7B").
 MIN_PLAUSIBLE_SIZE = 1000.0
+#: Larger ones are too (a unit written twice: "7e9B" is 7e18): 1e16 is ~1000x the largest
+#: models and ~100x the largest token counts trained as of 2026.
+MAX_PLAUSIBLE_SIZE = 1e16
 #: The row-number column that :func:`read_table` adds (a name no export uses).
 ROW = "__line__"
 #: Tokens and compute of a row may differ by this share from C = 6 N D (exports round C).
@@ -548,6 +551,14 @@ def _check_plausible(
             raise BayescaleError(
                 f"{row[key]:g} is implausibly small for a count of {key}{also} write sizes in "
                 f"full or with a unit (7B, 1.4T)",
+                path=path, row=int(row["line"]), column=mapping.get(key, key),
+            )
+        large = data[key] > MAX_PLAUSIBLE_SIZE
+        if large.any():
+            row = data[large].iloc[0]
+            raise BayescaleError(
+                f"{row[key]:g} is implausibly large for a count of {key} (above "
+                f"{MAX_PLAUSIBLE_SIZE:g}): a unit written twice, as in 7e9B? Write 7e9 or 7B",
                 path=path, row=int(row["line"]), column=mapping.get(key, key),
             )
     high = data[LOSS] > MAX_PLAUSIBLE_LOSS

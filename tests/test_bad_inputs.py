@@ -69,6 +69,7 @@ RUN_CASES = [
     ("single_run.csv", "cannot identify a law", None, None),
     ("one_model_size.csv", "the law is not identified", None, "params"),
     ("units_mixed.csv", "while row 2 has a unit ('125M'): a unit slip?", 4, "params"),
+    ("unit_twice.csv", "7e+18 is implausibly large for a count of params", 4, "params"),
     ("wrong_delimiter.csv", "is the delimiter right?", None, "params"),
     ("truncated.parquet", "not a readable Parquet file", None, None),
     ("parquet_named.csv", "binary, not text, and looks like Parquet (it starts with PAR1): give "
