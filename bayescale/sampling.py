@@ -13,6 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from bayescale.diagnostics import MIN_DRAWS
+from bayescale.errors import BayescaleError
+
 SAMPLERS = ("nutpie", "pymc")
 #: Fewest tuning steps: nutpie's adaptation panics without one (``early_end < num_tune``).
 MIN_TUNE = 1
@@ -28,7 +31,8 @@ class SamplerOptions:
         ``nutpie`` (low-rank mass-matrix adaptation, fast on the correlated law posterior) or
         ``pymc``.
     chains, draws, tune : int
-        Chains, kept draws per chain, tuning steps per chain (at least :data:`MIN_TUNE`).
+        Chains, kept draws per chain (at least :data:`bayescale.diagnostics.MIN_DRAWS`), tuning
+        steps per chain (at least :data:`MIN_TUNE`); others raise a ``BayescaleError``.
     random_seed : int
         Seed: the same seed, data and options give the same draws on one machine (models are
         compiled without numba's fastmath, see :func:`strict_math`).
@@ -52,6 +56,15 @@ class SamplerOptions:
     random_seed: int = 0
     target_accept: float = 0.95
     progress: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise BayescaleError(f"sampler '{self.sampler}': use one of {', '.join(SAMPLERS)}")
+        if self.chains < 1 or self.draws < MIN_DRAWS or self.tune < MIN_TUNE:
+            raise BayescaleError(f"sampling needs chains >= 1, draws >= {MIN_DRAWS} and tune >= "
+                                 f"{MIN_TUNE}; got {self.chains}, {self.draws}, {self.tune}")
+        if not 0.0 < self.target_accept < 1.0:
+            raise BayescaleError(f"target_accept must lie in (0, 1), got {self.target_accept}")
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for the posterior file.

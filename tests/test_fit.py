@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from bayescale import Posterior, SamplerOptions, fit, load_runs
 from bayescale.cli import app
+from bayescale.errors import BayescaleError
 from bayescale.simulate import EPOCH_LAW, isoflop_sweep
 from tests.conftest import EXAMPLE, QUICK
 
@@ -172,3 +173,11 @@ def test_fit_cli_with_one_chain(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.stderr
     assert "max R-hat -," in result.stderr and "nan" not in result.stderr
+
+
+@pytest.mark.parametrize("options", [{"tune": 0}, {"draws": 3}, {"chains": 0},
+                                     {"sampler": "hmc"}, {"target_accept": 1.0}])
+def test_sampler_options_refuse_what_the_samplers_cannot_run(options):
+    """From Python as from the CLI: nutpie panics on tune=0 (``early_end < num_tune``)."""
+    with pytest.raises(BayescaleError):
+        SamplerOptions(**options)
