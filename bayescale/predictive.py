@@ -46,14 +46,19 @@ def target_rng(random_seed: int, *key: float) -> np.random.Generator:
     and D; a budget C for the optimum at C): a target's draws, hence its interval, do not
     depend on which other targets are asked with it.
 
+    The key is rounded to 12 significant digits first, so a value that went through float
+    arithmetic names the same target (at N = 7e9, D = 1e21 / (6 N) gives 6 N D =
+    1.0000000000000001e21).
+
     Examples
     --------
-    >>> a = target_rng(0, 7e9, 1.4e11).standard_normal()
-    >>> bool(a == target_rng(0, 7e9, 1.4e11).standard_normal() != target_rng(1, 7e9, 1.4e11)
-    ...      .standard_normal())
+    >>> a = target_rng(0, 1e21).standard_normal()
+    >>> bool(a == target_rng(0, 6 * 7e9 * (1e21 / (6 * 7e9))).standard_normal()
+    ...      != target_rng(1, 1e21).standard_normal())
     True
     """
-    bits = np.asarray(key, dtype=np.float64).view(np.uint64)
+    rounded = [float(f"{value:.12g}") for value in key]
+    bits = np.asarray(rounded, dtype=np.float64).view(np.uint64)
     return np.random.default_rng([random_seed, *(int(b) for b in bits)])
 
 

@@ -255,3 +255,13 @@ def test_cli_missing_file(tmp_path):
     result = CliRunner().invoke(app, ["risk", str(tmp_path / "none.nc"), "-N", "7B", "-D", "1T"])
     assert result.exit_code == 1
     assert "none.nc" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_risk_equals_predict_given_the_compute_instead_of_the_tokens(known_posterior):
+    """predict -N 7B -C 1e21 and risk at the D that implies (6 N D is 1.0000000000000001e21 in
+    floating point): the same target, so the same draws."""
+    row = known_posterior.predict(params=7e9, compute=1e21, random_seed=1).iloc[0]
+    review = known_posterior.risk(7e9, row["tokens"], random_seed=1)
+    assert review.loss == {k: row[f"loss_{k}"] for k in ("median", "lower", "upper")}
+    opt = known_posterior.optimal(compute=1e21, random_seed=1).iloc[0]
+    assert review.optimal["loss"] == {k: opt[f"loss_{k}"] for k in ("median", "lower", "upper")}
