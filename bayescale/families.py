@@ -59,6 +59,8 @@ FAMILY_NU = 3.0
 NOISE_PER_FAMILY = ("sigma_obs", "seed_noise", "nu")
 #: Seed of the new-family draws (the population predictive), so repeated questions agree.
 POPULATION_SEED = 20240601
+#: Redraws of a new family's draws whose law is not finite (one in hundreds needs one).
+MAX_REDRAWS = 50
 
 
 def family_structure(runs: RunTable) -> tuple[np.ndarray, list[str]]:
@@ -152,8 +154,11 @@ def family_draws(
     """The law's parameter draws for one family, or for a new family (``None`` or unseen).
 
     A new family's draws are the population predictive: per draw s, coordinates
-    mu_s + tau_s z with z ~ Normal(0, 1), and an E kept apart (``--separate-e``) from its prior
-    (fixed seed, so repeated calls agree).
+    mu_s + tau_s z with z ~ StudentT(3), and an E kept apart (``--separate-e``) from its prior
+    (fixed seed, so repeated calls agree). The t(3) tails can put a draw's A or B beyond the
+    float range (ColPret OPT + datablations: 1 of 800 draws had B = inf, which made the optimum
+    and the regret NaN); such a draw is drawn again, i.e. the predictive is taken among the laws
+    a computer can evaluate.
 
     Examples
     --------
@@ -172,10 +177,17 @@ def family_draws(
     theta = {name: coords[:, k] for k, name in enumerate(pooled)}
     if law.own_e_coordinate not in pooled:
         theta[law.own_e_coordinate] = law.sample_family_e(priors, rng, means.shape[0])
-    # t(3) tails: a rare draw's A or B can exceed the float range; its loss is then inf, which
-    # the predictive quantiles take in their stride
     with np.errstate(over="ignore"):
-        return law.from_pooled(theta, centring["n0"], centring["d0"])
+        params = law.from_pooled(theta, centring["n0"], centring["d0"])
+        for _ in range(MAX_REDRAWS):
+            bad = ~np.logical_and.reduce([np.isfinite(v) for v in params.values()])
+            if not bad.any():
+                break
+            for k, name in enumerate(pooled):
+                theta[name][bad] = means[bad, k] + sd[bad, k] * rng.standard_t(FAMILY_NU,
+                                                                                int(bad.sum()))
+            params = law.from_pooled(theta, centring["n0"], centring["d0"])
+    return params
 
 
 def family_noise_draws(tree: Any, names: list[str], family: str | None) -> dict[str, np.ndarray]:

@@ -39,11 +39,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayescale.errors import BayescaleError
 from bayescale.laws import get_law
 from bayescale.priors import NOISE_PRIORS, Prior, to_dict
 from bayescale.runs import FAMILY, LOSS, PARAMS, TOKENS, RunTable
 
 LIKELIHOODS = ("studentt", "normal")
+#: Largest fixed seed noise (relative sd of a run's loss) accepted, as ``fit --seed-noise``.
+MAX_SEED_NOISE = 0.5
 
 
 @dataclass
@@ -83,6 +86,18 @@ class ModelSpec:
     seed_noise: float | None = None
     families: bool = False
     separate_e: bool = False
+
+    def __post_init__(self) -> None:
+        if self.likelihood not in LIKELIHOODS:
+            raise BayescaleError(f"likelihood '{self.likelihood}': use one of "
+                                 f"{', '.join(LIKELIHOODS)}")
+        if self.seed_noise is not None and not 0.0 <= self.seed_noise <= MAX_SEED_NOISE:
+            raise BayescaleError(f"seed_noise {self.seed_noise:g}: give a relative sd in "
+                                 f"[0, {MAX_SEED_NOISE:g}] (0.01 is 1%)")
+        bad = [name for name, prior in self.priors.items() if not isinstance(prior, Prior)]
+        if bad:
+            raise BayescaleError(f"priors[{bad[0]!r}] must be a Prior, e.g. "
+                                 "bayescale.priors.lognormal(0.35, 0.5)")
 
     def full_priors(self) -> dict[str, Prior]:
         """Defaults of the law and noise, overridden by ``priors``.

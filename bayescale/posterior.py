@@ -540,10 +540,13 @@ class Posterior:
         interval_kind: str = "eti",
         random_seed: int = 0,
         thresholds: Any = None,
+        family: str | None = None,
     ) -> Any:
         """Risk review of one planned run (see :func:`bayescale.risk.review`).
 
-        The new run's loss interval equals :meth:`predict`'s with the same ``random_seed``.
+        The new run's loss interval equals :meth:`predict`'s with the same ``random_seed``. In a
+        family fit, ``family`` names the family (its own runs set the extrapolation ratios); a
+        new family's population predictive when None or unseen.
 
         Examples
         --------
@@ -554,10 +557,16 @@ class Posterior:
 
         _check_level(level)
         _check_kind(interval_kind)
-        n, d = (float(_positive(k, v)[0]) for k, v in (("params", params), ("tokens", tokens)))
-        return review(self.law, self.draws(), self.data, n, d, target_loss=target_loss,
-                      level=level, interval_kind=interval_kind, random_seed=random_seed,
-                      thresholds=thresholds, calibration=self.calibration,
+        n, d = (_positive(k, v) for k, v in (("params", params), ("tokens", tokens)))
+        if n.size != 1 or d.size != 1:
+            raise BayescaleError("a risk review is of one planned run: give one N and one D")
+        data = self.data
+        if family in self.families:
+            data = data[data[FAMILY] == family]
+        return review(self.law, self.draws(family=family), data, float(n[0]), float(d[0]),
+                      target_loss=target_loss, level=level, interval_kind=interval_kind,
+                      random_seed=random_seed, thresholds=thresholds,
+                      calibration=self._calibration_for(family),
                       fit_doubts=prior_pull(self) + runs_off_the_law(self))
 
     # ---------------------------------------------------------------- plots

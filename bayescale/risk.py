@@ -380,7 +380,9 @@ def decide(
             flag(2, f"{text} < {t.nogo_probability:g}")
         elif prob < t.go_probability:
             flag(1, f"{text} < {t.go_probability:g}")
-    if regret_median > t.nogo_regret:
+    if not np.isfinite(regret_median):  # a law that cannot be evaluated is no ground for GO
+        flag(1, "the regret is not finite: some posterior draws give no finite law")
+    elif regret_median > t.nogo_regret:
         flag(2, f"median regret {regret_median:.3g} nats > {t.nogo_regret:g}: "
                 "re-split the compute")
     elif regret_median > t.caution_regret:

@@ -152,6 +152,16 @@ def test_cli_family_options(family_fits):
     result = runner.invoke(app, ["optimal", str(path), "-C", "1e21", "--family", "x", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["family_seen"] is False
+    # risk of a run the size of family t's largest: inside t's own runs, not a new family's
+    result = runner.invoke(app, ["risk", str(path), "-N", "100M", "-D", "2B", "--family", "t",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    review = json.loads(result.stdout)
+    assert review["family"] == "t" and review["family_seen"] is True
+    assert review["extrapolation"]["params_ratio"] == pytest.approx(1.0)  # t's largest: 100M
+    predicted = json.loads(runner.invoke(app, ["predict", str(path), "-N", "100M", "-D", "2B",
+                                               "--family", "t", "--json"]).stdout)
+    assert review["loss"] == predicted["targets"][0]["loss"]
 
 
 @pytest.mark.slow
@@ -243,6 +253,24 @@ def test_new_family_draws_follow_the_population():
     assert iqr(np.log(draws["E"])) == pytest.approx(0.1 * t_iqr, rel=0.06)
     assert np.median(np.log(draws["alpha"])) == pytest.approx(-1.05, abs=0.01)
     assert iqr(np.log(draws["beta"])) == pytest.approx(0.05 * t_iqr, rel=0.06)
+
+
+def test_new_family_draws_are_finite_laws():
+    """A population spread so wide that t(3) tails overflow A or B: those draws are drawn
+    again, so optimum, regret and exponents stay finite (ColPret: 1 of 800 had B = inf)."""
+    size, pooled = 4000, ("log_E", "a_c", "b_c", "log_alpha", "log_beta")
+    means = {"log_E": 0.6, "a_c": -1.0, "b_c": -0.8, "log_alpha": -1.05, "log_beta": -1.0}
+    tau = np.array([0.1, 0.2, 0.2, 3.0, 3.0])  # exponents up to e^(3 t(3)): A = exp(a_c + a n0)
+    posterior = xr.Dataset(
+        {f"pop_{k}": (("chain", "draw"), np.full((1, size), v)) for k, v in means.items()}
+        | {"family_sd": (("chain", "draw", "pooled"), np.broadcast_to(tau, (1, size, 5)))},
+        coords={"pooled": list(pooled)})
+    tree = xr.DataTree.from_dict({"posterior": posterior})
+    tree.attrs = {META_KEY: json.dumps({"law": "chinchilla"})}
+    post = Posterior(tree)
+    draws = family_draws(tree, post.law, None, {"n0": 20.0, "d0": 23.0}, post.priors)
+    assert all(np.isfinite(v).all() for v in draws.values())
+    assert np.isfinite(post.law.log_loss(draws, [1e9], [2e10])).all()
 
 
 def test_runs_and_configurations_are_grouped_within_a_family():

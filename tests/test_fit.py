@@ -181,3 +181,13 @@ def test_sampler_options_refuse_what_the_samplers_cannot_run(options):
     """From Python as from the CLI: nutpie panics on tune=0 (``early_end < num_tune``)."""
     with pytest.raises(BayescaleError):
         SamplerOptions(**options)
+
+
+@pytest.mark.parametrize("spec", [{"likelihood": "cauchy"}, {"seed_noise": -0.01},
+                                  {"seed_noise": 5.0}, {"priors": {"alpha": "lognormal"}}])
+def test_model_spec_refuses_what_it_cannot_fit(spec):
+    """ModelSpec(likelihood="foo") fitted a Normal likelihood and stored "foo"."""
+    from bayescale import ModelSpec
+
+    with pytest.raises(BayescaleError):
+        ModelSpec(**spec)

@@ -164,6 +164,17 @@ def test_verdict_rules():
         fixed(10, 0.01, 0.01).risk(7e10, 1.4e12, target_loss=-1.0)
 
 
+def test_a_regret_that_is_not_finite_is_no_ground_for_go():
+    near = {"compute_ratio": 3.0, "params_ratio": 2.0}
+    verdict, reasons = decide(None, None, float("nan"), near, Thresholds())
+    assert verdict == "CAUTION" and "not finite" in reasons[0]
+
+
+def test_risk_reviews_one_plan(known_posterior):
+    with pytest.raises(BayescaleError, match="one planned run"):
+        known_posterior.risk([7e9, 8e9], [1.4e11, 1e11])
+
+
 def test_a_fit_held_by_its_priors_is_a_caution():
     near = {"compute_ratio": 3.0, "params_ratio": 2.0}
     verdict, reasons = decide(0.95, 2.0, 0.001, near, Thresholds(), ["the law misses ..."])

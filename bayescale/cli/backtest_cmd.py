@@ -25,6 +25,7 @@ from bayescale.cli.common import (
 )
 from bayescale.diagnostics import MIN_DRAWS
 from bayescale.format import convergence_line, paired_points, ridge_line
+from bayescale.model import MAX_SEED_NOISE
 from bayescale.sampling import MIN_TUNE
 
 
@@ -61,7 +62,7 @@ def backtest(
         help="Score the last share of each held-out run's tokens (runs with checkpoints)."),
     likelihood: str = typer.Option("studentt", help="studentt (robust) or normal, on ln L."),
     seed_noise: float | None = typer.Option(
-        None, min=0.0, max=0.5, help="Fix the seed noise instead of a prior."),
+        None, min=0.0, max=MAX_SEED_NOISE, help="Fix the seed noise instead of a prior."),
     calibration: bool = typer.Option(
         True, "--calibration/--no-calibration",
         help="Learn and apply the law's extrapolation error."),

@@ -153,3 +153,29 @@ LossColOption = typer.Option("loss", help="Column with the loss (nats).")
 FlopsColOption = typer.Option(None, help="Column with compute C: D = C / (6 N).")
 RunColOption = typer.Option(None, help="Run label: rows of one run are checkpoints.")
 SeedColOption = typer.Option(None, help="Seed label (repeated seeds).")
+
+
+FamilyOption = typer.Option(
+    None, "--family", help="Model family of a family fit (--family-col); a family the fit has "
+    "not seen, or none, gets a new family's population predictive.")
+
+
+def which_family(post: Any, family: str | None, quiet: bool) -> dict[str, Any]:
+    """JSON fields naming the family answered for; says so on stderr for a new family.
+
+    Examples
+    --------
+    >>> which_family(post, "gpt3", quiet=True)  # doctest: +SKIP
+    {'family': 'gpt3', 'family_seen': True}
+    """
+    if not post.families:
+        if family is not None:
+            raise typer.BadParameter(f"{family}: this fit has no model families (fitted "
+                                     "without --family-col)", param_hint="--family")
+        return {}
+    seen = family in post.families
+    if not seen and not quiet:
+        err.print(f"family {family or '(none given)'} is not in the fit "
+                  f"({', '.join(post.families)}): answering for a new family drawn from the "
+                  "population of families", markup=False)
+    return {"family": family, "family_seen": seen}

@@ -30,6 +30,7 @@ from bayescale.diagnostics import MIN_DRAWS
 from bayescale.errors import BayescaleError
 from bayescale.fileio import check_writable
 from bayescale.format import statistic
+from bayescale.model import MAX_SEED_NOISE
 from bayescale.sampling import MIN_TUNE
 
 EXIT_DIAGNOSTICS = 3
@@ -80,7 +81,7 @@ def fit(
     likelihood: str = typer.Option("studentt", help="studentt (robust) or normal, on ln L."),
     priors: Path | None = typer.Option(None, "--priors", help="TOML file overriding priors."),
     seed_noise: float | None = typer.Option(
-        None, min=0.0, max=0.5,
+        None, min=0.0, max=MAX_SEED_NOISE,
         help="Fix the seed noise (relative sd of a run's loss, e.g. 0.01) instead of a prior."),
     sampler: str = typer.Option("nutpie", help="nutpie (fast) or pymc."),
     chains: int = typer.Option(4, min=1, max=64,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.table import Table
@@ -11,6 +10,7 @@ from rich.table import Table
 from bayescale import format as fmt
 from bayescale.cli import app
 from bayescale.cli.common import (
+    FamilyOption,
     JsonOption,
     LevelOption,
     emit_json,
@@ -20,32 +20,13 @@ from bayescale.cli.common import (
     say_warnings,
     triple,
     user_errors,
+    which_family,
 )
 from bayescale.errors import BayescaleError
 
 FitArgument = typer.Argument(..., metavar="FIT", help="Posterior file written by `bayescale fit`.")
 IntervalOption = typer.Option("eti", "--interval",
                               help="eti (equal-tailed) or hdi (highest density).")
-
-
-FamilyOption = typer.Option(
-    None, "--family", help="Model family of a family fit (--family-col); a family the fit has "
-    "not seen, or none, gets a new family's population predictive.")
-
-
-def _which_family(post: Any, family: str | None, quiet: bool) -> dict[str, Any]:
-    """JSON fields naming the family answered for; says so on stderr for a new family."""
-    if not post.families:
-        if family is not None:
-            raise typer.BadParameter(f"{family}: this fit has no model families (fitted "
-                                     "without --family-col)", param_hint="--family")
-        return {}
-    seen = family in post.families
-    if not seen and not quiet:
-        err.print(f"family {family or '(none given)'} is not in the fit "
-                  f"({', '.join(post.families)}): answering for a new family drawn from the "
-                  "population of families", markup=False)
-    return {"family": family, "family_seen": seen}
 
 
 def _check_interval(kind: str) -> None:
@@ -128,7 +109,7 @@ def predict(
     elif sum(x is not None for x in (n, d, c)) != 2:
         raise typer.BadParameter("give two of --params, --tokens, --compute (or --targets)")
     post = Posterior.load(fit_file)
-    which = _which_family(post, family, as_json)
+    which = which_family(post, family, as_json)
     frame = post.predict(n, d, c, level=level, interval_kind=interval, random_seed=random_seed,
                          discrepancy=discrepancy, family=family)
     warnings = far_targets(post, frame["params"], frame["tokens"], frame["compute"])
@@ -195,7 +176,7 @@ def optimal(
     if sum(x is not None for x in (budgets, n, d)) != 1:
         raise typer.BadParameter("give --compute (one or more), or --params, or --tokens")
     post = Posterior.load(fit_file)
-    which = _which_family(post, family, as_json)
+    which = which_family(post, family, as_json)
     frame = post.optimal(budgets, params=n, tokens=d, level=level, interval_kind=interval,
                          random_seed=random_seed, discrepancy=discrepancy, family=family)
     exponents = post.exponents(level, interval, family=family)

@@ -13,12 +13,14 @@ from rich.text import Text
 from bayescale import format as fmt
 from bayescale.cli import app
 from bayescale.cli.common import (
+    FamilyOption,
     JsonOption,
     LevelOption,
     emit_json,
     err,
     parse_one_size,
     user_errors,
+    which_family,
 )
 from bayescale.errors import BayescaleError
 
@@ -57,6 +59,7 @@ def risk(
     max_tokens_ratio: float = typer.Option(
         10.0, help="CAUTION when the plan's D lies outside the fitted D range (above the "
         "largest or below the smallest) by more."),
+    family: str | None = FamilyOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Risk review of a planned run: its predicted loss (seed noise included), the chance it
@@ -83,10 +86,11 @@ def risk(
     except BayescaleError as exc:
         raise typer.BadParameter(exc.message) from None
     post = Posterior.load(fit_file)
+    which = which_family(post, family, as_json)
     review = post.risk(n, d, target_loss, level=level, interval_kind=interval,
-                       random_seed=random_seed, thresholds=thresholds)
+                       random_seed=random_seed, thresholds=thresholds, family=family)
     if as_json:
-        emit_json(review.as_dict())
+        emit_json({**review.as_dict(), **which})
     elif output_format == "markdown":
         sys.stdout.write(review.markdown(source=str(fit_file)))
     else:
