@@ -142,8 +142,10 @@ class Posterior:
         """A posterior from known draws (tests, or draws made elsewhere).
 
         ``draws`` maps the law's parameters and ``sigma_obs``, ``seed_noise`` (and ``nu`` for a
-        Student-t likelihood) to 1-d arrays of equal length; ``data`` is the fitted table
-        (``params``, ``tokens``, ``loss``), if any.
+        Student-t likelihood) to 1-d arrays of equal length, ``chains`` chains one after the
+        other; ``data`` is the fitted table (``params``, ``tokens``, ``loss``). Without it a
+        single stand-in run (N = 1e9, D = 2e10, loss 2.5) marks the fitted range, so that the
+        extrapolation checks have something to measure against: give ``data`` for real answers.
 
         Examples
         --------
@@ -156,6 +158,14 @@ class Posterior:
         """
         import xarray as xr
 
+        missing = [k for k in (*get_law(law).parameters, "sigma_obs", "seed_noise")
+                   if k not in draws]
+        if missing:
+            raise BayescaleError(f"draws lack {', '.join(missing)}")
+        sizes = {np.asarray(v).size for v in draws.values()}
+        if len(sizes) != 1 or sizes.pop() % chains:
+            raise BayescaleError(f"draws need one length for every parameter, a multiple of "
+                                 f"chains = {chains}")
         arrays = {k: np.asarray(v, dtype=float).reshape(chains, -1) for k, v in draws.items()}
         posterior = xr.Dataset({k: (("chain", "draw"), v) for k, v in arrays.items()})
         frame = data if data is not None else pd.DataFrame(

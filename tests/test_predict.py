@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from bayescale import Posterior
 from bayescale.cli import app
+from bayescale.errors import BayescaleError
 from bayescale.simulate import EPOCH_LAW, chinchilla_loss
 
 
@@ -178,3 +179,16 @@ def test_optimal_gives_a_new_runs_loss_and_the_laws(example_posterior):
     assert review.optimal["loss"] == {k: opt[f"loss_{k}"] for k in ("median", "lower", "upper")}
     plain = example_posterior.optimal(compute=compute, random_seed=2, discrepancy=False).iloc[0]
     assert plain["loss_upper"] - plain["loss_lower"] < opt["loss_upper"] - opt["loss_lower"]
+
+
+def test_from_draws_checks_what_it_is_given():
+    draws = {k: np.full(8, v) for k, v in EPOCH_LAW.items()} | {"sigma_obs": np.full(8, 0.01)}
+    with pytest.raises(BayescaleError, match="draws lack seed_noise"):
+        Posterior.from_draws(draws)
+    draws["seed_noise"] = np.full(7, 0.01)
+    with pytest.raises(BayescaleError, match="one length"):
+        Posterior.from_draws(draws)
+    draws["seed_noise"] = np.full(8, 0.01)
+    with pytest.raises(BayescaleError, match="multiple of chains = 3"):
+        Posterior.from_draws(draws, chains=3)
+    assert Posterior.from_draws(draws, chains=2).n_draws == 8
