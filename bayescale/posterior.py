@@ -30,7 +30,7 @@ from bayescale.predictive import (
     optimum_new_run_log,
 )
 from bayescale.priors import NOISE_PRIORS, Prior, from_dict
-from bayescale.runs import FAMILY
+from bayescale.runs import FAMILY, parse_size
 
 META_KEY = "bayescale"
 #: Root attribute with the sha256 of the stored arrays: a damaged file fails to load.
@@ -61,8 +61,14 @@ def content_digest(tree: Any) -> str:
 
 
 def _check_level(level: float) -> None:
-    if not 0.0 < level < 1.0:
-        raise BayescaleError(f"level must lie strictly between 0 and 1, got {level}")
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.0 < level < 1.0:
+        raise BayescaleError(f"level must be a number strictly between 0 and 1, got {level!r}")
+
+
+def _check_seed(random_seed: int) -> None:
+    if isinstance(random_seed, bool) or not isinstance(random_seed, (int, np.integer)) \
+            or random_seed < 0:
+        raise BayescaleError(f"random_seed must be a non-negative integer, got {random_seed!r}")
 
 
 def _check_kind(kind: str) -> None:
@@ -71,7 +77,14 @@ def _check_kind(kind: str) -> None:
 
 
 def _positive(name: str, values: Any) -> np.ndarray:
-    array = np.atleast_1d(np.asarray(values, dtype=float))
+    """Sizes as a 1-d float array: numbers, or strings with a unit as the CLI takes ("7B")."""
+    raw = np.atleast_1d(np.asarray(values, dtype=object))
+    try:
+        array = np.array([parse_size(v) if isinstance(v, str) else float(v) for v in raw.ravel()])
+    except (TypeError, ValueError):
+        raise BayescaleError(f"{name} must be numbers or sizes like 7B, got {values!r}") from None
+    if raw.ndim > 1:
+        raise BayescaleError(f"{name} must be a number or a 1-d sequence, got shape {raw.shape}")
     if not np.all(np.isfinite(array)) or np.any(array <= 0):
         raise BayescaleError(f"{name} must be positive and finite, got {values}")
     return array
@@ -440,6 +453,7 @@ class Posterior:
         """
         _check_level(level)
         _check_kind(interval_kind)
+        _check_seed(random_seed)
         n, d, c = resolve_targets(params, tokens, compute)
         draws = self.draws(family=family)
         mean_log = self.law.log_loss(draws, n, d)
@@ -491,6 +505,7 @@ class Posterior:
 
         _check_level(level)
         _check_kind(interval_kind)
+        _check_seed(random_seed)
         given = [x is not None for x in (compute, params, tokens)]
         if sum(given) != 1:
             raise BayescaleError("give exactly one of compute, params or tokens")
@@ -535,6 +550,8 @@ class Posterior:
         """
         from bayescale.optimal import exponent_draws
 
+        _check_level(level)
+        _check_kind(interval_kind)
         a, b = exponent_draws(self.law, self.draws(family=family))
         rows = {name: {k: float(v) for k, v in summarize(x, level, interval_kind).items()}
                 for name, x in (("a", a), ("b", b))}
@@ -567,6 +584,7 @@ class Posterior:
 
         _check_level(level)
         _check_kind(interval_kind)
+        _check_seed(random_seed)
         n, d = (_positive(k, v) for k, v in (("params", params), ("tokens", tokens)))
         if n.size != 1 or d.size != 1:
             raise BayescaleError("a risk review is of one planned run: give one N and one D")

@@ -192,3 +192,18 @@ def test_from_draws_checks_what_it_is_given():
     with pytest.raises(BayescaleError, match="multiple of chains = 3"):
         Posterior.from_draws(draws, chains=3)
     assert Posterior.from_draws(draws, chains=2).n_draws == 8
+
+
+def test_api_arguments_are_checked_as_the_cli_checks_them(known_posterior):
+    """Sizes with units work as on the command line; bad levels, seeds and shapes are one
+    BayescaleError each, not numpy's or pandas' own."""
+    by_unit = known_posterior.predict(params="7B", tokens="140B").iloc[0]
+    assert by_unit["params"] == 7e9 and by_unit["tokens"] == 1.4e11
+    for call in (lambda: known_posterior.exponents(level=2.0),
+                 lambda: known_posterior.exponents(level=0.0),
+                 lambda: known_posterior.predict(7e9, 1.4e11, level="0.9"),
+                 lambda: known_posterior.predict(7e9, 1.4e11, random_seed=-1),
+                 lambda: known_posterior.predict([[7e9, 8e9]], [[1e11, 1e11]]),
+                 lambda: known_posterior.predict("seven", 1.4e11)):
+        with pytest.raises(BayescaleError):
+            call()
