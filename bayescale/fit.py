@@ -111,6 +111,12 @@ def fit(
     >>> result = fit(load_runs("examples/isoflop_runs.csv"))  # doctest: +SKIP
     >>> result.posterior.summary()  # doctest: +SKIP
     """
+    for value, kind, hint in ((runs, RunTable, "load the table with bayescale.load_runs(path)"),
+                              (spec, ModelSpec, "e.g. ModelSpec(likelihood='normal')"),
+                              (options, SamplerOptions, "e.g. SamplerOptions(chains=2)")):
+        if value is not None and not isinstance(value, kind):
+            raise BayescaleError(f"fit takes a {kind.__name__}, not a {type(value).__name__}: "
+                                 f"{hint}")
     spec = spec or ModelSpec()
     if FAMILY in runs.data and not spec.families:
         spec = replace(spec, families=True)  # a family column means a family model

@@ -191,3 +191,10 @@ def test_model_spec_refuses_what_it_cannot_fit(spec):
 
     with pytest.raises(BayescaleError):
         ModelSpec(**spec)
+
+
+def test_fit_names_a_wrong_argument_type():
+    with pytest.raises(BayescaleError, match="load_runs"):
+        fit(str(EXAMPLE))
+    with pytest.raises(BayescaleError, match="not a dict"):
+        fit(load_runs(EXAMPLE), options={"chains": 2})
