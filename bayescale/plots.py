@@ -15,14 +15,17 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bayescale import format as fmt
+from bayescale.errors import BayescaleError
 from bayescale.intervals import interval
 from bayescale.predictive import new_run_log, noise_draws
+from bayescale.runs import FAMILY
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -54,8 +57,8 @@ def _figure(width: float, height: float, ncols: int = 1) -> tuple[Figure, Any]:
     return fig, axes
 
 
-def _band_draws(post: Posterior, random_seed: int) -> dict[str, np.ndarray]:
-    draws = post.draws()
+def _band_draws(post: Posterior, random_seed: int, family: str | None) -> dict[str, np.ndarray]:
+    draws = post.draws(family=family)
     size = next(iter(draws.values())).size
     if size <= BAND_DRAWS:
         return draws
@@ -63,9 +66,13 @@ def _band_draws(post: Posterior, random_seed: int) -> dict[str, np.ndarray]:
     return {k: v[keep] for k, v in draws.items()}
 
 
-def _fitted(post: Posterior) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """N, D, C = 6ND and the loss of each fitted row."""
+def _fitted(
+    post: Posterior, family: str | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """N, D, C = 6ND and the loss of each fitted row (of ``family``'s rows, if it is fitted)."""
     data = post.data
+    if family in post.families:
+        data = data[data[FAMILY] == family]
     n = data["params"].to_numpy(float)
     d = data["tokens"].to_numpy(float)
     return n, d, 6.0 * n * d, data["loss"].to_numpy(float)
@@ -73,13 +80,13 @@ def _fitted(post: Posterior) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
 
 def _bands(
     post: Posterior, draws: dict[str, np.ndarray], n: np.ndarray, d: np.ndarray, level: float,
-    random_seed: int,
+    random_seed: int, family: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Median law, law band and new-run band of the loss along the points (n, d); the new-run
     band is :meth:`Posterior.predict`'s interval (seed noise and the law's learned
-    extrapolation error included)."""
+    extrapolation error included) for ``draws`` of ``family``."""
     mean_log = post.law.log_loss(draws, n, d)
-    _, new_log = new_run_log(mean_log, draws, n, d, post.calibration, random_seed)
+    _, new_log = new_run_log(mean_log, draws, n, d, post.calibration_for(family), random_seed)
     law_lo, law_hi = interval(mean_log, level)
     new_lo, new_hi = interval(new_log, level)
     return {"median": np.exp(np.median(mean_log, axis=0)), "law_lo": np.exp(law_lo),
@@ -104,21 +111,50 @@ def _clusters(compute: np.ndarray) -> list[float]:
     return []
 
 
+def _whose_law(post: Posterior, family: str | None) -> str:
+    """Which law a family fit's law figure draws, for its title (empty for one law)."""
+    if not post.families:
+        return ""
+    if family in post.families:
+        return f"; family {family}: its law and its runs"
+    return (f"; a new family's law (population of the {len(post.families)} families) over "
+            "every family's runs")
+
+
 def _annotate_target(ax: Any, x: float, pred: Any, n: float, d: float) -> None:
-    """Label a target's error bar with its size and predicted interval."""
+    """Label a target's error bar with its size and predicted interval, above its upper end
+    and clear of its cap (half width ``capsize`` = 4 points); over the other markers."""
     text = (f"{fmt.size(n)} params, {fmt.size(d)} tokens\n"
             f"{fmt.interval(pred.loss_median, pred.loss_lower, pred.loss_upper)}")
-    ax.annotate(text, (x, pred.loss_upper), textcoords="offset points", xytext=(-6, 8),
-                ha="right", fontsize=8, color="crimson",
+    ax.annotate(text, (x, pred.loss_upper), textcoords="offset points", xytext=(-9, 3),
+                ha="right", va="bottom", fontsize=8, color="crimson", zorder=6,
                 bbox={"boxstyle": "round", "fc": "white", "alpha": 0.8, "lw": 0})
 
 
 # ---------------------------------------------------------- arviz-plots part
-def _parameter_tree(post: Posterior, with_prior: bool) -> Any:
-    """DataTree of E, log10 A, log10 B, alpha, beta (posterior, optionally prior draws)."""
-    import xarray as xr
+def _population_law(post: Posterior) -> dict[str, Any]:
+    """A family fit's population-mean law (its ``pop_*`` coordinates) in the law's parameters,
+    over chain and draw; with ``--separate-e`` (no population E), each family's own E."""
+    from bayescale.families import pooled_names
 
-    dataset = post.tree["posterior"].dataset
+    posterior = post.tree["posterior"].dataset
+    theta = {k: posterior[f"pop_{k}"] for k in pooled_names(post.tree)}
+    own_e = post.law.own_e_coordinate
+    if own_e not in theta:  # named by families.pymc_family_log_loss
+        theta[own_e] = posterior[f"family_{own_e}"]
+    centring = post.meta["centring"]
+    return post.law.from_pooled(theta, centring["n0"], centring["d0"])
+
+
+def _parameter_tree(post: Posterior, with_prior: bool, population: bool = False) -> Any:
+    """DataTree of E, log10 A, log10 B, alpha, beta (posterior, optionally prior draws).
+
+    A family fit gives each family's parameters (dim ``family``), or with ``population`` its
+    population-mean law's. The prior draws are the law's own (:meth:`Law.prior_draws`: a prior
+    at a reference size converted to A and B): the prior of the population-mean law; a family's
+    own law has a wider one (the families' spread added).
+    """
+    import xarray as xr
 
     def name(p: str) -> str:
         return f"log10 {p}" if p in LOG_SCALED else p
@@ -126,17 +162,18 @@ def _parameter_tree(post: Posterior, with_prior: bool) -> Any:
     def value(p: str, x: Any) -> Any:
         return np.log10(x) if p in LOG_SCALED else x
 
+    values = (_population_law(post) if population and post.families
+              else post.tree["posterior"].dataset)
     # keep the chain and draw coordinates: arviz-plots colours chains by them
-    groups = {"posterior": xr.Dataset({name(p): value(p, dataset[p])
+    groups = {"posterior": xr.Dataset({name(p): value(p, values[p])
                                        for p in post.law.parameters})}
     if "sample_stats" in post.tree.children and "diverging" in post.tree["sample_stats"].dataset:
         groups["sample_stats"] = xr.Dataset(
             {"diverging": post.tree["sample_stats"].dataset["diverging"]})
     if with_prior:
-        priors = post.priors
-        rng = np.random.default_rng(0)
+        draws = post.law.prior_draws(post.priors, np.random.default_rng(0), 4000)
         groups["prior"] = xr.Dataset({
-            name(p): (("chain", "draw"), value(p, priors[p].sample(rng, 4000)).reshape(1, -1))
+            name(p): (("chain", "draw"), value(p, draws[p]).reshape(1, -1))
             for p in post.law.parameters
         })
     return xr.DataTree.from_dict(groups)
@@ -152,9 +189,15 @@ def _collection_figure(pc: Any, title: str) -> Figure:
     return fig
 
 
-def _var_axes(pc: Any) -> dict[str, Any]:
-    plot = pc.viz["plot"]
-    return {name: plot[name].item() for name in plot.data_vars}
+def _panels(pc: Any) -> list[tuple[str, dict[str, Any], Any]]:
+    """(variable, coordinates, axes) of every panel of a PlotCollection (a variable with a
+    ``family`` dimension has one panel per family)."""
+    out = []
+    for name, axes in pc.viz["plot"].data_vars.items():
+        for point in itertools.product(*(axes[dim].values for dim in axes.dims)):
+            where = dict(zip(axes.dims, point, strict=True))
+            out.append((str(name), where, axes.sel(where).item()))
+    return out
 
 
 def plot_priors(post: Posterior) -> Figure:
@@ -169,17 +212,22 @@ def plot_priors(post: Posterior) -> Figure:
     """
     import arviz_plots as azp
 
-    tree = _parameter_tree(post, with_prior=True)
+    tree = _parameter_tree(post, with_prior=True, population=True)
+    posterior = tree["posterior"].dataset
+    columns = len(post.law.parameters)
+    panels = sum(v.size // (v.sizes["chain"] * v.sizes["draw"]) for v in posterior.values())
     pc = azp.plot_prior_posterior(
-        tree, backend="matplotlib", col_wrap=len(post.law.parameters),
-        figure_kwargs={"figsize": (15, 3.4)},
+        tree, backend="matplotlib", col_wrap=columns,
+        figure_kwargs={"figsize": (15, 3.4 * -(-panels // columns))},
     )
-    for name, ax in _var_axes(pc).items():
+    for name, where, ax in _panels(pc):
         prior = np.asarray(tree["prior"].dataset[name]).ravel()
-        posterior = np.asarray(tree["posterior"].dataset[name]).ravel()
+        drawn = np.asarray(posterior[name].sel(where)).ravel()
         lo, hi = np.quantile(prior, [0.005, 0.995])
-        ax.set_xlim(min(lo, posterior.min()), max(hi, posterior.max()))
-    return _collection_figure(pc, "Posterior (data) over prior: densities of the law's parameters")
+        ax.set_xlim(min(lo, drawn.min()), max(hi, drawn.max()))
+    whose = "the families' population-mean law" if post.families else "the law"
+    return _collection_figure(pc, f"Posterior (data) over prior: densities of the parameters "
+                                  f"of {whose}")
 
 
 def plot_trace(post: Posterior) -> Figure:
@@ -205,6 +253,9 @@ def plot_rank(post: Posterior) -> Figure:
     """
     import arviz_plots as azp
 
+    if post.tree["posterior"].dataset.sizes["chain"] < 2:
+        raise BayescaleError("rank plots compare chains, and this fit has one: fit with "
+                             "--chains 2 or more")
     pc = azp.plot_rank(_parameter_tree(post, with_prior=False), backend="matplotlib",
                        col_wrap=len(post.law.parameters), figure_kwargs={"figsize": (15, 3.4)})
     return _collection_figure(pc, f"Rank plots per chain; {_diagnostics_line(post)}")
@@ -220,16 +271,19 @@ def plot_pair(post: Posterior) -> Figure:
     """
     import arviz_plots as azp
 
-    tree = _parameter_tree(post, with_prior=False)
-    pc = azp.plot_pair(tree, backend="matplotlib", figure_kwargs={"figsize": (11, 11)},
-                       visuals={"scatter": {"alpha": 0.15, "s": 4}})
+    tree = _parameter_tree(post, with_prior=False, population=True)
     posterior = tree["posterior"].dataset
-    names = list(posterior.data_vars)
+    # a family fit's population-mean law; with --separate-e each family's E (left out) is not
+    names = [str(n) for n in posterior.data_vars if "family" not in posterior[n].dims]
+    pc = azp.plot_pair(tree, var_names=names, backend="matplotlib",
+                       figure_kwargs={"figsize": (11, 11)},
+                       visuals={"scatter": {"alpha": 0.15, "s": 4}})
     corr = np.corrcoef([np.asarray(posterior[n]).ravel() for n in names])
     upper = np.abs(np.triu(corr, 1))
     pairs = [np.unravel_index(k, corr.shape) for k in np.argsort(upper, axis=None)[::-1][:3]]
     strongest = ", ".join(f"{names[i]} ~ {names[j]} r = {corr[i, j]:.3f}" for i, j in pairs)
-    return _collection_figure(pc, f"Pair plot of the posterior; strongest correlations: "
+    whose = " of the families' population-mean law" if post.families else ""
+    return _collection_figure(pc, f"Pair plot of the posterior{whose}; strongest correlations: "
                                   f"{strongest}")
 
 
@@ -250,6 +304,7 @@ def plot_loss_compute(
     level: float = 0.9,
     max_sizes: int = 5,
     random_seed: int = 0,
+    family: str | None = None,
 ) -> Figure:
     """Loss against compute: the fitted runs, and for several model sizes the posterior-median
     law with its band and a new run's predictive band, extended to the targets.
@@ -265,6 +320,9 @@ def plot_loss_compute(
         At most this many model sizes from the data (spread evenly in ln N).
     random_seed : int
         Seed of the draw subset and the noise draws.
+    family : str, optional
+        In a family fit, the family whose law and runs are drawn; a new family's law (the
+        population predictive) over every family's runs when None or unseen.
 
     Examples
     --------
@@ -272,8 +330,8 @@ def plot_loss_compute(
     """
     from matplotlib.colors import LogNorm
 
-    draws = _band_draws(post, random_seed)
-    n, _, c, loss = _fitted(post)
+    draws = _band_draws(post, random_seed, family)
+    n, _, c, loss = _fitted(post, family)
     sizes = np.unique(n)
     if sizes.size > max_sizes:
         wanted = np.quantile(np.log(sizes), np.linspace(0, 1, max_sizes))
@@ -290,7 +348,7 @@ def plot_loss_compute(
     lows, highs = [loss.min()], [np.quantile(loss, 0.98)]
     for size in np.unique(all_n):
         band = _bands(post, draws, np.full(grid.size, size), grid / (6 * size), level,
-                      random_seed)
+                      random_seed, family)
         color = cmap(norm(size))
         ax.fill_between(grid, band["new_lo"], band["new_hi"], color=color, alpha=0.12, lw=0)
         ax.fill_between(grid, band["law_lo"], band["law_hi"], color=color, alpha=0.3, lw=0)
@@ -299,11 +357,13 @@ def plot_loss_compute(
     points = ax.scatter(c, loss, c=n, cmap=cmap, norm=norm, s=14, edgecolor="k",
                         linewidth=0.3, zorder=3, label="fitted runs")
     for (tn, td), tc in zip(targets, t_c, strict=True):
-        pred = post.predict(tn, td, level=level, random_seed=random_seed).iloc[0]
+        pred = post.predict(tn, td, level=level, random_seed=random_seed,
+                            family=family).iloc[0]
         err = [[pred.loss_median - pred.loss_lower], [pred.loss_upper - pred.loss_median]]
         ax.errorbar(tc, pred.loss_median, yerr=err, fmt="*", color="crimson", ms=13,
                     capsize=4, zorder=4)
         _annotate_target(ax, tc, pred, tn, td)
+        lows.append(pred.loss_lower)
         highs.append(pred.loss_upper)
     _shade_beyond(ax, c.max(), upper)
     ax.set_xscale("log")
@@ -312,7 +372,7 @@ def plot_loss_compute(
     ax.set_xlabel(COMPUTE_LABEL)
     ax.set_ylabel(LOSS_LABEL)
     ax.set_title(f"Loss against compute per model size: median law, {level:.0%} law band "
-                 f"(dark) and new-run band (light)")
+                 f"(dark) and new-run band (light){_whose_law(post, family)}", wrap=True)
     fig.colorbar(points, ax=ax, label="parameters N")
     ax.legend(fontsize=8, loc="upper right")
     ax.grid(alpha=0.3)
@@ -326,6 +386,7 @@ def plot_isoflop(
     budgets: Sequence[float] | None = None,
     level: float = 0.9,
     random_seed: int = 0,
+    family: str | None = None,
 ) -> Figure:
     """IsoFLOP curves: loss against N at fixed compute, with bands and the optimum N* of each.
 
@@ -341,6 +402,9 @@ def plot_isoflop(
         Credible level of the bands and of N*'s interval.
     random_seed : int
         Seed of the draw subset and the noise draws.
+    family : str, optional
+        In a family fit, the family whose law and runs are drawn; a new family's law (the
+        population predictive) over every family's runs when None or unseen.
 
     Examples
     --------
@@ -348,8 +412,8 @@ def plot_isoflop(
     """
     from matplotlib.colors import LogNorm
 
-    draws = _band_draws(post, random_seed)
-    n, _, c, loss = _fitted(post)
+    draws = _band_draws(post, random_seed, family)
+    n, _, c, loss = _fitted(post, family)
     if budgets is None:
         budgets = _clusters(c) or list(
             10.0 ** np.arange(np.ceil(np.log10(c.min())), np.floor(np.log10(c.max())) + 1))
@@ -367,7 +431,7 @@ def plot_isoflop(
         span = np.exp(np.abs(np.log(n[near] / centre)).max()) * 1.5 if near.any() else 20.0
         span = max(span, 8.0)
         grid = np.geomspace(centre / span, centre * span, 120)
-        band = _bands(post, draws, grid, budget / (6 * grid), level, random_seed)
+        band = _bands(post, draws, grid, budget / (6 * grid), level, random_seed, family)
         color = cmap(norm(budget))
         ax.fill_between(grid, band["new_lo"], band["new_hi"], color=color, alpha=0.12, lw=0)
         ax.fill_between(grid, band["law_lo"], band["law_hi"], color=color, alpha=0.3, lw=0)
@@ -381,18 +445,20 @@ def plot_isoflop(
     points = ax.scatter(n, loss, c=c, cmap=cmap, norm=norm, s=14, edgecolor="k",
                         linewidth=0.3, zorder=3, label="fitted runs")
     for tn, td in targets:
-        pred = post.predict(tn, td, level=level, random_seed=random_seed).iloc[0]
+        pred = post.predict(tn, td, level=level, random_seed=random_seed,
+                            family=family).iloc[0]
         err = [[pred.loss_median - pred.loss_lower], [pred.loss_upper - pred.loss_median]]
         ax.errorbar(tn, pred.loss_median, yerr=err, fmt="*", color="crimson", ms=13,
                     capsize=4, zorder=5)
         _annotate_target(ax, tn, pred, tn, td)
+        lows.append(pred.loss_lower)
         highs.append(pred.loss_upper)
     ax.set_xscale("log")
     ax.set_ylim(min(lows) * 0.98, max(highs) * 1.06)
     ax.set_xlabel("parameters N (D = C / 6N)")
     ax.set_ylabel(LOSS_LABEL)
     ax.set_title(f"IsoFLOP curves: median law, {level:.0%} law band (dark), new-run band "
-                 "(light); dots: N* with its interval")
+                 f"(light); dots: N* with its interval{_whose_law(post, family)}", wrap=True)
     fig.colorbar(points, ax=ax, label=COMPUTE_LABEL)
     ax.legend(fontsize=8, loc="upper right", ncols=2)
     ax.grid(alpha=0.3)
@@ -405,16 +471,17 @@ def plot_frontier(
     *,
     level: float = 0.9,
     random_seed: int = 0,
+    family: str | None = None,
 ) -> Figure:
     """The compute-optimal frontier N*(C), D*(C) and D*/N* with bands, over the fitted range
-    and beyond to the targets.
+    and beyond to the targets; ``family`` as in :func:`plot_loss_compute`.
 
     Examples
     --------
     >>> plot_frontier(post, targets=[(70e9, 1.4e12)]).savefig("frontier.png")  # doctest: +SKIP
     """
-    draws = _band_draws(post, random_seed)
-    n, d, c, loss = _fitted(post)
+    draws = _band_draws(post, random_seed, family)
+    n, d, c, loss = _fitted(post, family)
     t_c = [6.0 * tn * td for tn, td in targets]
     upper = max([c.max(), *t_c]) * 10
     grid = np.geomspace(c.min() / 10, upper, 80)
@@ -454,7 +521,8 @@ def plot_frontier(
         ax.set_ylabel(labels[key])
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8, loc="upper left")
-    fig.suptitle(f"Compute-optimal allocation under C = 6ND, {level:.0%} credible bands")
+    fig.suptitle(f"Compute-optimal allocation under C = 6ND, {level:.0%} credible bands"
+                 f"{_whose_law(post, family)}")
     return fig
 
 
@@ -469,10 +537,9 @@ def plot_ppc(post: Posterior, *, level: float = 0.9, random_seed: int = 0) -> Fi
     from matplotlib.ticker import FuncFormatter
 
     n, d, c, loss = _fitted(post)
-    draws = post.draws()
-    mean_log = post.law.log_loss(draws, n, d)
+    mean_log = post.row_log_law()
     centre = np.median(mean_log, axis=0)
-    new_log = mean_log + noise_draws(draws, n.size, np.random.default_rng(random_seed))
+    new_log = mean_log + _row_noise(post, np.random.default_rng(random_seed))
     lo, hi = interval(new_log, level)
     observed = np.log(loss)
     resid = 100 * (np.exp(observed - centre) - 1)
@@ -500,9 +567,23 @@ def plot_ppc(post: Posterior, *, level: float = 0.9, random_seed: int = 0) -> Fi
     axes[0].set_ylabel("observed / median law - 1 (%, symmetric log scale)")
     axes[0].legend(fontsize=8)
     inside = int((~outside).sum())
+    whose = "; each row under its family's law" if post.families else ""
     fig.suptitle(f"Posterior predictive check: {inside} of {n.size} fitted rows "
-                 f"({inside / n.size:.0%}) inside their {level:.0%} new-run interval")
+                 f"({inside / n.size:.0%}) inside their {level:.0%} new-run interval{whose}")
     return fig
+
+
+def _row_noise(post: Posterior, rng: np.random.Generator) -> np.ndarray:
+    """A new run's ln-scale noise at each fitted row, per draw (draws x rows); in a family fit,
+    with the noise of the row's family."""
+    if not post.families:
+        return noise_draws(post.draws(), len(post.data), rng)
+    out = np.empty((post.n_draws, len(post.data)))
+    family = post.data[FAMILY].to_numpy()
+    for name in post.families:
+        mine = family == name
+        out[:, mine] = noise_draws(post.draws(family=name), int(mine.sum()), rng)
+    return out
 
 
 #: Figure kind (as in ``bayescale plot FIT KIND``) -> function.

@@ -138,8 +138,13 @@ class Posterior:
         stored = self.meta.get("calibration")
         return Calibration.from_dict(stored) if stored else None
 
-    def _calibration_for(self, family: str | None) -> Calibration | None:
-        """The stored calibration of ``family`` (of the whole fit when None)."""
+    def calibration_for(self, family: str | None) -> Calibration | None:
+        """The stored calibration of ``family`` (of the whole fit when None).
+
+        Examples
+        --------
+        >>> post.calibration_for("gpt3").drift  # doctest: +SKIP
+        """
         stored = self.calibration
         return stored.for_family(family) if stored is not None and family is not None else stored
 
@@ -457,7 +462,7 @@ class Posterior:
         n, d, c = resolve_targets(params, tokens, compute)
         draws = self.draws(family=family)
         mean_log = self.law.log_loss(draws, n, d)
-        stored = self._calibration_for(family)
+        stored = self.calibration_for(family)
         law_log, new_log = new_run_log(mean_log, draws, n, d, stored if discrepancy else None,
                                        random_seed)
         out = pd.DataFrame({"params": n, "tokens": d, "compute": c})
@@ -510,7 +515,7 @@ class Posterior:
         if sum(given) != 1:
             raise BayescaleError("give exactly one of compute, params or tokens")
         draws = self.draws(family=family)
-        calibration = self._calibration_for(family) if discrepancy else None
+        calibration = self.calibration_for(family) if discrepancy else None
         rows = []
         key, values = next(
             (k, _positive(k, v))
@@ -594,7 +599,7 @@ class Posterior:
         return review(self.law, self.draws(family=family), data, float(n[0]), float(d[0]),
                       target_loss=target_loss, level=level, interval_kind=interval_kind,
                       random_seed=random_seed, thresholds=thresholds,
-                      calibration=self._calibration_for(family),
+                      calibration=self.calibration_for(family),
                       fit_doubts=prior_pull(self) + runs_off_the_law(self))
 
     # ---------------------------------------------------------------- plots

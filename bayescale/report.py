@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bayescale import format as fmt
+from bayescale.errors import BayescaleError
 from bayescale.fileio import atomic_path
 from bayescale.plots import FIGURES, WITH_TARGETS
 
@@ -43,6 +44,12 @@ CAPTIONS = {
            "with its new-run predictive interval (grey). Rows outside it are marked; about "
            "(1 - level) of them should be, spread evenly, with no trend.",
 }
+#: What the figures of a family fit (``--family-col``) draw, added to their captions.
+FAMILY_CAPTIONS = {
+    "priors": "Family fit: the parameters of the families' population-mean law, whose prior "
+              "this is (a family's own law has a wider prior: the families' spread added).",
+    "ppc": "Family fit: each row under its own family's law and noise.",
+}
 TITLES = {
     "priors": "Posterior over prior", "trace": "Trace plots", "rank": "Rank plots",
     "pair": "Pair plot", "loss-compute": "Loss against compute", "isoflop": "IsoFLOP curves",
@@ -66,7 +73,8 @@ code { background: #f3f3f3; padding: 0 0.2em; }
 
 @dataclass
 class Report:
-    """Paths of a written report: the HTML file and one PNG per figure kind.
+    """Paths of a written report: the HTML file and one PNG per figure kind drawn; ``left_out``
+    maps a kind that does not apply to the fit (rank plots of one chain) to the reason.
 
     Examples
     --------
@@ -77,6 +85,7 @@ class Report:
 
     html: Path
     figures: dict[str, Path]
+    left_out: dict[str, str]
 
 
 def _table(header: Sequence[str] | None, rows: Sequence[Sequence[Any]]) -> str:
@@ -114,12 +123,12 @@ def _diagnostics_section(post: Posterior) -> str:
 
 
 def _targets_section(post: Posterior, targets: Sequence[tuple[float, float]], level: float,
-                     random_seed: int) -> str:
+                     random_seed: int, family: str | None) -> str:
     if not targets:
         return ""
     rows, verdicts = [], []
     for n, d in targets:
-        r = post.risk(n, d, level=level, random_seed=random_seed)
+        r = post.risk(n, d, level=level, random_seed=random_seed, family=family)
         rows.append((
             fmt.size(n), fmt.size(d), fmt.flop(r.compute), fmt.interval(**r.loss),
             fmt.interval(**r.mean_loss),
@@ -157,6 +166,19 @@ def _header(post: Posterior) -> str:
     return f"<h2>Fit</h2>{_table(None, rows)}"
 
 
+def _caption(post: Posterior, kind: str, family: str | None) -> str:
+    """A figure's caption (plain text), with what a family fit's figure draws."""
+    if not post.families:
+        return CAPTIONS[kind]
+    if kind not in WITH_TARGETS:
+        return " ".join(filter(None, (CAPTIONS[kind], FAMILY_CAPTIONS.get(kind))))
+    if family in post.families:
+        return f"{CAPTIONS[kind]} Family fit: family {family}'s law and its runs only."
+    return (f"{CAPTIONS[kind]} Family fit: the law drawn is a new family's (the population "
+            f"predictive of the {len(post.families)} families), over every family's runs; "
+            "--family NAME draws one family's law and runs.")
+
+
 def write_report(
     post: Posterior,
     out_dir: str | Path,
@@ -165,6 +187,7 @@ def write_report(
     level: float = 0.9,
     random_seed: int = 0,
     dpi: int = 100,
+    family: str | None = None,
 ) -> Report:
     """Write ``report.html`` and one PNG per figure into ``out_dir``.
 
@@ -184,6 +207,9 @@ def write_report(
         Seed of the noise draws and draw subsets.
     dpi : int
         Resolution of the PNG files.
+    family : str, optional
+        In a family fit, the family whose law, runs and risk the law figures and the planned
+        runs show; a new family's (the population predictive) when None or unseen.
 
     Examples
     --------
@@ -192,14 +218,21 @@ def write_report(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    figures, sections = {}, []
+    figures, left_out, sections = {}, {}, []
     for kind, function in FIGURES.items():
         kwargs: dict[str, Any] = {}
         if kind in WITH_TARGETS:
-            kwargs = {"targets": list(targets), "level": level, "random_seed": random_seed}
+            kwargs = {"targets": list(targets), "level": level, "random_seed": random_seed,
+                      "family": family}
         elif kind == "ppc":
             kwargs = {"level": level, "random_seed": random_seed}
-        fig = function(post, **kwargs)
+        try:
+            fig = function(post, **kwargs)
+        except BayescaleError as exc:  # the figure does not apply to this fit
+            left_out[kind] = exc.one_line()
+            sections.append(f"<h3 id='{kind}'>{TITLES[kind]}</h3><p>Left out: "
+                            f"{html.escape(left_out[kind])}.</p>")
+            continue
         path = out / f"{kind}.png"
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png", dpi=dpi)
@@ -208,19 +241,20 @@ def write_report(
         sections.append(
             f"<h3 id='{kind}'>{TITLES[kind]}</h3><figure>"
             f"<img src='data:image/png;base64,{encoded}' alt='{TITLES[kind]}'>"
-            f"<figcaption>{html.escape(CAPTIONS[kind])} (File: <code>{path.name}</code>.)"
+            f"<figcaption>{html.escape(_caption(post, kind, family))} "
+            f"(File: <code>{path.name}</code>.)"
             "</figcaption></figure>")
     title = f"bayescale report: {post.meta.get('input', {}).get('path', post.path or '')}"
-    contents = "".join(f"<li><a href='#{k}'>{TITLES[k]}</a></li>" for k in figures)
+    contents = "".join(f"<li><a href='#{k}'>{TITLES[k]}</a></li>" for k in FIGURES)
     page = (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
         f"<h1>{html.escape(title)}</h1>{_header(post)}"
-        f"{_targets_section(post, targets, level, random_seed)}"
+        f"{_targets_section(post, targets, level, random_seed, family)}"
         f"{_summary_section(post, level)}{_diagnostics_section(post)}"
         f"<h2>Figures</h2><ul>{contents}</ul>{''.join(sections)}</body></html>\n"
     )
     html_path = out / "report.html"
     with atomic_path(html_path) as tmp:
         tmp.write_text(page, encoding="utf-8")
-    return Report(html_path, figures)
+    return Report(html_path, figures, left_out)

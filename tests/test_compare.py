@@ -70,3 +70,17 @@ def test_compare_cli_usage_errors(tmp_path):
     assert runner.invoke(app, ["compare", "examples/isoflop_runs.posterior.nc"]).exit_code == 2
     missing = runner.invoke(app, ["compare", str(tmp_path / "a.nc"), str(tmp_path / "b.nc")])
     assert missing.exit_code == 1 and "no such file" in missing.output
+
+
+def test_compare_table_shows_whole_names_at_80_columns(example_posterior, tmp_path,
+                                                       monkeypatch):
+    """At the default 80 columns the fit and law columns were cut to "isof…", "chin…"."""
+    monkeypatch.chdir(tmp_path)
+    names = ["isoflop_runs.posterior.nc", "isoflop_runs_again.posterior.nc"]
+    for name in names:
+        example_posterior.save(name)
+    result = CliRunner().invoke(app, ["compare", *names])
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stderr.splitlines() if "chinchilla" in line]
+    assert len(rows) == 2 and all(any(name in row for row in rows) for name in names)
+    assert "…" not in result.stderr

@@ -232,19 +232,24 @@ def test_one_family_is_refused(tmp_path):
         fit(load_runs(path, run_col="run", family_col="family"), ModelSpec(law="kaplan"))
 
 
-def test_new_family_draws_follow_the_population():
-    """Known population (no sampling): a new family's coordinates are mu + tau z."""
-    size, pooled = 4000, ("log_E", "a_c", "b_c", "log_alpha", "log_beta")
+def new_family_draws(tau: list[float], size: int = 4000) -> tuple[Posterior, dict]:
+    """A new family's draws from a known population (no sampling): means fixed, spread tau."""
+    pooled = ("log_E", "a_c", "b_c", "log_alpha", "log_beta")
     means = {"log_E": 0.6, "a_c": -1.0, "b_c": -0.8, "log_alpha": -1.05, "log_beta": -1.0}
-    tau = np.array([0.1, 0.2, 0.2, 0.05, 0.05])
     posterior = xr.Dataset(
         {f"pop_{k}": (("chain", "draw"), np.full((1, size), v)) for k, v in means.items()}
-        | {"family_sd": (("chain", "draw", "pooled"), np.broadcast_to(tau, (1, size, 5)))},
+        | {"family_sd": (("chain", "draw", "pooled"),
+                         np.broadcast_to(np.array(tau), (1, size, 5)))},
         coords={"pooled": list(pooled)})
     tree = xr.DataTree.from_dict({"posterior": posterior})
     tree.attrs = {META_KEY: json.dumps({"law": "chinchilla"})}
     post = Posterior(tree)
-    draws = family_draws(tree, post.law, None, {"n0": 20.0, "d0": 23.0}, post.priors)
+    return post, family_draws(tree, post.law, None, {"n0": 20.0, "d0": 23.0}, post.priors)
+
+
+def test_new_family_draws_follow_the_population():
+    """Known population (no sampling): a new family's coordinates are mu + tau z."""
+    _, draws = new_family_draws([0.1, 0.2, 0.2, 0.05, 0.05])
 
     def iqr(x: np.ndarray) -> float:
         return float(np.subtract(*np.quantile(x, [0.75, 0.25])))
@@ -258,17 +263,8 @@ def test_new_family_draws_follow_the_population():
 def test_new_family_draws_are_finite_laws():
     """A population spread so wide that t(3) tails overflow A or B: those draws are drawn
     again, so optimum, regret and exponents stay finite (ColPret: 1 of 800 had B = inf)."""
-    size, pooled = 4000, ("log_E", "a_c", "b_c", "log_alpha", "log_beta")
-    means = {"log_E": 0.6, "a_c": -1.0, "b_c": -0.8, "log_alpha": -1.05, "log_beta": -1.0}
-    tau = np.array([0.1, 0.2, 0.2, 3.0, 3.0])  # exponents up to e^(3 t(3)): A = exp(a_c + a n0)
-    posterior = xr.Dataset(
-        {f"pop_{k}": (("chain", "draw"), np.full((1, size), v)) for k, v in means.items()}
-        | {"family_sd": (("chain", "draw", "pooled"), np.broadcast_to(tau, (1, size, 5)))},
-        coords={"pooled": list(pooled)})
-    tree = xr.DataTree.from_dict({"posterior": posterior})
-    tree.attrs = {META_KEY: json.dumps({"law": "chinchilla"})}
-    post = Posterior(tree)
-    draws = family_draws(tree, post.law, None, {"n0": 20.0, "d0": 23.0}, post.priors)
+    # exponents up to e^(3 t(3)): A = exp(a_c + alpha n0) overflows in ~1 in 9 draws
+    post, draws = new_family_draws([0.1, 0.2, 0.2, 3.0, 3.0])
     assert all(np.isfinite(v).all() for v in draws.values())
     assert np.isfinite(post.law.log_loss(draws, [1e9], [2e10])).all()
 

@@ -6,14 +6,66 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
+import xarray as xr
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from bayescale import BayescaleError
-from bayescale.plots import FIGURES, WITH_TARGETS
+from bayescale import BayescaleError, Posterior
+from bayescale.laws import get_law
+from bayescale.plots import FIGURES, WITH_TARGETS, _parameter_tree
+from bayescale.posterior import META_KEY
+from bayescale.simulate import EPOCH_LAW, isoflop_sweep
 
 TARGET = (7e9, 1.4e11)
+#: Two families whose laws differ (E by 0.2 nats).
+TRUTHS = {"p": {**EPOCH_LAW, "E": 1.75}, "q": {**EPOCH_LAW, "E": 1.95, "alpha": 0.36}}
+
+
+def known_family_posterior() -> Posterior:
+    """A family fit of known draws (no sampling): each family's runs lie on its own law, and
+    its draws (2 chains x 200) scatter 1% around it in the law's centred coordinates."""
+    law = get_law("chinchilla")
+    data = pd.concat([isoflop_sweep([1e18, 1e19, 1e20], 5, truth=truth, seed_noise=0.0)
+                      .assign(family=name) for name, truth in TRUTHS.items()], ignore_index=True)
+    n0, d0 = float(np.log(data["params"]).mean()), float(np.log(data["tokens"]).mean())
+    rng = np.random.default_rng(0)
+    theta = {name: {"log_E": np.log(t["E"]), "a_c": np.log(t["A"]) - t["alpha"] * n0,
+                    "b_c": np.log(t["B"]) - t["beta"] * d0, "log_alpha": np.log(t["alpha"]),
+                    "log_beta": np.log(t["beta"])} for name, t in TRUTHS.items()}
+    theta = {name: {k: v + rng.normal(0, 0.01, 400) for k, v in coords.items()}
+             for name, coords in theta.items()}
+    laws = {name: law.from_pooled(coords, n0, d0) for name, coords in theta.items()}
+    shape, names = (2, 200), list(TRUTHS)
+    posterior = xr.Dataset(
+        {p: (("chain", "draw", "family"),
+             np.stack([laws[f][p] for f in names], -1).reshape(*shape, 2))
+         for p in law.parameters}
+        | {f"pop_{k}": (("chain", "draw"), np.mean([theta[f][k] for f in names], 0)
+                        .reshape(shape)) for k in law.pooled}
+        | {"family_sd": (("chain", "draw", "pooled"), np.full((*shape, 5), 0.05)),
+           "sigma_obs": (("chain", "draw"), np.full(shape, 0.002)),
+           "seed_noise": (("chain", "draw"), np.full(shape, 0.005))},
+        coords={"family": names, "pooled": list(law.pooled)})
+    tree = xr.DataTree.from_dict({
+        "posterior": posterior,
+        "constant_data": xr.Dataset({k: ("row", data[k].to_numpy())
+                                     for k in ("params", "tokens", "family")}),
+        "observed_data": xr.Dataset({"loss": ("row", data["loss"].to_numpy())}),
+    })
+    tree.attrs = {META_KEY: json.dumps({"law": "chinchilla", "likelihood": "normal",
+                                        "centring": {"n0": n0, "d0": d0},
+                                        "input": {"path": "<draws>", "n_rows": len(data)}})}
+    return Posterior(tree)
+
+
+@pytest.fixture(scope="module")
+def family_posterior() -> Posterior:
+    return known_family_posterior()
 
 
 def _has_data(ax) -> bool:
@@ -83,3 +135,74 @@ def test_new_run_band_is_predicts_interval(example_posterior):
     np.testing.assert_allclose(band["new_lo"], pred["loss_lower"], rtol=1e-12)
     np.testing.assert_allclose(band["new_hi"], pred["loss_upper"], rtol=1e-12)
     assert pred["discrepancy_share"].iloc[1] > 0.5
+
+
+def test_prior_of_a_and_b_is_the_laws(example_posterior):
+    """A and B's priors sit at a reference size (A / at^alpha): the figure's prior is the law's
+    (it sampled the prior of A / at^alpha as if it were A: median log10 A -0.40, not 2.79)."""
+    prior = _parameter_tree(example_posterior, with_prior=True)["prior"].dataset
+    law = example_posterior.law
+    draws = law.prior_draws(example_posterior.priors, np.random.default_rng(7), 20_000)
+    for name in ("A", "B"):
+        plotted = np.median(np.asarray(prior[f"log10 {name}"]))
+        assert plotted == pytest.approx(np.log10(np.median(draws[name])), abs=0.1), name
+    assert np.median(np.asarray(prior["alpha"])) == pytest.approx(0.35, rel=0.05)
+
+
+def test_rank_plot_of_one_chain_is_a_user_error(known_posterior):
+    with pytest.raises(BayescaleError, match="compare chains"):
+        known_posterior.plot_rank()
+
+
+@pytest.mark.parametrize("kind", ["isoflop", "loss-compute"])
+def test_target_interval_and_label_fit_in_the_figure(example_posterior, kind):
+    """The y-limits hold the target's whole interval, and its label clears the error bar."""
+    fig = example_posterior.plot(kind, targets=[TARGET])
+    (ax,) = [a for a in fig.axes if a.get_ylabel() == "loss (nats)"]
+    pred = example_posterior.predict(*TARGET).iloc[0]
+    low, high = ax.get_ylim()
+    assert low < pred.loss_lower and pred.loss_upper < high
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    (label,) = ax.texts
+    box = label.get_bbox_patch().get_window_extent(renderer)
+    caps = [line.get_window_extent(renderer) for line in ax.lines
+            if line.get_marker() == "_" and line.get_color() == "crimson"]
+    assert len(caps) == 2 and not any(box.overlaps(cap) for cap in caps)
+
+
+def test_priors_and_pair_of_a_family_fit_show_the_population_law(family_posterior):
+    """Each family's parameters have a dim family (this crashed); the figures show the
+    population-mean law, whose prior the single-law prior is."""
+    fig = family_posterior.plot_priors()
+    assert len([ax for ax in fig.axes if _has_data(ax)]) == 5
+    assert "population-mean law" in fig.get_suptitle()
+    posterior = _parameter_tree(family_posterior, with_prior=True, population=True)["posterior"]
+    pop_alpha = np.exp(np.asarray(family_posterior.tree["posterior"].dataset["pop_log_alpha"]))
+    np.testing.assert_allclose(np.asarray(posterior["alpha"]), pop_alpha, rtol=1e-12)
+    assert "population-mean law" in family_posterior.plot_pair().get_suptitle()
+
+
+def test_law_figures_of_a_family_fit_say_whose_law(family_posterior):
+    everyone = family_posterior.plot_isoflop()
+    assert "a new family's law (population of the 2 families)" in everyone.axes[0].get_title()
+    assert len(everyone.axes[0].collections[-1].get_offsets()) == 30
+    one = family_posterior.plot_loss_compute(targets=[TARGET], family="q")
+    assert "family q: its law and its runs" in one.axes[0].get_title()
+    scatter = [c for c in one.axes[0].collections if c.get_label() == "fitted runs"]
+    assert len(scatter[0].get_offsets()) == 15
+    # the target's star is family q's prediction
+    pred = family_posterior.predict(*TARGET, family="q").iloc[0]
+    stars = [x for x in one.axes[0].lines if x.get_marker() == "*"]
+    assert stars[0].get_ydata()[0] == pytest.approx(pred.loss_median, rel=1e-12)
+    assert "family q" in family_posterior.plot_frontier(family="q").get_suptitle()
+
+
+def test_ppc_of_a_family_fit_puts_each_row_under_its_familys_law(family_posterior):
+    """The rows lie on their own family's law: residuals near 0 (under the population law they
+    would be off by several percent)."""
+    fig = family_posterior.plot_ppc()
+    assert "under its family's law" in fig.get_suptitle()
+    resid = np.concatenate([c.get_offsets()[:, 1] for c in fig.axes[0].collections[1:3]])
+    assert resid.size == 30 and np.abs(resid).max() < 1.0

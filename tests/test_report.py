@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+from html import unescape
 
 import matplotlib
 
@@ -17,23 +18,30 @@ from typer.testing import CliRunner
 from bayescale import Posterior
 from bayescale.cli import app
 from bayescale.plots import FIGURES
+from bayescale.report import write_report
 from bayescale.simulate import EPOCH_LAW
 from tests.conftest import EXAMPLE
+from tests.test_plots import known_family_posterior
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module")
-def fit_file(tmp_path_factory):
-    """Known draws (2 chains x 150) on the example's runs: no sampling, no stored diagnostics."""
+def _known_fit(folder, chains: int):
+    """Known draws (300 in all) on the example's runs: no sampling, no stored diagnostics."""
     rng = np.random.default_rng(3)
     draws = {k: v * np.exp(rng.normal(0, 0.03, 300)) for k, v in EPOCH_LAW.items()}
     draws["sigma_obs"] = np.abs(rng.normal(0.004, 0.001, 300))
     draws["seed_noise"] = np.abs(rng.normal(0.01, 0.002, 300))
     data = pd.read_csv(EXAMPLE)[["params", "tokens", "loss"]]
-    path = tmp_path_factory.mktemp("report") / "known.posterior.nc"
-    Posterior.from_draws(draws, data=data, chains=2).save(path)
+    path = folder / f"known{chains}.posterior.nc"
+    Posterior.from_draws(draws, data=data, chains=chains).save(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def fit_file(tmp_path_factory):
+    """Two chains of known draws."""
+    return _known_fit(tmp_path_factory.mktemp("report"), chains=2)
 
 
 def test_report_writes_html_with_every_figure(fit_file, tmp_path):
@@ -83,4 +91,47 @@ def test_missing_fit_is_one_line_and_no_output(tmp_path):
         result = CliRunner().invoke(app, command)
         assert result.exit_code == 1
         assert result.stderr.count("\n") == 1 and "no.nc" in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_one_chain_report_leaves_out_the_rank_plot_and_says_why(tmp_path):
+    """``fit --chains 1`` is allowed: report and plot rank crashed in ArviZ's chain test."""
+    one = _known_fit(tmp_path, chains=1)
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["report", str(one), "--out", str(out), "--dpi", "30"])
+    assert result.exit_code == 0, result.output
+    assert "rank figure left out: rank plots compare chains" in result.stderr
+    html = (out / "report.html").read_text()
+    assert "Left out: rank plots compare chains, and this fit has one" in html
+    assert len(re.findall(r"data:image/png", html)) == len(FIGURES) - 1
+    assert not (out / "rank.png").exists() and (out / "trace.png").exists()
+    rank = CliRunner().invoke(app, ["plot", str(one), "rank", "--out", str(tmp_path / "r.png")])
+    assert rank.exit_code == 1 and "Traceback" not in rank.output
+    assert rank.stderr == ("error: rank plots compare chains, and this fit has one: fit with "
+                           "--chains 2 or more\n")
+    assert not (tmp_path / "r.png").exists()
+
+
+def test_family_report_says_whose_law_the_figures_draw(tmp_path):
+    """A family fit's report (it crashed in the priors figure) names the law of the figures:
+    a new family's over every family's runs, or one family's with ``family``."""
+    post = known_family_posterior()
+    everyone = write_report(post, tmp_path / "all", [(7e9, 1.4e11)], dpi=30)
+    assert set(everyone.figures) == set(FIGURES) and not everyone.left_out
+    html = unescape(everyone.html.read_text())
+    assert html.count("the law drawn is a new family's (the population predictive of the 2 "
+                      "families), over every family's runs") == 3
+    assert "population-mean law" in html
+    one = write_report(post, tmp_path / "p", [(7e9, 1.4e11)], dpi=30, family="p")
+    assert unescape(one.html.read_text()).count("family p's law and its runs only") == 3
+
+
+def test_family_option_needs_a_family_fit_and_a_law_figure(fit_file, tmp_path):
+    for command in (["report", str(fit_file), "--out", str(tmp_path / "r"), "--family", "p"],
+                    ["plot", str(fit_file), "isoflop", "--out", str(tmp_path / "i.png"),
+                     "--family", "p"],
+                    ["plot", str(fit_file), "trace", "--out", str(tmp_path / "t.png"),
+                     "--family", "p"]):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 2 and "--family" in result.output, command
     assert not list(tmp_path.iterdir())

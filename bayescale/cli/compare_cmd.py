@@ -42,14 +42,20 @@ def compare(
             "warnings": warnings,
         })
         return
+    header = ("rank", "fit", "law", "ELPD", "SE", "ELPD diff", "SE diff", "p_loo", "weight",
+              "k > 0.7")
+    rows = [(str(row["rank"]), name, str(row["law"]), f"{row['elpd_loo']:.1f}",
+             f"{row['se']:.1f}", f"{row['elpd_diff']:.1f}", f"{row['dse']:.1f}",
+             f"{row['p_loo']:.1f}", f"{row['weight']:.2f}", str(row["n_bad_k"]))
+            for name, row in table.iterrows()]
     out = Table(title="PSIS-LOO comparison (higher ELPD predicts left-out rows better)")
-    for column in ("rank", "fit", "law", "ELPD", "SE", "ELPD diff", "SE diff", "p_loo",
-                   "weight", "k > 0.7"):
-        out.add_column(column, justify="right")
-    for name, row in table.iterrows():
-        out.add_row(str(row["rank"]), Text(name), row["law"], f"{row['elpd_loo']:.1f}",
-                    f"{row['se']:.1f}", f"{row['elpd_diff']:.1f}", f"{row['dse']:.1f}",
-                    f"{row['p_loo']:.1f}", f"{row['weight']:.2f}", str(row["n_bad_k"]))
+    for k, column in enumerate(header):
+        # every cell whole (headers may wrap at spaces): wider than the terminal, if need be
+        widest = max([*(len(cells[k]) for cells in rows), *map(len, column.split())])
+        out.add_column(column, justify="left" if column in ("fit", "law") else "right",
+                       min_width=widest)
+    for cells in rows:
+        out.add_row(*map(Text, cells))
     err.print(out)
     err.print("A difference smaller than about twice its SE does not separate the fits.")
     for line in warnings:

@@ -8,7 +8,14 @@ from pathlib import Path
 import typer
 
 from bayescale.cli import app
-from bayescale.cli.common import LevelOption, err, parse_sizes, user_errors
+from bayescale.cli.common import (
+    FamilyOption,
+    LevelOption,
+    err,
+    parse_sizes,
+    user_errors,
+    which_family,
+)
 
 FitArgument = typer.Argument(..., metavar="FIT", help="Posterior file written by `bayescale fit`.")
 TargetOption = typer.Option(
@@ -50,6 +57,7 @@ def report(
     level: float = LevelOption,
     dpi: int = typer.Option(100, min=30, max=600, help="Resolution of the PNG files."),
     random_seed: int = typer.Option(0, min=0, help="Seed of the noise draws in the bands."),
+    family: str | None = FamilyOption,
 ) -> None:
     """Write a self-contained HTML report (figures embedded) and every figure as a PNG file:
     posterior over prior, trace, rank and pair plots, diagnostics and summary tables, loss
@@ -63,11 +71,15 @@ def report(
         raise typer.BadParameter(f"{out} exists and is not a directory", param_hint="--out")
     check_writable(out, folder=True)
     post = Posterior.load(fit_file)
+    which_family(post, family, quiet=False)
     _headless()
     from bayescale.report import write_report
 
-    written = write_report(post, out, targets, level=level, random_seed=random_seed, dpi=dpi)
+    written = write_report(post, out, targets, level=level, random_seed=random_seed, dpi=dpi,
+                           family=family)
     err.print(f"report written to {written.html} ({len(written.figures)} figures beside it)")
+    for kind, reason in written.left_out.items():
+        err.print(f"note: {kind} figure left out: {reason}")
 
 
 @app.command()
@@ -82,6 +94,7 @@ def plot(
     level: float = LevelOption,
     dpi: int = typer.Option(100, min=30, max=600, help="Resolution of a PNG file."),
     random_seed: int = typer.Option(0, min=0, help="Seed of the noise draws in the bands."),
+    family: str | None = FamilyOption,
 ) -> None:
     """Draw one figure of a posterior to a file."""
     from bayescale.fileio import atomic_path, check_writable
@@ -97,12 +110,17 @@ def plot(
     if targets and kind not in WITH_TARGETS:
         raise typer.BadParameter(f"only {', '.join(WITH_TARGETS)} draw targets",
                                  param_hint="--target")
+    if family is not None and kind not in WITH_TARGETS:
+        raise typer.BadParameter(f"only {', '.join(WITH_TARGETS)} draw one family's law",
+                                 param_hint="--family")
     check_writable(out)
     post = Posterior.load(fit_file)
     _headless()
     kwargs: dict = {}
     if kind in WITH_TARGETS:
-        kwargs = {"targets": targets, "level": level, "random_seed": random_seed}
+        which_family(post, family, quiet=False)
+        kwargs = {"targets": targets, "level": level, "random_seed": random_seed,
+                  "family": family}
     elif kind == "ppc":
         kwargs = {"level": level, "random_seed": random_seed}
     fig = FIGURES[kind](post, **kwargs)
