@@ -19,6 +19,7 @@ import numpy as np
 from bayescale import format as fmt
 from bayescale.fit import loss_residuals
 from bayescale.posterior import Posterior
+from bayescale.risk import Thresholds
 
 #: Posterior sd above this share of the prior sd: the data barely moved the prior.
 UNCONSTRAINED_RATIO = 0.7
@@ -36,10 +37,10 @@ PRIOR_PULL = 3.0
 #: fits Chinchilla's 5 parameters exactly).
 PRIOR_PULL_ROWS_PER_PARAMETER = 4
 #: Targets beyond these multiples of the largest fitted run are far extrapolations (for D:
-#: outside the fitted range by this factor, either side), as ``risk``'s default thresholds.
-FAR_COMPUTE = 100.0
-FAR_PARAMS = 10.0
-FAR_TOKENS = 10.0
+#: outside the fitted range by this factor, either side): ``risk``'s default thresholds.
+FAR_COMPUTE = Thresholds.max_compute_ratio
+FAR_PARAMS = Thresholds.max_params_ratio
+FAR_TOKENS = Thresholds.max_tokens_ratio
 
 
 def sd_ratios(post: Posterior, size: int = 20_000, random_seed: int = 0) -> dict[str, float]:

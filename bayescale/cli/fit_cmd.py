@@ -169,11 +169,7 @@ def fit(
                            if p.split("[")[0] in law_obj.parameters},
             "noise": {p: e for p, e in entries.items()
                       if p.split("[")[0] not in law_obj.parameters},
-            "diagnostics": {"divergences": diag.divergences,
-                            "max_r_hat": _json_number(diag.max_r_hat),
-                            "min_ess_bulk": _json_number(diag.min_ess_bulk),
-                            "min_ess_tail": _json_number(diag.min_ess_tail),
-                            "problems": diag.problems},
+            "diagnostics": {k: v for k, v in diag.as_dict().items() if k != "max_depth_hits"},
             "seconds": result.seconds, "warnings": warnings,
         })
     else:

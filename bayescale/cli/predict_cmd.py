@@ -38,7 +38,7 @@ def _targets_from_file(path: Path) -> tuple[list | None, list | None, list | Non
     """params / tokens / compute columns of a targets table (two of the three)."""
     import numpy as np
 
-    from bayescale.runs import ROW, parse_size, read_table
+    from bayescale.runs import COMPUTE_TOLERANCE, ROW, parse_size, read_table
 
     frame = read_table(path)
     found = {}
@@ -58,9 +58,9 @@ def _targets_from_file(path: Path) -> tuple[list | None, list | None, list | Non
     if len(found) < 2:
         raise BayescaleError("a targets table needs two of the columns params, tokens, compute",
                              path=str(path))
-    if len(found) == 3:  # C = 6 N D (Kaplan et al. 2020) must hold where all three are given
+    if len(found) == 3:  # C = 6 N D (Kaplan et al. 2020) must hold, as for a runs table
         for n, d, c, line in zip(*found.values(), frame[ROW], strict=True):
-            if abs(c - 6.0 * n * d) > 0.01 * c:
+            if abs(c - 6.0 * n * d) > COMPUTE_TOLERANCE * c:
                 raise BayescaleError(
                     f"{c:.3g} is not 6 x params x tokens = {6.0 * n * d:.3g}; give two of "
                     "params, tokens, compute, or three that agree", path=str(path),
