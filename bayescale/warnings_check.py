@@ -158,18 +158,16 @@ def prior_pull(post: Posterior, ratio: float = PRIOR_PULL) -> list[str]:
 def runs_off_the_law(post: Posterior, scales: float = RUN_SCALES) -> list[str]:
     """A warning when the law misses whole runs by far more than their offsets' scale.
 
-    A run's miss is the median residual of its rows (:func:`bayescale.fit.loss_residuals`: the
-    law without the run's offset); its scale is the one its offset gets in the model: a fixed
-    ``--seed-noise``, else the seed noise (posterior median) where another run shares its model
-    size, else the seed-noise prior's root-mean-square. Far beyond it, the offsets carry the
+    Runs with an offset only (:mod:`bayescale.model`: a fixed ``--seed-noise``, or another run
+    at the same model size). A run's miss is the median residual of its rows
+    (:func:`bayescale.fit.loss_residuals`: the law without the run's offset); its scale is the
+    seed noise (posterior median, or the fixed value). Far beyond it, the offsets carry the
     size dependence the law should (the priors holding the law elsewhere), and a new size gets
     the law without them. On ColPret's Revisiting LM curves (losses 0.85-0.93, point-fit
-    exponents 0.04 and 0.1), the three smallest models (16.8M-262M, 3 runs) were missed by
-    -0.136, +0.085, +0.048 (scale 0.02), and the 1.07B model came out 14% above the prediction;
-    with priors widened to these data (exponents median 0.15, E median 0.7, sd of log 1 each)
-    the misses stayed within 3 scales and the 1.07B miss fell to 7.5%, at the edge of the 90%
-    interval. In a family fit, runs are named "family run" and judged against their family's
-    law and seed noise.
+    exponents 0.04 and 0.1), when runs alone at their size still had offsets of scale 0.02, the
+    three smallest models (16.8M-262M, 3 runs) were missed by -0.136, +0.085, +0.048, and the
+    1.07B model came out 14% above the prediction. In a family fit, runs are named "family
+    run" and judged against their family's law and seed noise.
 
     Examples
     --------
@@ -190,10 +188,10 @@ def runs_off_the_law(post: Posterior, scales: float = RUN_SCALES) -> list[str]:
     per_run = rows.groupby("run").agg(miss=("miss", "median"), size=("size", "first"),
                                       seed=("seed", "first"))
     shared = per_run["size"].map(runs_per_size).to_numpy() >= 2
-    fixed = post.meta.get("seed_noise") is not None
-    scale = np.where(shared | fixed, per_run["seed"], post.priors["seed_noise"].rms())
+    if post.meta.get("seed_noise") is None:
+        per_run = per_run[shared]  # runs alone at their size have no offset
     miss = per_run["miss"].rename(index=lambda key: key.replace("\x1f", " ").strip())
-    z = miss.to_numpy() / scale
+    z = miss.to_numpy() / per_run["seed"].to_numpy()
     far = np.argsort(-np.abs(z))[: int((np.abs(z) > scales).sum())]
     if far.size == 0:
         return []

@@ -73,7 +73,7 @@ def curve_fits(tmp_path_factory):
                                seed_noise=SEED_NOISE, row_noise=ROW_NOISE, random_seed=11)
     path = folder / "curves.csv"
     curves.to_csv(path, index=False)
-    cache = CompiledCache()  # the two run-effect fits share one structure: one compile
+    cache = CompiledCache()
     with_runs = fit(load_runs(path, run_col="run"), options=LONGER, calibration=False,
                     cache=cache)
     rows_alone = fit(load_runs(path), options=OPTIONS, calibration=False)
@@ -82,7 +82,7 @@ def curve_fits(tmp_path_factory):
     single.to_csv(folder / "single.csv", index=False)
     one_per_size = fit(load_runs(folder / "single.csv", run_col="run"), options=LONGER,
                        calibration=False, cache=cache)
-    assert cache.reuses == 1
+    assert cache.compiles == 2  # no run offsets in the second: another structure
     return with_runs, rows_alone, one_per_size
 
 
@@ -115,8 +115,9 @@ def test_checkpoints_of_a_run_do_not_count_as_independent_runs(curve_fits):
 
 @pytest.mark.slow
 def test_one_run_per_size_keeps_the_seed_prior_and_the_size_law(curve_fits):
-    """With no size repeated, run offsets cannot take over the law's size dependence: the
-    exponents are recovered and the seed noise stays at its prior, with a warning."""
+    """With no size repeated, runs get no offsets that could take over the law's size
+    dependence: the exponents are recovered, and the seed noise stays at its prior, with a
+    warning, and still sets a new run's floor."""
     from bayescale.priors import NOISE_PRIORS
     from bayescale.warnings_check import fit_warnings
 
@@ -133,3 +134,9 @@ def test_one_run_per_size_keeps_the_seed_prior_and_the_size_law(curve_fits):
     seed = post.draws(["seed_noise"])["seed_noise"]
     assert abs(np.median(seed) / np.median(prior) - 1) < 0.15
     assert any("no model size has two runs" in w for w in fit_warnings(post))
+    assert "run_offset" not in post.tree["posterior"]
+    frame = post.predict(params=3e8, tokens=3e9, level=0.9, discrepancy=False)
+    law_width = float(np.log(frame["mean_loss_upper"] / frame["mean_loss_lower"]).iloc[0])
+    run_width = float(np.log(frame["loss_upper"] / frame["loss_lower"]).iloc[0])
+    # the prior's seed noise (rms 0.02) on a law pinned by 200 checkpoints
+    assert run_width > 0.05 > 5 * law_width, (run_width, law_width)

@@ -141,31 +141,33 @@ def test_cli_says_each_warning_once(tmp_path):
     assert json.loads(result.stdout)["warnings"] == []
 
 
-@pytest.mark.parametrize(("shift", "named"), [(0.12, True), (0.03, False)])
+@pytest.mark.parametrize(("shift", "named"), [(0.12, True), (0.015, False)])
 def test_runs_the_law_misses_by_far_more_than_their_offsets_are_named(shift, named):
-    """Three checkpoint runs, one lifted off the law: 0.12 in ln L is 6 times the scale an
-    offset of a run alone at its size gets (the seed-noise prior's rms, 0.02); 0.03 is 1.5."""
+    """Two runs at each of two sizes, one lifted off the law: 0.12 in ln L is 15 times their
+    offsets' scale (the seed noise, 0.008); 0.015 is 1.9. A run alone at its size has no
+    offset, so its miss (0.12 here) is not judged against one."""
     rng = np.random.default_rng(5)
     draws = _draws(rng)
     law = {k: np.array([v]) for k, v in EPOCH_LAW.items()}
     frames = []
-    for size, lift in ((2e7, 0.0), (1.3e8, shift), (2.6e8, 0.0)):
+    for size, run, lift in ((2e7, "alone", 0.12), (1.3e8, "a", shift), (1.3e8, "b", 0.0),
+                            (2.6e8, "a", 0.0), (2.6e8, "b", 0.0)):
         d = np.geomspace(1e10, 3e11, 20)
         loss = get_law("chinchilla").loss(law, np.full(d.size, size), d)[0] * np.exp(lift)
         frames.append(pd.DataFrame({"params": size, "tokens": d, "loss": loss,
-                                    "run": f"r{size:.2g}"}))
+                                    "run": f"r{size:.2g}{run}"}))
     data = pd.concat(frames, ignore_index=True)
     data["line"] = np.arange(len(data)) + 2
     post = Posterior.from_draws(draws, data=data)
     assert runs_off_the_law(post) == []  # no run offsets in the fit: nothing to compare
-    offsets = xr.DataArray(np.zeros((1, SIZE, 3)), dims=("chain", "draw", "run_offset_dim_0"))
+    offsets = xr.DataArray(np.zeros((1, SIZE, 5)), dims=("chain", "draw", "run_offset_dim_0"))
     post.tree["posterior"] = xr.DataTree(post.tree["posterior"].dataset.assign(
         run_offset=offsets))
     messages = runs_off_the_law(post)
     assert bool(messages) is named
     if named:
-        assert "r1.3e+08 (+0.1" in messages[0] and "--priors" in messages[0]
-        assert "r2e+07" not in messages[0]
+        assert "r1.3e+08a (+0.1" in messages[0] and "--priors" in messages[0]
+        assert "alone" not in messages[0] and "r1.3e+08b" not in messages[0]
 
 
 def test_fit_stores_the_point_fit_the_prior_check_reads(example_posterior):
