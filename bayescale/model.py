@@ -323,10 +323,8 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
             name for f, name in enumerate(coords["family"])
             if (group_family == f).any() and not repeated[group_family == f].any()
         ] if spec.families and centred_runs and spec.seed_noise is None else []
-        # A run alone at its size gets no offset unless the seed noise is given: its offset would
-        # carry the law's size dependence (seven public checkpoint families, one run per size,
-        # benchmarks/calibration.py: ARE 7.5% with offsets of scale 0.02, 1.7% without). Its
-        # seed noise still enters predictions, from the seed-noise prior.
+        # runs with an offset: all if the seed noise is given, else those sharing a model size
+        # (a run alone at its size gets none: see the module docstring)
         shifted = ((np.arange(n_groups) if spec.seed_noise is not None
                     else np.flatnonzero(repeated)) if centred_runs else np.arange(0))
         if shifted.size:
