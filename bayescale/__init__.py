@@ -31,7 +31,7 @@ Workflow
    the forecasts (ARE, interval coverage) beside the classical point fit with bootstrap.
 
 Errors in the user's input raise :class:`BayescaleError` with one line naming the file, row and
-column. Modules: ``runs``, ``selection``, ``laws``, ``priors``, ``model``, ``sampling``,
+column. Modules: ``runs``, ``selection``, ``laws``, ``priors``, ``model``, ``huber``, ``sampling``,
 ``diagnostics``, ``fit``, ``calibration``, ``posterior``, ``predictive``, ``optimal``,
 ``intervals``, ``risk``, ``plots``, ``report``, ``backtest``, ``baseline``, ``simulate``,
 ``warnings_check``; the command line (``bayescale --help``) is in ``bayescale.cli``.

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayescale import huber
 from bayescale.errors import BayescaleError
 from bayescale.model import group_structure, t_scale
 from bayescale.posterior import Posterior
@@ -62,6 +63,8 @@ def pointwise_log_likelihood(post: Posterior) -> np.ndarray:
     if "nu" in posterior:
         nu = post.row_draws(["nu"])["nu"]
         out = stats.t.logpdf(y, df=nu, loc=mean, scale=scale * t_scale(nu))
+    elif "huber_k" in posterior:
+        out = huber.logpdf(y, mean, scale, float(np.asarray(posterior["huber_k"]).flat[0]))
     else:
         out = stats.norm.logpdf(y, loc=mean, scale=scale)
     return out.reshape(chains, draws, len(data))

@@ -40,12 +40,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayescale import huber
 from bayescale.errors import BayescaleError
 from bayescale.laws import get_law
 from bayescale.priors import NOISE_PRIORS, Prior, to_dict
 from bayescale.runs import FAMILY, LOSS, PARAMS, TOKENS, RunTable
 
-LIKELIHOODS = ("studentt", "normal")
+LIKELIHOODS = ("studentt", "normal", "huber")
 #: Largest fixed seed noise (relative sd of a run's loss) accepted, as ``fit --seed-noise``.
 MAX_SEED_NOISE = 0.5
 
@@ -59,7 +60,9 @@ class ModelSpec:
     law : str
         Name of a law in :data:`bayescale.laws.LAWS`.
     likelihood : str
-        ``studentt`` (robust, default) or ``normal``, on ln L.
+        On ln L: ``studentt`` (default; robust, its tails learned through ``nu``), ``normal``,
+        or ``huber`` (the Huber density, :mod:`bayescale.huber`: robust with one mode, but
+        gross outliers keep a bounded pull).
     priors : dict
         Priors of the law's parameters and of ``sigma_obs``, ``seed_noise``, ``nu``; missing
         entries take the defaults.
@@ -114,7 +117,7 @@ class ModelSpec:
 
             merged["family_sd"] = FAMILY_SD
         merged.update(self.priors)
-        if self.likelihood == "normal":
+        if self.likelihood != "studentt":
             merged.pop("nu", None)
         return merged
 
@@ -377,7 +380,12 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
             offsets = pt.concatenate([group_scale * z, pt.zeros(1)])
             mu = mu + offsets[group]
         scale = pt.where(single, pt.sqrt(sigma_obs**2 + seed**2), row_scale)
-        if spec.likelihood == "studentt":
+        if spec.likelihood == "huber":
+            # the threshold is stored beside the draws, as a fixed seed noise is
+            pm.Deterministic("huber_k", pt.as_tensor(huber.K))
+            pm.CustomDist("log_loss", mu, scale, logp=huber.pytensor_logp,
+                          random=huber.pymc_random, observed=y)
+        elif spec.likelihood == "studentt":
             nu = per_family("nu")[0]
             checked.append("nu")
             pm.StudentT("log_loss", nu=nu, mu=mu, sigma=scale * t_scale(nu), observed=y)

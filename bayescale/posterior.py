@@ -160,10 +160,11 @@ class Posterior:
         """A posterior from known draws (tests, or draws made elsewhere).
 
         ``draws`` maps the law's parameters and ``sigma_obs``, ``seed_noise`` (and ``nu`` for a
-        Student-t likelihood) to 1-d arrays of equal length, ``chains`` chains one after the
-        other; ``data`` is the fitted table (``params``, ``tokens``, ``loss``). Without it a
-        single stand-in run (N = 1e9, D = 2e10, loss 2.5) marks the fitted range, so that the
-        extrapolation checks have something to measure against: give ``data`` for real answers.
+        Student-t likelihood, ``huber_k`` for a Huber one, else Normal) to 1-d arrays of equal
+        length, ``chains`` chains one after the other; ``data`` is the fitted table (``params``,
+        ``tokens``, ``loss``). Without it a single stand-in run (N = 1e9, D = 2e10, loss 2.5)
+        marks the fitted range, so that the extrapolation checks have something to measure
+        against: give ``data`` for real answers.
 
         Examples
         --------
@@ -193,7 +194,8 @@ class Posterior:
         tree = xr.DataTree.from_dict({
             "posterior": posterior, "constant_data": constant, "observed_data": observed,
         })
-        meta = {"law": law, "likelihood": "studentt" if "nu" in draws else "normal",
+        likelihood = "studentt" if "nu" in draws else "huber" if "huber_k" in draws else "normal"
+        meta = {"law": law, "likelihood": likelihood,
                 "input": {"path": "<draws>", "n_rows": len(frame)}}
         tree.attrs = {META_KEY: json.dumps(meta)}
         return cls(tree)
@@ -281,8 +283,7 @@ class Posterior:
         dataset = self.tree["posterior"].dataset
         if names is None:
             names = [*self.law.parameters, "sigma_obs", "seed_noise"]
-            if "nu" in dataset:
-                names.append("nu")
+            names += [name for name in ("nu", "huber_k") if name in dataset]
         if family is not None and not self.families:
             raise BayescaleError(f"this fit has no model families (fitted without --family-col), "
                                  f"so none called '{family}'")

@@ -2,9 +2,9 @@
 
 Per posterior draw s, the law gives mean_loss_s = L_s(N, D) (parameter uncertainty only). A new
 run adds the noise that no number of small runs removes: its seed deviation u ~ N(0, seed_noise_s)
-and the row noise eps ~ StudentT(nu_s, 0, sigma_obs_s sqrt(nu_s/(nu_s+2))) (sigma_obs is a
-normal-equivalent scale, see ``bayescale.model.t_scale``; Normal for a Normal likelihood), both on
-ln L: loss_s = mean_loss_s * exp(u + eps).
+and the row noise eps of the fit's likelihood with sd sigma_obs_s (Huber, :mod:`bayescale.huber`;
+StudentT(nu_s, 0, sigma_obs_s sqrt(nu_s/(nu_s+2))), sigma_obs being a normal-equivalent scale, see
+``bayescale.model.t_scale``; or Normal), both on ln L: loss_s = mean_loss_s * exp(u + eps).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from bayescale import huber
 from bayescale.calibration import Calibration
 from bayescale.model import t_scale
 
@@ -36,6 +37,9 @@ def noise_draws(draws: Draws, n_targets: int, rng: np.random.Generator) -> np.nd
     if "nu" in draws:
         nu = np.asarray(draws["nu"]).reshape(-1, 1)
         eps = rng.standard_t(np.broadcast_to(nu, (n_draws, n_targets))) * sigma * t_scale(nu)
+    elif "huber_k" in draws:
+        k = float(np.asarray(draws["huber_k"]).reshape(-1)[0])  # a constant of the fit
+        eps = huber.standard_draws(rng, (n_draws, n_targets), k) * sigma
     else:
         eps = rng.standard_normal((n_draws, n_targets)) * sigma
     return u + eps

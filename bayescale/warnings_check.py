@@ -5,7 +5,8 @@
 - priors that hold the law away from the rows (the point fit without priors follows them far
   closer), or, with run offsets, runs the law misses by far more than their offsets' scale;
 - predictions far outside the fitted runs (extrapolation in compute, model size or tokens);
-- runs of only two model sizes, which cannot identify a law's size term E + A / N^alpha.
+- runs of only two model sizes, which cannot identify a law's size term E + A / N^alpha;
+- chains that disagree under a Student-t likelihood with nu below 1 (several modes).
 
 Each function returns a list of messages (empty when all is well); the CLI prints them.
 """
@@ -36,6 +37,8 @@ PRIOR_PULL = 3.0
 #: Rows per law parameter the point fit needs before its miss says anything (with 5 rows it
 #: fits Chinchilla's 5 parameters exactly).
 PRIOR_PULL_ROWS_PER_PARAMETER = 4
+#: A Student-t nu below this: heavier tails than Cauchy's, a likelihood with several modes.
+SPLIT_NU = 1.0
 #: Targets beyond these multiples of the largest fitted run are far extrapolations (for D:
 #: outside the fitted range by this factor, either side): ``risk``'s default thresholds.
 FAR_COMPUTE = Thresholds.max_compute_ratio
@@ -108,8 +111,10 @@ def outliers(post: Posterior, scales: float = OUTLIER_SCALES) -> list[str]:
     order = far[np.argsort(-np.abs(z[far]))]
     listed = ", ".join(f"{int(rows[i])} ({z[i]:+.1f})" for i in order[:10])
     more = f" and {order.size - 10} more" if order.size > 10 else ""
-    treat = ("the Student-t likelihood down-weights them" if post.meta.get("likelihood")
-             == "studentt" else "they pull the normal likelihood's fit")
+    treat = {"studentt": "the Student-t likelihood down-weights them",
+             "huber": "each keeps a bounded pull on the Huber likelihood's fit (--likelihood "
+                      "studentt ignores them)"}.get(post.meta.get("likelihood", ""),
+                                                    "they pull the normal likelihood's fit")
     return [f"{order.size} row(s) of {source} lie more than {scales:g} noise scales from the "
             f"law: rows {listed}{more} (residual in noise scales); {treat}: check them"]
 
@@ -290,6 +295,30 @@ def two_sizes(post: Posterior) -> list[str]:
             "with a family of the same recipe (--family-col)"]
 
 
+def split_tails(post: Posterior, nu_below: float = SPLIT_NU) -> list[str]:
+    """A warning when a Student-t fit's chains disagree and its nu lies below ``nu_below``.
+
+    With nu below 1 the Student-t's likelihood has a mode for each subset of rows the law can
+    fit while treating the rest as outliers, and chains may settle in different ones; more
+    draws do not join them. The Huber likelihood has one mode (:mod:`bayescale.huber`).
+
+    Examples
+    --------
+    >>> split_tails(post)  # doctest: +SKIP
+    ['the Student-t's nu is 0.63 (below 1) and the chains disagree (R-hat 1.76): ...']
+    """
+    dataset = post.tree["posterior"].dataset
+    if "nu" not in dataset or dataset.sizes["chain"] < 2:
+        return []
+    nu = float(np.median(np.asarray(dataset["nu"])))
+    r_hat = float(np.nanmax(post.summary()["r_hat"].to_numpy()))
+    if nu >= nu_below or not r_hat > 1.01:
+        return []
+    return [f"the Student-t's nu is {nu:.2g} (below {nu_below:g}) and the chains disagree "
+            f"(R-hat {r_hat:.3f}): such a likelihood has several modes and more draws may not "
+            "join them; --likelihood huber has one (a gross outlier then keeps a bounded pull)"]
+
+
 def fit_warnings(post: Posterior) -> list[str]:
     """Everything worth a warning after a fit: two model sizes only, unconstrained parameters,
     outlying rows, priors that hold the law away from the rows or runs, a seed-noise floor that
@@ -301,4 +330,4 @@ def fit_warnings(post: Posterior) -> list[str]:
     ...     print("warning:", message)
     """
     return (two_sizes(post) + unconstrained(post) + outliers(post) + prior_pull(post)
-            + runs_off_the_law(post) + seed_prior_only(post))
+            + runs_off_the_law(post) + seed_prior_only(post) + split_tails(post))

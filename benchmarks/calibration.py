@@ -40,7 +40,7 @@ Goal (issue 5): 90% coverage >= 80%, median half-width <= 8%, ARE of the
 posterior median no worse than the point fit's.
 
     .venv/bin/python benchmarks/calibration.py [--draws 500] [--cases opt,gpt3] [--json out.json]
-        [--likelihood normal]
+        [--likelihood normal|huber]
 """
 
 from __future__ import annotations

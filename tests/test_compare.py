@@ -23,16 +23,19 @@ def kaplan_example():
 
 
 @pytest.mark.slow
-def test_numpy_log_likelihood_matches_pymc(tmp_path):
-    """Checkpoint runs (latent run levels) with a Student-t likelihood, term by term."""
+@pytest.mark.parametrize("likelihood", ["studentt", "huber"])
+def test_numpy_log_likelihood_matches_pymc(tmp_path, likelihood):
+    """Checkpoint runs (latent run levels) with a robust likelihood, term by term."""
     import pymc as pm
 
     path = tmp_path / "curves.csv"
     checkpoint_curves([5e7, 2e8, 8e8], checkpoints=6, random_seed=5).to_csv(path, index=False)
     runs = load_runs(path, run_col="run")
     options = SamplerOptions(chains=2, draws=25, tune=60, random_seed=2, progress=False)
-    post = fit(runs, options=options, calibration=False).posterior
-    built = build_model(runs, ModelSpec())
+    spec = ModelSpec(likelihood=likelihood)
+    post = fit(runs, spec, options=options, calibration=False).posterior
+    assert post.meta["likelihood"] == likelihood
+    built = build_model(runs, spec)
     reference = pm.compute_log_likelihood(post.tree, model=built.model,
                                           extend_inferencedata=False, progressbar=False)
     expected = np.asarray(reference["log_loss"])

@@ -20,6 +20,7 @@ from bayescale.warnings_check import (
     prior_pull,
     runs_off_the_law,
     sd_ratios,
+    split_tails,
     two_sizes,
     unconstrained,
 )
@@ -175,3 +176,18 @@ def test_fit_stores_the_point_fit_the_prior_check_reads(example_posterior):
     assert set(point) == {"E", "A", "B", "alpha", "beta", "median_abs_residual"}
     assert point["alpha"] == pytest.approx(0.348, rel=0.2)  # the example's truth: Epoch's law
     assert prior_pull(example_posterior) == []
+
+
+@pytest.mark.parametrize(("nu", "chains_apart", "warned"),
+                         [(0.6, True, True), (5.0, True, False), (0.6, False, False)])
+def test_split_chains_under_a_tiny_nu_suggest_the_huber_likelihood(nu, chains_apart, warned):
+    rng = np.random.default_rng(2)
+    draws = _draws(rng)
+    draws["nu"] = np.full(SIZE, nu) * np.exp(rng.normal(0, 0.05, SIZE))
+    if chains_apart:  # two chains, each in its own mode of beta
+        draws["beta"][: SIZE // 2] *= 1.3
+    messages = split_tails(Posterior.from_draws(draws, data=_runs(rng), chains=2))
+    assert bool(messages) == warned
+    if warned:
+        assert "--likelihood huber" in messages[0] and "R-hat" in messages[0]
+    assert split_tails(Posterior.from_draws(draws, data=_runs(rng), chains=1)) == []

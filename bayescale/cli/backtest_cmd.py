@@ -60,7 +60,9 @@ def backtest(
     score_frac: float = typer.Option(
         0.3, min=0.0, max=1.0,
         help="Score the last share of each held-out run's tokens (runs with checkpoints)."),
-    likelihood: str = typer.Option("studentt", help="studentt (robust) or normal, on ln L."),
+    likelihood: str = typer.Option(
+        "studentt", help="On ln L: studentt (robust, learned tails), normal, or huber (one "
+        "mode; gross outliers keep a bounded pull)."),
     seed_noise: float | None = typer.Option(
         None, min=0.0, max=MAX_SEED_NOISE, help="Fix the seed noise instead of a prior."),
     calibration: bool = typer.Option(

@@ -78,7 +78,9 @@ def fit(
         None, "--max-token-frac", min=0.0, max=1.0,
         help="Keep checkpoints up to this fraction of their run's tokens (needs --run-col)."),
     law: str = typer.Option("chinchilla", help="Law to fit."),
-    likelihood: str = typer.Option("studentt", help="studentt (robust) or normal, on ln L."),
+    likelihood: str = typer.Option(
+        "studentt", help="On ln L: studentt (robust, learned tails), normal, or huber (one "
+        "mode; gross outliers keep a bounded pull)."),
     priors: Path | None = typer.Option(None, "--priors", help="TOML file overriding priors."),
     seed_noise: float | None = typer.Option(
         None, min=0.0, max=MAX_SEED_NOISE,
