@@ -1,18 +1,20 @@
-"""The Huber density: the likelihood whose maximum is the Huber-loss fit of Hoffmann et al.
+"""The Huber density: the likelihood counterpart of the Huber-loss fits of scaling laws.
 
 Hoffmann et al. 2022 and Besiroglu et al. 2024 fit scaling laws by minimising the Huber loss of
-ln L residuals. Its Bayesian counterpart is the density proportional to exp(-rho_k(r / s)),
-rho_k(z) = z^2 / 2 for |z| <= k and k |z| - k^2 / 2 beyond (Huber 1964): a Gaussian core and
-Laplace tails. Its logarithm is concave in the law's mean, so the likelihood has one mode;
-the Student-t's has several when its nu is small. On the nine public cases of
+ln L residuals (Epoch's final estimate maximises a normalised Huber density with a fitted
+scale). The density is proportional to exp(-rho_k(r / s)), rho_k(z) = z^2 / 2 for |z| <= k and
+k |z| - k^2 / 2 beyond (Huber 1964): a Gaussian core and Laplace tails.
+
+Its logarithm is concave in the law's mean, so the likelihood has one mode; the Student-t's has
+several when its nu is small. On the nine public cases of
 ``benchmarks/calibration.py`` (4 x 1000 draws, seed 0) nu fell below 1 on checkpoint curves
 and chains settled in separate modes: R-hat 1.53 (datablations-OSCAR) and 1.76 (Revisiting
 LM) with the Student-t, 1.03 and 1.05 with this likelihood. (Pile-T5's nearly flat law keeps
 two modes of its own under both: R-hat 2.33 and 1.72.) The price: a gross outlier keeps a
-bounded pull, where the Student-t ignores it. On the 245 Epoch AI
-Chinchilla runs, whose 5 highest losses Epoch drops before fitting, beta is 0.48 with this
-likelihood and 0.36 with the Student-t (Epoch: 0.366), and N* at 5.88e23 FLOP 125B against
-75B. So it is an option (``--likelihood huber``), not the default.
+bounded pull, where the Student-t ignores it. On the 245 Epoch AI Chinchilla runs, whose 5
+highest losses Epoch drops before fitting, beta is 0.48 with this likelihood and 0.36 with the
+Student-t (Epoch: 0.366), and N* at 5.88e23 FLOP 125B against 75B. So it is an option
+(``--likelihood huber``), not the default.
 
 ``k`` is in units of the core scale; :data:`K` = 1.345 is the usual choice (95% efficiency of the
 Huber estimator under normal noise, Huber & Ronchetti 2009), not tuned on any data here. As

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from bayescale import format as fmt
+from bayescale.diagnostics import MAX_R_HAT
 from bayescale.fit import loss_residuals
 from bayescale.posterior import Posterior
 from bayescale.risk import Thresholds
@@ -312,7 +313,7 @@ def split_tails(post: Posterior, nu_below: float = SPLIT_NU) -> list[str]:
         return []
     nu = float(np.median(np.asarray(dataset["nu"])))
     r_hat = float(np.nanmax(post.summary()["r_hat"].to_numpy()))
-    if nu >= nu_below or not r_hat > 1.01:
+    if nu >= nu_below or not r_hat > MAX_R_HAT:
         return []
     return [f"the Student-t's nu is {nu:.2g} (below {nu_below:g}) and the chains disagree "
             f"(R-hat {r_hat:.3f}): such a likelihood has several modes and more draws may not "
@@ -322,7 +323,7 @@ def split_tails(post: Posterior, nu_below: float = SPLIT_NU) -> list[str]:
 def fit_warnings(post: Posterior) -> list[str]:
     """Everything worth a warning after a fit: two model sizes only, unconstrained parameters,
     outlying rows, priors that hold the law away from the rows or runs, a seed-noise floor that
-    is only the prior.
+    is only the prior, Student-t chains split between modes.
 
     Examples
     --------
