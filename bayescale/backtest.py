@@ -48,6 +48,7 @@ from bayescale.model import ModelSpec
 from bayescale.runs import FAMILY, LOSS, PARAMS, RUN, TOKENS, RunTable, check_identifiable
 from bayescale.sampling import CompiledCache, SamplerOptions
 from bayescale.selection import select_checkpoints
+from bayescale.warnings_check import split_tails
 
 LEVELS = (0.5, 0.8, 0.9)
 #: Exponents at which the baseline is held on cases fitted on two model sizes.
@@ -331,7 +332,8 @@ def backtest(
         ``cases`` (one dict per family), the overall ``are_median``, ``coverage_50/80/90``,
         ``halfwidth_90_median``, ``baseline`` and ``plain`` (same keys), ``are_versus_baseline``
         (:func:`are_versus`), ``unconverged`` (families whose fit failed the convergence
-        checks; each case has its ``diagnostics``), ``skipped``, ``seconds``.
+        checks; each case has its ``diagnostics`` and ``warnings``, those of
+        :func:`bayescale.warnings_check.split_tails`), ``skipped``, ``seconds``.
 
     Examples
     --------
@@ -359,6 +361,7 @@ def backtest(
             **_posterior_scores(post, split.test, True, sampler.random_seed),
             "diagnostics_ok": result.diagnostics.ok,
             "diagnostics": result.diagnostics.as_dict(),
+            "warnings": split_tails(post),
         }
         cal = post.calibration
         if cal is not None:

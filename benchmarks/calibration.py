@@ -209,6 +209,9 @@ def main() -> int:
     if unconverged := convergence_line(cases):
         print(unconverged)
     for case in cases:
+        for message in case["warnings"]:
+            print(f"{case['family']}: {message}")
+    for case in cases:
         if "alpha_profile" in (case.get("baseline") or {}):
             print(ridge_line(case["family"], case["baseline"]))
     seconds = time.perf_counter() - start

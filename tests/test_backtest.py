@@ -201,6 +201,7 @@ def test_backtest_json_shape(misspecified_report):
     assert versus["se"] == pytest.approx(np.std(diffs, ddof=1) / np.sqrt(5))
     assert versus["better"] == sum(d < 0 for d in diffs) and versus["cases"] == 5
     for c in report["cases"]:
+        assert all("--likelihood huber" in message for message in c["warnings"])
         assert c["diagnostics_ok"] == (not c["diagnostics"]["problems"])
         assert c["diagnostics"]["max_r_hat"] >= 1.0 and c["diagnostics"]["min_ess_bulk"] > 0
     assert report["unconverged"] == [c["family"] for c in report["cases"]

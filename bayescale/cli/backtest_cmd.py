@@ -158,6 +158,9 @@ def _print_report(report: dict) -> None:
     if unconverged := convergence_line(report["cases"]):
         err.print(f"{unconverged}; more --draws and --tune may help.", markup=False)
     for case in report["cases"]:
+        for message in case["warnings"]:
+            err.print(f"{case['family']}: {message}", markup=False)
+    for case in report["cases"]:
         if "alpha_profile" in (case.get("baseline") or {}):
             err.print(ridge_line(case["family"], case["baseline"]), markup=False)
     for skip in report["skipped"]:
