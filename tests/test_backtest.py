@@ -227,8 +227,10 @@ def test_cli_backtest_json(tmp_path):
     assert report["are_versus_baseline"]["se"] is None  # one case: no spread to judge by
 
 
-def test_cli_backtest_prints_the_paired_difference_and_unconverged_fits(tmp_path):
-    """30 draws per chain cannot reach the ESS check's 200: both fits are named as failed."""
+def test_cli_backtest_prints_the_paired_difference_and_unconverged_fits(tmp_path, monkeypatch):
+    """30 draws per chain cannot reach the ESS check's 200: both fits are named as failed; each
+    case's split-chain warning (here a stand-in for split_tails') gets a line naming the case."""
+    monkeypatch.setattr("bayescale.backtest.split_tails", lambda post: ["chains split (test)"])
     result = cli_backtest(tmp_path, 2, "--family-col", "family", "--bootstrap", "5",
                           "--draws", "30", "--tune", "30")
     assert result.exit_code == 0, result.output
@@ -237,6 +239,7 @@ def test_cli_backtest_prints_the_paired_difference_and_unconverged_fits(tmp_path
     assert line.endswith(" of 2 cases") and "points (se " in line
     line = next(x for x in lines if x.startswith("convergence checks failed"))
     assert " in 2 of 2 fits" in line and "sim0 (R-hat " in line and "sim1 (R-hat " in line
+    assert {"sim0: chains split (test)", "sim1: chains split (test)"} <= set(lines)
 
 
 def test_cli_backtest_shows_the_baseline_ridge_of_a_two_size_case(tmp_path):
