@@ -69,3 +69,15 @@ def test_help_lists_the_workflow():
                  "optimal", "risk", "plot_frontier", "summary", "walkthrough.ipynb"):
         assert name in text
     assert set(bayescale.__all__) <= set(dir(bayescale))
+
+
+def test_command_list_has_one_line_per_command():
+    # `bayescale --help` lists each command's short help (else its docstring's first
+    # paragraph, hard line breaks kept): one line of at most 64 characters fits 80 columns
+    from typer.main import get_command
+
+    from bayescale.cli import app
+
+    for name, command in get_command(app).commands.items():
+        summary = (command.short_help or command.help or "").strip()
+        assert summary and "\n" not in summary and len(summary) <= 64, name

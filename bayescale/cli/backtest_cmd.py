@@ -33,7 +33,7 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
-@app.command()
+@app.command(short_help="Score forecasts of held-out largest runs (ARE, coverage).")
 @user_errors
 def backtest(
     runs_file: Path = RunsArgument,

@@ -12,7 +12,7 @@ from bayescale.cli import app
 from bayescale.cli.common import JsonOption, emit_json, err, user_errors
 
 
-@app.command()
+@app.command(short_help="Rank fits of the same runs by PSIS-LOO.")
 @user_errors
 def compare(
     fit_files: list[Path] = typer.Argument(..., metavar="FIT1 FIT2 ...",

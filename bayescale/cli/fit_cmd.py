@@ -52,7 +52,7 @@ def _json_number(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-@app.command()
+@app.command(short_help="Fit the law to RUNS and write the posterior file (NetCDF).")
 @user_errors
 def fit(
     runs_file: Path = RunsArgument,

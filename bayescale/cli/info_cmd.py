@@ -40,7 +40,7 @@ def _pairs(values: dict[str, Any]) -> str:
                      for key, value in values.items())
 
 
-@app.command()
+@app.command(short_help="Show what a posterior file was made from.")
 @user_errors
 def info(
     fit_file: Path = typer.Argument(..., metavar="FIT",

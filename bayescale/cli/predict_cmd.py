@@ -76,7 +76,7 @@ DiscrepancyOption = typer.Option(
     "loss.")
 
 
-@app.command()
+@app.command(short_help="Predict the loss of planned runs, with credible intervals.")
 @user_errors
 def predict(
     fit_file: Path = FitArgument,
@@ -146,7 +146,7 @@ def predict(
     say_warnings(warnings)
 
 
-@app.command()
+@app.command(short_help="Compute-optimal N*, D*, tokens per parameter and loss.")
 @user_errors
 def optimal(
     fit_file: Path = FitArgument,

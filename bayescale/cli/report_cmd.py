@@ -48,7 +48,7 @@ def _headless() -> None:
     matplotlib.use("Agg")  # files only: never open a window
 
 
-@app.command()
+@app.command(short_help="Write an HTML report with every figure, and the figures as PNG.")
 @user_errors
 def report(
     fit_file: Path = FitArgument,

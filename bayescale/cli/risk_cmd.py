@@ -31,7 +31,7 @@ FORMATS = ("text", "markdown")
 KEYS = ("median", "lower", "upper")
 
 
-@app.command()
+@app.command(short_help="Risk review of a planned run: GO / CAUTION / NO-GO, and why.")
 @user_errors
 def risk(
     fit_file: Path = typer.Argument(..., metavar="FIT",
