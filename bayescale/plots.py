@@ -57,6 +57,43 @@ def _figure(width: float, height: float, ncols: int = 1) -> tuple[Figure, Any]:
     return fig, axes
 
 
+def _log_x(ax: Any) -> None:
+    """Log x axis whose labels stay apart in a narrow panel.
+
+    With fewer than two powers of ten in view matplotlib labels minor ticks at 1, 2, 3, 4, 6 x
+    10^k, which overlap in a third of a report's width; here only 2 and 5 x 10^k are labelled,
+    and with two or more powers of ten only the powers.
+    """
+    from matplotlib.ticker import FuncFormatter
+
+    ax.set_xscale("log")
+    axis = ax.xaxis
+
+    def minor_label(value: float, _: int) -> str:
+        lo, hi = np.log10(sorted(axis.get_view_interval()))
+        power = np.floor(np.log10(value) + 1e-9)
+        coef = value / 10**power
+        if np.floor(hi) - np.floor(np.nextafter(lo, -np.inf)) >= 2 or not (
+                np.isclose(coef, 2.0) or np.isclose(coef, 5.0)):
+            return ""
+        return f"$\\mathdefault{{{coef:.0f}\\times10^{{{power:.0f}}}}}$"
+
+    axis.set_minor_formatter(FuncFormatter(minor_label))
+
+
+def _symlog_ticks(low: float, high: float) -> list[float]:
+    """Ticks of a symmetric-log axis in %: 0, +-1, 2, 5, 10, 20, 50 ... within [low, high].
+
+    Examples
+    --------
+    >>> _symlog_ticks(-3.0, 12.0)
+    [-2.0, -1.0, 0.0, 1.0, 2.0, 5.0, 10.0]
+    """
+    steps = [m * 10.0**k for k in range(6) for m in (1.0, 2.0, 5.0)]
+    ticks = sorted({0.0, *steps, *(-v for v in steps)})
+    return [t for t in ticks if low <= t <= high]
+
+
 def _band_draws(post: Posterior, random_seed: int, family: str | None) -> dict[str, np.ndarray]:
     draws = post.draws(family=family)
     size = next(iter(draws.values())).size
@@ -366,7 +403,7 @@ def plot_loss_compute(
         lows.append(pred.loss_lower)
         highs.append(pred.loss_upper)
     _shade_beyond(ax, c.max(), upper)
-    ax.set_xscale("log")
+    _log_x(ax)
     ax.set_xlim(grid[0], grid[-1])
     ax.set_ylim(min(lows) * 0.98, max(highs) * 1.04)
     ax.set_xlabel(COMPUTE_LABEL)
@@ -453,7 +490,7 @@ def plot_isoflop(
         _annotate_target(ax, tn, pred, tn, td)
         lows.append(pred.loss_lower)
         highs.append(pred.loss_upper)
-    ax.set_xscale("log")
+    _log_x(ax)
     ax.set_ylim(min(lows) * 0.98, max(highs) * 1.06)
     ax.set_xlabel("parameters N (D = C / 6N)")
     ax.set_ylabel(LOSS_LABEL)
@@ -514,7 +551,7 @@ def plot_frontier(
             value = {"N*": tn, "D*": td, "D*/N*": td / tn}[key]
             ax.scatter([tc], [value], marker="*", s=160, color="crimson", zorder=4,
                        label=f"plan: {fmt.size(tn)} params, {fmt.size(td)} tokens")
-        ax.set_xscale("log")
+        _log_x(ax)
         ax.set_yscale("linear" if key == "D*/N*" else "log")
         ax.set_xlim(grid[0], grid[-1])
         ax.set_xlabel(COMPUTE_LABEL)
@@ -534,7 +571,7 @@ def plot_ppc(post: Posterior, *, level: float = 0.9, random_seed: int = 0) -> Fi
     --------
     >>> plot_ppc(post).savefig("ppc.png")  # doctest: +SKIP
     """
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FixedLocator, FuncFormatter
 
     n, d, c, loss = _fitted(post)
     mean_log = post.row_log_law()
@@ -558,10 +595,11 @@ def plot_ppc(post: Posterior, *, level: float = 0.9, random_seed: int = 0) -> Fi
         ax.axhline(0.0, color="k", lw=0.8)
         # symmetric log: the bulk within a few % stays readable beside large outliers
         ax.set_yscale("symlog", linthresh=2.0)
-        ax.set_ylim(*(1.5 * v for v in (min(resid.min(), lo_pct.min()),
-                                        max(resid.max(), hi_pct.max()))))
+        low, high = (1.5 * min(resid.min(), lo_pct.min()), 1.5 * max(resid.max(), hi_pct.max()))
+        ax.set_ylim(low, high)
+        ax.yaxis.set_major_locator(FixedLocator(_symlog_ticks(low, high)))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.set_xscale("log")
+        _log_x(ax)
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("observed / median law - 1 (%, symmetric log scale)")

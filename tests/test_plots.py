@@ -206,3 +206,24 @@ def test_ppc_of_a_family_fit_puts_each_row_under_its_familys_law(family_posterio
     assert "under its family's law" in fig.get_suptitle()
     resid = np.concatenate([c.get_offsets()[:, 1] for c in fig.axes[0].collections[1:3]])
     assert resid.size == 30 and np.abs(resid).max() < 1.0
+
+
+@pytest.mark.parametrize(("span", "labelled"), [
+    ((1.7e7, 6e8), ["2e+07", "5e+07", "2e+08", "5e+08"]),  # one power of ten in view
+    ((1e8, 3e10), []),  # two or more: the powers alone
+])
+def test_log_axis_labels_few_minor_ticks(span, labelled):
+    # matplotlib's own choice with one power of ten in view (1, 2, 3, 4, 6 x 10^k) overlapped
+    # in the third of a figure a ppc panel gets
+    from bayescale.plots import _log_x
+
+    fig = Figure(figsize=(5, 4))
+    ax = fig.subplots()
+    ax.plot(span, [1.0, 2.0])
+    _log_x(ax)
+    ax.set_xlim(*span)
+    FigureCanvasAgg(fig).draw()
+    shown = [f"{tick.get_loc():.0e}" for tick in ax.xaxis.get_minor_ticks()
+             if tick.label1.get_visible() and tick.label1.get_text()
+             and span[0] <= tick.get_loc() <= span[1]]
+    assert shown == labelled
