@@ -212,12 +212,15 @@ def runs_off_the_law(post: Posterior, scales: float = RUN_SCALES) -> list[str]:
             "with --priors"]
 
 
-def far_targets(post: Posterior, params: Any, tokens: Any, compute: Any) -> list[str]:
+def far_targets(post: Posterior, params: Any, tokens: Any, compute: Any, *,
+                discrepancy: bool = True) -> list[str]:
     """A warning when targets lie far outside the fitted runs.
 
     Far means compute above ``FAR_COMPUTE`` x the largest fitted run's C = 6 N D, N above
     ``FAR_PARAMS`` x the largest fitted N, or D outside the fitted D range by more than
-    ``FAR_TOKENS`` (an over- or under-trained target).
+    ``FAR_TOKENS`` (an over- or under-trained target). The warning says what the interval
+    assumes there: with the discrepancy term (``discrepancy`` and a calibrated posterior), that
+    the law's error keeps growing linearly with the distance; without it, that the law holds.
 
     Examples
     --------
@@ -243,8 +246,12 @@ def far_targets(post: Posterior, params: Any, tokens: Any, compute: Any) -> list
     if not far.any():
         return []
     parts = [text for mask, text in checks if mask.any()]
+    assumes = ("includes the law's error learned within the runs, assumed to keep growing "
+               "linearly with the distance that far out"
+               if discrepancy and post.calibration is not None
+               else "assumes the law holds exactly that far out (no discrepancy term)")
     return [f"{int(far.sum())} of {far.size} target(s) lie far outside the fitted runs "
-            f"({'; '.join(parts)}): the interval assumes the law holds that far out"]
+            f"({'; '.join(parts)}): the interval {assumes}"]
 
 
 def seed_prior_only(post: Posterior) -> list[str]:

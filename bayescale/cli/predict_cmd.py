@@ -112,7 +112,8 @@ def predict(
     which = which_family(post, family, as_json)
     frame = post.predict(n, d, c, level=level, interval_kind=interval, random_seed=random_seed,
                          discrepancy=discrepancy, family=family)
-    warnings = far_targets(post, frame["params"], frame["tokens"], frame["compute"])
+    warnings = far_targets(post, frame["params"], frame["tokens"], frame["compute"],
+                           discrepancy=discrepancy)
     if as_json:
         emit_json({
             "level": level, "interval": interval, "warnings": warnings, **which,
@@ -181,7 +182,8 @@ def optimal(
                          random_seed=random_seed, discrepancy=discrepancy, family=family)
     exponents = post.exponents(level, interval, family=family)
     warnings = far_targets(post, *(frame[k] if k in frame else frame[f"{k}_median"]
-                                   for k in ("params", "tokens", "compute")))
+                                   for k in ("params", "tokens", "compute")),
+                           discrepancy=discrepancy)
     budgets_out = []
     for i in range(len(frame)):
         entry = {}
