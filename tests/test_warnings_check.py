@@ -122,7 +122,6 @@ def test_far_targets(params, compute, far):
     assert bool(far_targets(post, [params], [tokens], [compute])) is far
 
 
-
 def test_far_target_warning_says_what_the_interval_assumes(example_posterior):
     # beyond the runs the interval carries the learned law error, unless it is switched off
     far = ([7e10], [1.4e12], [5.88e23])
@@ -132,7 +131,8 @@ def test_far_target_warning_says_what_the_interval_assumes(example_posterior):
     assert "holds exactly" in without[0] and "learned" not in without[0]
     uncalibrated = Posterior.from_draws(_draws(np.random.default_rng(3)),
                                         data=_runs(np.random.default_rng(3)))
-    assert "holds exactly" in far_targets(uncalibrated, [7e10], [1.4e12], [5.88e23])[0]
+    assert "holds exactly" in far_targets(uncalibrated, *far)[0]
+
 
 def test_cli_says_each_warning_once(tmp_path):
     rng = np.random.default_rng(4)
