@@ -27,7 +27,7 @@ Workflow
      ``plot_pair``, ``plot_loss_compute``, ``plot_isoflop``, ``plot_frontier``, ``plot_ppc``:
      matplotlib Figures;
    - ``post.save("runs.posterior.nc")``: the file the ``bayescale`` commands read.
-4. ``bayescale.backtest.backtest(runs)``: hold out the largest runs, fit the rest, and score
+4. ``bayescale.evaluate.backtest.backtest(runs)``: hold out the largest runs, fit the rest, and score
    the forecasts (ARE, interval coverage) beside the classical point fit with bootstrap.
 
 Errors in the user's input raise :class:`BayescaleError` with one line naming the file, row and
@@ -50,14 +50,14 @@ Examples
 
 __version__ = "0.1.0"
 
-from bayescale.diagnostics import Diagnostics
-from bayescale.errors import BayescaleError
-from bayescale.fit import FitResult, fit
-from bayescale.model import ModelSpec
-from bayescale.posterior import Posterior
-from bayescale.risk import RiskReview, Thresholds
-from bayescale.runs import RunTable, load_runs
-from bayescale.sampling import SamplerOptions
+from bayescale.core.diagnostics import Diagnostics
+from bayescale.core.errors import BayescaleError
+from bayescale.data.runs import RunTable, load_runs
+from bayescale.inference.fit import FitResult, fit
+from bayescale.inference.model import ModelSpec
+from bayescale.inference.sampling import SamplerOptions
+from bayescale.posterior.posterior import Posterior
+from bayescale.posterior.risk import RiskReview, Thresholds
 
 __all__ = [
     "BayescaleError",

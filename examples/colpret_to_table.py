@@ -55,8 +55,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayescale.fileio import atomic_path
-from bayescale.runs import parse_size
+from bayescale.core.fileio import atomic_path
+from bayescale.data.runs import parse_size
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_COLPRET = ROOT.parent / "shared" / "data" / "colpret"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bayescale.simulate import EPOCH_LAW, chinchilla_loss, isoflop_sweep
+from bayescale.law.simulate import EPOCH_LAW, chinchilla_loss, isoflop_sweep
 
 HERE = Path(__file__).parent
 BUDGETS = [1e18, 3e18, 1e19, 3e19, 1e20, 3e20]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bayescale import Posterior, SamplerOptions, fit, load_runs
-from bayescale.simulate import EPOCH_LAW
+from bayescale.law.simulate import EPOCH_LAW
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "isoflop_runs.csv"

@@ -10,12 +10,12 @@ import pytest
 from typer.testing import CliRunner
 
 from bayescale import SamplerOptions
-from bayescale.backtest import BacktestOptions, backtest, make_splits
-from bayescale.baseline import PointFit, fit_baseline, fit_point, profile_alpha
 from bayescale.cli import app
-from bayescale.errors import BayescaleError
-from bayescale.runs import RunTable
-from bayescale.simulate import EPOCH_LAW, chinchilla_loss, isoflop_sweep
+from bayescale.core.errors import BayescaleError
+from bayescale.data.runs import RunTable
+from bayescale.evaluate.backtest import BacktestOptions, backtest, make_splits
+from bayescale.law.baseline import PointFit, fit_baseline, fit_point, profile_alpha
+from bayescale.law.simulate import EPOCH_LAW, chinchilla_loss, isoflop_sweep
 from tests.conftest import SHARED, needs_shared
 
 BUDGETS = [1e17, 3e17, 1e18, 3e18, 1e19, 3e19, 1e20, 1e21]
@@ -230,7 +230,7 @@ def test_cli_backtest_json(tmp_path):
 def test_cli_backtest_prints_the_paired_difference_and_unconverged_fits(tmp_path, monkeypatch):
     """30 draws per chain cannot reach the ESS check's 200: both fits are named as failed; each
     case's split-chain warning (here a stand-in for split_tails') gets a line naming the case."""
-    monkeypatch.setattr("bayescale.backtest.split_tails", lambda post: ["chains split (test)"])
+    monkeypatch.setattr("bayescale.evaluate.backtest.split_tails", lambda post: ["chains split (test)"])
     result = cli_backtest(tmp_path, 2, "--family-col", "family", "--bootstrap", "5",
                           "--draws", "30", "--tune", "30")
     assert result.exit_code == 0, result.output

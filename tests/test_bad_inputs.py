@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from bayescale import Posterior
 from bayescale.cli import app
-from bayescale.runs import load_runs
-from bayescale.simulate import EPOCH_LAW
+from bayescale.data.runs import load_runs
+from bayescale.law.simulate import EPOCH_LAW
 from tests.conftest import EXAMPLE
 
 CORPUS = Path(__file__).parent / "bad_inputs"

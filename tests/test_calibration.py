@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from bayescale import Posterior
-from bayescale.calibration import Calibration, calibrate, distance, ranges_of
-from bayescale.simulate import EPOCH_LAW, chinchilla_loss, isoflop_sweep
+from bayescale.data.ranges import distance, ranges_of
+from bayescale.law.calibration import Calibration, calibrate
+from bayescale.law.simulate import EPOCH_LAW, chinchilla_loss, isoflop_sweep
 
 RANGES = ranges_of(np.array([1e8, 1e9]), np.array([2e9, 2e10]))
 

@@ -9,10 +9,10 @@ from typer.testing import CliRunner
 
 from bayescale import BayescaleError, SamplerOptions, fit, load_runs
 from bayescale.cli import app
-from bayescale.runs import RunTable
-from bayescale.sampling import CompiledCache
-from bayescale.selection import select_checkpoints
-from bayescale.simulate import EPOCH_LAW, checkpoint_curves
+from bayescale.data.runs import RunTable
+from bayescale.data.selection import select_checkpoints
+from bayescale.inference.sampling import CompiledCache
+from bayescale.law.simulate import EPOCH_LAW, checkpoint_curves
 
 SEED_NOISE, ROW_NOISE = 0.03, 0.003
 OPTIONS = SamplerOptions(chains=2, draws=300, tune=400, random_seed=3, progress=False)
@@ -118,8 +118,8 @@ def test_one_run_per_size_keeps_the_seed_prior_and_the_size_law(curve_fits):
     """With no size repeated, runs get no offsets that could take over the law's size
     dependence: the exponents are recovered, and the seed noise stays at its prior, with a
     warning, and still sets a new run's floor."""
-    from bayescale.priors import NOISE_PRIORS
-    from bayescale.warnings_check import fit_warnings
+    from bayescale.law.priors import NOISE_PRIORS
+    from bayescale.posterior.warnings import fit_warnings
 
     _, _, single = curve_fits
     post = single.posterior

@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 
 from bayescale import BayescaleError, ModelSpec, SamplerOptions, fit, load_runs
 from bayescale.cli import app
-from bayescale.loo import compare, pointwise_log_likelihood
-from bayescale.model import build_model
-from bayescale.simulate import checkpoint_curves
+from bayescale.evaluate.compare import compare, pointwise_log_likelihood
+from bayescale.inference.model import build_model
+from bayescale.law.simulate import checkpoint_curves
 from tests.conftest import EXAMPLE, QUICK
 
 

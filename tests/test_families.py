@@ -13,12 +13,12 @@ from typer.testing import CliRunner
 
 from bayescale import BayescaleError, ModelSpec, Posterior, SamplerOptions, fit, load_runs
 from bayescale.cli import app
-from bayescale.families import FAMILY_NU, family_draws, family_structure
-from bayescale.model import group_structure
-from bayescale.posterior import META_KEY
-from bayescale.runs import RunTable
-from bayescale.simulate import EPOCH_LAW, checkpoint_curves, chinchilla_loss, isoflop_sweep
-from bayescale.warnings_check import fit_warnings
+from bayescale.data.runs import RunTable
+from bayescale.inference.model import group_structure
+from bayescale.law.families import FAMILY_NU, family_draws, family_structure
+from bayescale.law.simulate import EPOCH_LAW, checkpoint_curves, chinchilla_loss, isoflop_sweep
+from bayescale.posterior.store import META_KEY
+from bayescale.posterior.warnings import fit_warnings
 
 #: Families whose laws differ a little (as recipes of one kind do); "t" is the target.
 TRUTHS = {
@@ -114,11 +114,11 @@ def test_each_family_has_its_own_row_noise(family_fits):
     assert np.unique(np.argmax(new[:, None] == per_family, axis=1)).size == len(post.families)
     # residuals and outliers are measured against each row's own family's law: clean
     # simulated curves have none (against a new family's law they lay up to 29 scales off)
-    from bayescale.warnings_check import outliers
+    from bayescale.posterior.warnings import outliers
 
     assert outliers(post) == []
     # the law of a new family stays the population predictive (not a seen family's draws)
-    from bayescale.families import family_draws
+    from bayescale.law.families import family_draws
 
     population = family_draws(post.tree, post.law, None, post.meta["centring"], post.priors)
     np.testing.assert_array_equal(post.draws()["alpha"], population["alpha"])
@@ -185,7 +185,7 @@ def test_fit_summary_prints_family_labels(family_fits, monkeypatch):
 def test_unconstrained_check_speaks_of_each_seen_family(family_fits):
     """In a family fit the prior-versus-posterior check is per family (a new family's
     population predictive says nothing of what the data pinned down)."""
-    from bayescale.warnings_check import sd_ratios
+    from bayescale.posterior.warnings import sd_ratios
 
     ratios = sd_ratios(family_fits[0].posterior)
     assert set(ratios) == {f"{name}[{family}]" for name in ("E", "A", "B", "alpha", "beta")
@@ -196,7 +196,7 @@ def test_unconstrained_check_speaks_of_each_seen_family(family_fits):
 def test_runs_off_their_familys_law_are_named(family_fits):
     """Clean simulated curves: no run is far from its family's law. Lift one run of family p by
     0.1 in ln L (20 times the fixed seed noise, its offset's scale) and it is named."""
-    from bayescale.warnings_check import runs_off_the_law
+    from bayescale.posterior.warnings import runs_off_the_law
 
     post = family_fits[0].posterior
     assert runs_off_the_law(post) == []
@@ -353,8 +353,8 @@ def test_separate_e_needs_a_family_column(tmp_path):
 def test_families_without_a_repeated_size_keep_the_seed_prior(tmp_path):
     """Family "a" repeats its model sizes (two seeds each), "b" does not: only b's seed
     noise is the prior, and the fit's warning names b."""
-    from bayescale.model import build_model
-    from bayescale.warnings_check import seed_prior_only
+    from bayescale.inference.model import build_model
+    from bayescale.posterior.warnings import seed_prior_only
 
     frames = [checkpoint_curves([1e8, 4e8], checkpoints=5, seeds=2, family="a", random_seed=0),
               checkpoint_curves([1e8, 4e8], checkpoints=5, family="b", random_seed=1)]

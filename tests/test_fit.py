@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from bayescale import Posterior, SamplerOptions, fit, load_runs
 from bayescale.cli import app
-from bayescale.errors import BayescaleError
-from bayescale.simulate import EPOCH_LAW, isoflop_sweep
+from bayescale.core.errors import BayescaleError
+from bayescale.law.simulate import EPOCH_LAW, isoflop_sweep
 from tests.conftest import EXAMPLE, QUICK
 
 #: Epoch AI's 95% bootstrap intervals (Besiroglu et al. 2024; ../shared/data/chinchilla_epoch).
@@ -129,7 +129,7 @@ def _known_tree(chains: int, draws: int, stuck: bool = False):
 
 
 def test_one_chain_is_checked_without_r_hat(recwarn):
-    from bayescale.diagnostics import check
+    from bayescale.core.diagnostics import check
 
     diag = check(_known_tree(1, 1000), list(EPOCH_LAW))
     assert np.isnan(diag.max_r_hat) and diag.min_ess_bulk > 500
@@ -138,7 +138,7 @@ def test_one_chain_is_checked_without_r_hat(recwarn):
 
 
 def test_stuck_sampler_is_named(recwarn):
-    from bayescale.diagnostics import chain_stats, check
+    from bayescale.core.diagnostics import chain_stats, check
 
     tree = _known_tree(2, 5, stuck=True)
     assert np.isnan(chain_stats(tree["posterior"].dataset, ["E"])["r_hat"]["E"])
@@ -150,8 +150,8 @@ def test_stuck_sampler_is_named(recwarn):
 
 def test_fit_cli_with_one_chain(tmp_path, monkeypatch):
     """One chain: no R-hat (null in JSON, '-' on the terminal) and a note; no sampling here."""
-    from bayescale.diagnostics import check
-    from bayescale.fit import FitResult
+    from bayescale.core.diagnostics import check
+    from bayescale.inference.fit import FitResult
 
     def fake_fit(runs, spec, options, calibration):
         tree = _known_tree(options.chains, options.draws)
@@ -159,8 +159,8 @@ def test_fit_cli_with_one_chain(tmp_path, monkeypatch):
                                     chains=options.chains)
         return FitResult(post, check(tree, list(EPOCH_LAW)), 0.1)
 
-    monkeypatch.setattr(importlib.import_module("bayescale.fit"), "fit", fake_fit)
-    monkeypatch.setattr("bayescale.warnings_check.fit_warnings", lambda post: [])
+    monkeypatch.setattr(importlib.import_module("bayescale.inference.fit"), "fit", fake_fit)
+    monkeypatch.setattr("bayescale.posterior.warnings.fit_warnings", lambda post: [])
     out = tmp_path / "one.nc"
     args = ["fit", str(EXAMPLE), "--out", str(out), "--chains", "1", "--draws", "1000"]
     result = CliRunner().invoke(app, [*args, "--json"])

@@ -9,9 +9,10 @@ import pytest
 from scipy import integrate, stats
 from typer.testing import CliRunner
 
-from bayescale import Posterior, huber
+from bayescale import Posterior
 from bayescale.cli import app
-from bayescale.predictive import noise_draws
+from bayescale.law import likelihoods as huber
+from bayescale.posterior.predictive import noise_draws
 from tests.conftest import EXAMPLE
 
 

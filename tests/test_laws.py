@@ -7,9 +7,9 @@ import pytest
 from typer.testing import CliRunner
 
 from bayescale.cli import app
-from bayescale.laws import LAWS, Chinchilla, Kaplan, Law, get_law
-from bayescale.optimal import exponent_draws
-from bayescale.simulate import EPOCH_LAW
+from bayescale.law.laws import LAWS, Chinchilla, Kaplan, Law, get_law
+from bayescale.law.simulate import EPOCH_LAW
+from bayescale.posterior.optimal import exponent_draws
 
 KAPLAN = {"N_c": 8.8e13, "D_c": 5.4e13, "alpha_N": 0.076, "alpha_D": 0.095}
 

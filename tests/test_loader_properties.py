@@ -12,8 +12,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bayescale.errors import BayescaleError
-from bayescale.runs import MAX_PLAUSIBLE_LOSS, MIN_PLAUSIBLE_SIZE, RunTable, load_runs
+from bayescale.core.errors import BayescaleError
+from bayescale.data.runs import MAX_PLAUSIBLE_LOSS, MIN_PLAUSIBLE_SIZE, RunTable, load_runs
 
 #: Column names: the expected ones, near misses, a clash with internal names, odd strings.
 NAMES = st.one_of(

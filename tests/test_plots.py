@@ -16,10 +16,22 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from bayescale import BayescaleError, Posterior
-from bayescale.laws import get_law
-from bayescale.plots import FIGURES, WITH_TARGETS, _parameter_tree
-from bayescale.posterior import META_KEY
-from bayescale.simulate import EPOCH_LAW, isoflop_sweep
+from bayescale.law.laws import get_law
+from bayescale.law.simulate import EPOCH_LAW, isoflop_sweep
+from bayescale.posterior.store import META_KEY
+from bayescale.report.plots import (
+    FIGURES,
+    WITH_TARGETS,
+    _parameter_tree,
+    plot,
+    plot_frontier,
+    plot_isoflop,
+    plot_loss_compute,
+    plot_pair,
+    plot_ppc,
+    plot_priors,
+    plot_rank,
+)
 
 TARGET = (7e9, 1.4e11)
 #: Two families whose laws differ (E by 0.2 nats).
@@ -77,7 +89,7 @@ def _has_data(ax) -> bool:
 @pytest.mark.parametrize("kind", list(FIGURES))
 def test_each_figure_draws_data_and_saves(example_posterior, kind, tmp_path):
     kwargs = {"targets": [TARGET]} if kind in WITH_TARGETS else {}
-    fig = example_posterior.plot(kind, **kwargs)
+    fig = plot(example_posterior, kind, **kwargs)
     assert isinstance(fig, Figure)
     drawn = [ax for ax in fig.axes if _has_data(ax)]
     assert len(drawn) >= 3 if kind in ("priors", "trace", "rank", "pair", "frontier", "ppc") \
@@ -89,7 +101,7 @@ def test_each_figure_draws_data_and_saves(example_posterior, kind, tmp_path):
 
 
 def test_loss_compute_curve_is_the_posterior_median_law(example_posterior):
-    fig = example_posterior.plot_loss_compute(targets=[TARGET])
+    fig = plot_loss_compute(example_posterior, targets=[TARGET])
     (line,) = [x for x in fig.axes[0].lines if x.get_label() == "N = 7B"]
     compute, loss = line.get_data()
     draws = example_posterior.draws()
@@ -101,7 +113,7 @@ def test_loss_compute_curve_is_the_posterior_median_law(example_posterior):
 
 
 def test_frontier_median_is_the_optimum_per_draw(example_posterior):
-    fig = example_posterior.plot_frontier()
+    fig = plot_frontier(example_posterior)
     n_ax, d_ax, ratio_ax = fig.axes[:3]
     compute, n_star = n_ax.lines[0].get_data()
     n_opt, d_opt = example_posterior.law.optimal(example_posterior.draws(), compute[5])
@@ -112,7 +124,7 @@ def test_frontier_median_is_the_optimum_per_draw(example_posterior):
 
 
 def test_ppc_counts_every_fitted_row(example_posterior):
-    fig = example_posterior.plot_ppc(level=0.9)
+    fig = plot_ppc(example_posterior, level=0.9)
     rows = len(example_posterior.data)
     assert f"of {rows} fitted rows" in fig.get_suptitle()
     inside, outside = fig.axes[0].collections[1:3]
@@ -121,13 +133,13 @@ def test_ppc_counts_every_fitted_row(example_posterior):
 
 def test_unknown_kind_is_a_user_error(example_posterior):
     with pytest.raises(BayescaleError, match="unknown figure"):
-        example_posterior.plot("histogram")
+        plot(example_posterior, "histogram")
 
 
 def test_new_run_band_is_predicts_interval(example_posterior):
     """The light band of the law figures is predict's new-run interval, the law's learned
     extrapolation error included (beyond the runs it is most of the width)."""
-    from bayescale.plots import _bands
+    from bayescale.report.plots import _bands
 
     n, d = np.array([7e9, 7e10]), np.array([1.4e11, 1.4e12])
     band = _bands(example_posterior, example_posterior.draws(), n, d, 0.9, 5)
@@ -151,13 +163,13 @@ def test_prior_of_a_and_b_is_the_laws(example_posterior):
 
 def test_rank_plot_of_one_chain_is_a_user_error(known_posterior):
     with pytest.raises(BayescaleError, match="compare chains"):
-        known_posterior.plot_rank()
+        plot_rank(known_posterior)
 
 
 @pytest.mark.parametrize("kind", ["isoflop", "loss-compute"])
 def test_target_interval_and_label_fit_in_the_figure(example_posterior, kind):
     """The y-limits hold the target's whole interval, and its label clears the error bar."""
-    fig = example_posterior.plot(kind, targets=[TARGET])
+    fig = plot(example_posterior, kind, targets=[TARGET])
     (ax,) = [a for a in fig.axes if a.get_ylabel() == "loss (nats)"]
     pred = example_posterior.predict(*TARGET).iloc[0]
     low, high = ax.get_ylim()
@@ -175,20 +187,20 @@ def test_target_interval_and_label_fit_in_the_figure(example_posterior, kind):
 def test_priors_and_pair_of_a_family_fit_show_the_population_law(family_posterior):
     """Each family's parameters have a dim family (this crashed); the figures show the
     population-mean law, whose prior the single-law prior is."""
-    fig = family_posterior.plot_priors()
+    fig = plot_priors(family_posterior)
     assert len([ax for ax in fig.axes if _has_data(ax)]) == 5
     assert "population-mean law" in fig.get_suptitle()
     posterior = _parameter_tree(family_posterior, with_prior=True, population=True)["posterior"]
     pop_alpha = np.exp(np.asarray(family_posterior.tree["posterior"].dataset["pop_log_alpha"]))
     np.testing.assert_allclose(np.asarray(posterior["alpha"]), pop_alpha, rtol=1e-12)
-    assert "population-mean law" in family_posterior.plot_pair().get_suptitle()
+    assert "population-mean law" in plot_pair(family_posterior).get_suptitle()
 
 
 def test_law_figures_of_a_family_fit_say_whose_law(family_posterior):
-    everyone = family_posterior.plot_isoflop()
+    everyone = plot_isoflop(family_posterior)
     assert "a new family's law (population of the 2 families)" in everyone.axes[0].get_title()
     assert len(everyone.axes[0].collections[-1].get_offsets()) == 30
-    one = family_posterior.plot_loss_compute(targets=[TARGET], family="q")
+    one = plot_loss_compute(family_posterior, targets=[TARGET], family="q")
     assert "family q: its law and its runs" in one.axes[0].get_title()
     scatter = [c for c in one.axes[0].collections if c.get_label() == "fitted runs"]
     assert len(scatter[0].get_offsets()) == 15
@@ -196,13 +208,13 @@ def test_law_figures_of_a_family_fit_say_whose_law(family_posterior):
     pred = family_posterior.predict(*TARGET, family="q").iloc[0]
     stars = [x for x in one.axes[0].lines if x.get_marker() == "*"]
     assert stars[0].get_ydata()[0] == pytest.approx(pred.loss_median, rel=1e-12)
-    assert "family q" in family_posterior.plot_frontier(family="q").get_suptitle()
+    assert "family q" in plot_frontier(family_posterior, family="q").get_suptitle()
 
 
 def test_ppc_of_a_family_fit_puts_each_row_under_its_familys_law(family_posterior):
     """The rows lie on their own family's law: residuals near 0 (under the population law they
     would be off by several percent)."""
-    fig = family_posterior.plot_ppc()
+    fig = plot_ppc(family_posterior)
     assert "under its family's law" in fig.get_suptitle()
     resid = np.concatenate([c.get_offsets()[:, 1] for c in fig.axes[0].collections[1:3]])
     assert resid.size == 30 and np.abs(resid).max() < 1.0
@@ -215,7 +227,7 @@ def test_ppc_of_a_family_fit_puts_each_row_under_its_familys_law(family_posterio
 def test_log_axis_labels_few_minor_ticks(span, labelled):
     # matplotlib's own choice with one power of ten in view (1, 2, 3, 4, 6 x 10^k) overlapped
     # in the third of a figure a ppc panel gets
-    from bayescale.plots import _log_x
+    from bayescale.report.plots import _log_x
 
     fig = Figure(figsize=(5, 4))
     ax = fig.subplots()

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from bayescale import Posterior
 from bayescale.cli import app
-from bayescale.errors import BayescaleError
-from bayescale.simulate import EPOCH_LAW, chinchilla_loss
+from bayescale.core.errors import BayescaleError
+from bayescale.law.simulate import EPOCH_LAW, chinchilla_loss
 
 
 def test_closed_form_optimum_matches_numeric_minimisation(known_posterior):
@@ -34,7 +34,7 @@ def test_closed_form_optimum_matches_numeric_minimisation(known_posterior):
 
 
 def test_generic_numeric_optimum_agrees_with_closed_form(known_posterior):
-    from bayescale.laws import Law
+    from bayescale.law.laws import Law
 
     draws = known_posterior.draws()
     law = known_posterior.law

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bayescale.errors import BayescaleError
-from bayescale.laws import get_law
-from bayescale.priors import NOISE_PRIORS, load_priors
+from bayescale.core.errors import BayescaleError
+from bayescale.law.laws import get_law
+from bayescale.law.priors import NOISE_PRIORS, load_priors
 
 
 def _prior_draws(size: int = 20000) -> dict[str, np.ndarray]:

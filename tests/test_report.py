@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 
 from bayescale import Posterior
 from bayescale.cli import app
-from bayescale.plots import FIGURES
-from bayescale.report import write_report
-from bayescale.simulate import EPOCH_LAW
+from bayescale.law.simulate import EPOCH_LAW
+from bayescale.report.html import write_report
+from bayescale.report.plots import FIGURES
 from tests.conftest import EXAMPLE
 from tests.test_plots import known_family_posterior
 

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from bayescale import Posterior
 from bayescale.cli import app
-from bayescale.runs import file_sha256
+from bayescale.data.runs import file_sha256
 from tests.conftest import EXAMPLE, QUICK
 
 runner = CliRunner()

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from bayescale import BayescaleError, Posterior
 from bayescale.cli import app
-from bayescale.laws import get_law
-from bayescale.risk import Thresholds, decide, extrapolation, suggested_runs
-from bayescale.simulate import EPOCH_LAW, chinchilla_loss
+from bayescale.law.laws import get_law
+from bayescale.law.simulate import EPOCH_LAW, chinchilla_loss
+from bayescale.posterior.risk import Thresholds, decide, extrapolation, suggested_runs
 
 LAW = get_law("chinchilla")
 FITTED = pd.DataFrame({"params": [1e8, 1e9, 4e9], "tokens": [2e9, 2e10, 8e10],

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayescale.errors import BayescaleError
-from bayescale.runs import check_identifiable, load_runs, parse_size
+from bayescale.core.errors import BayescaleError
+from bayescale.data.runs import check_identifiable, load_runs, parse_size
 from tests.conftest import EPOCH_CSV, EXAMPLE, needs_shared
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bayescale import ModelSpec, SamplerOptions, fit, load_runs
-from bayescale.simulate import isoflop_sweep
+from bayescale.law.simulate import isoflop_sweep
 
 QUICK = SamplerOptions(chains=2, draws=400, tune=400, random_seed=4, progress=False)
 BUDGETS = [1e18, 1e19, 1e20, 1e21]

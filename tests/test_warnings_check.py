@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from bayescale import Posterior
 from bayescale.cli import app
-from bayescale.laws import get_law
-from bayescale.simulate import EPOCH_LAW, chinchilla_loss
-from bayescale.warnings_check import (
+from bayescale.law.laws import get_law
+from bayescale.law.simulate import EPOCH_LAW, chinchilla_loss
+from bayescale.posterior.warnings import (
     far_targets,
     outliers,
     prior_pull,

@@ -2,25 +2,7 @@
 
 from __future__ import annotations
 
-import typer
-
-from bayescale.cli.usage import OneLineErrors
-
-app = typer.Typer(
-    name="bayescale",
-    cls=OneLineErrors,  # usage errors: one line on stderr, exit 2
-    help=(
-        "Bayesian scaling laws for LLM pre-training: fit L(N, D) to a table of runs, then get "
-        "credible intervals for the loss of a planned run and for the compute-optimal "
-        "allocation, seed noise included."
-    ),
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
-)
-
-from bayescale.cli import (  # noqa: E402  (commands register on `app`)
+from bayescale.cli import (  # each command registers on `app`
     backtest_cmd,
     compare_cmd,
     fit_cmd,
@@ -29,6 +11,7 @@ from bayescale.cli import (  # noqa: E402  (commands register on `app`)
     report_cmd,
     risk_cmd,
 )
+from bayescale.cli.app import app
 
 __all__ = ["app", "backtest_cmd", "compare_cmd", "fit_cmd", "info_cmd", "main", "predict_cmd",
            "report_cmd", "risk_cmd"]

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from bayescale.cli import app
+from bayescale.cli.app import app
 from bayescale.cli.common import (
     FlopsColOption,
     JsonOption,
@@ -23,10 +23,10 @@ from bayescale.cli.common import (
     parse_one_size,
     user_errors,
 )
-from bayescale.diagnostics import MIN_DRAWS
-from bayescale.format import convergence_line, paired_points, ridge_line
-from bayescale.model import MAX_SEED_NOISE
-from bayescale.sampling import MIN_TUNE
+from bayescale.core.diagnostics import MIN_DRAWS
+from bayescale.core.format import convergence_line, paired_points, ridge_line
+from bayescale.inference.model import MAX_SEED_NOISE
+from bayescale.inference.sampling import MIN_TUNE
 
 
 def _pct(value: float | None) -> str:
@@ -85,11 +85,11 @@ def backtest(
     fit the rest, and score the forecasts of the held-out runs: ARE of the median, coverage of
     the 50/80/90% intervals, 90% half-width; beside the classical point fit with bootstrap
     intervals on the same split."""
-    from bayescale.backtest import BacktestOptions
-    from bayescale.backtest import backtest as run_backtest
-    from bayescale.model import LIKELIHOODS, ModelSpec
-    from bayescale.runs import load_runs
-    from bayescale.sampling import SamplerOptions
+    from bayescale.data.runs import load_runs
+    from bayescale.evaluate.backtest import BacktestOptions
+    from bayescale.evaluate.backtest import backtest as run_backtest
+    from bayescale.inference.model import LIKELIHOODS, ModelSpec
+    from bayescale.inference.sampling import SamplerOptions
 
     if likelihood not in LIKELIHOODS:
         raise typer.BadParameter(f"use one of {', '.join(LIKELIHOODS)}",

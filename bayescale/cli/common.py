@@ -12,8 +12,8 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from bayescale.errors import BayescaleError
-from bayescale.runs import parse_size
+from bayescale.core.errors import BayescaleError
+from bayescale.data.runs import parse_size
 
 #: Messages, tables and warnings go to stderr; stdout carries only machine output (JSON).
 err = Console(stderr=True, soft_wrap=True, markup=False)  # paths and names may hold "[...]"

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from bayescale.cli import app
+from bayescale.cli.app import app
 from bayescale.cli.common import JsonOption, emit_json, err, user_errors
 
 
@@ -22,9 +22,9 @@ def compare(
     """Compare fits (e.g. --law chinchilla vs --law kaplan) by PSIS-LOO: the expected log
     predictive density of each fitted row left out (ELPD), differences to the best fit with
     standard errors, and a warning for rows whose Pareto k makes the estimate unreliable."""
-    from bayescale.loo import PARETO_K_LIMIT
-    from bayescale.loo import compare as run_compare
-    from bayescale.posterior import Posterior
+    from bayescale.evaluate.compare import PARETO_K_LIMIT
+    from bayescale.evaluate.compare import compare as run_compare
+    from bayescale.posterior.posterior import Posterior
 
     if len(fit_files) < 2:
         raise typer.BadParameter("give two or more posterior files", param_hint="FIT1 FIT2 ...")

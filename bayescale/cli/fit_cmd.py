@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from bayescale.cli import app
+from bayescale.cli.app import app
 from bayescale.cli.common import (
     FlopsColOption,
     JsonOption,
@@ -26,12 +26,12 @@ from bayescale.cli.common import (
     say_warnings,
     user_errors,
 )
-from bayescale.diagnostics import MIN_DRAWS
-from bayescale.errors import BayescaleError
-from bayescale.fileio import check_writable
-from bayescale.format import statistic
-from bayescale.model import MAX_SEED_NOISE
-from bayescale.sampling import MIN_TUNE
+from bayescale.core.diagnostics import MIN_DRAWS
+from bayescale.core.errors import BayescaleError
+from bayescale.core.fileio import check_writable
+from bayescale.core.format import statistic
+from bayescale.inference.model import MAX_SEED_NOISE
+from bayescale.inference.sampling import MIN_TUNE
 
 EXIT_DIAGNOSTICS = 3
 
@@ -105,14 +105,14 @@ def fit(
     Prints a summary with credible intervals and convergence diagnostics. Exit code 3 when a
     convergence check fails (the file is still written, for inspection).
     """
-    from bayescale.fit import fit as run_fit
-    from bayescale.laws import LAWS, get_law
-    from bayescale.model import LIKELIHOODS, ModelSpec
-    from bayescale.priors import NOISE_PRIORS, load_priors
-    from bayescale.runs import check_identifiable, load_runs
-    from bayescale.sampling import SAMPLERS, SamplerOptions
-    from bayescale.selection import select_checkpoints
-    from bayescale.warnings_check import fit_warnings
+    from bayescale.data.runs import check_identifiable, load_runs
+    from bayescale.data.selection import select_checkpoints
+    from bayescale.inference.fit import fit as run_fit
+    from bayescale.inference.model import LIKELIHOODS, ModelSpec
+    from bayescale.inference.sampling import SAMPLERS, SamplerOptions
+    from bayescale.law.laws import LAWS, get_law
+    from bayescale.law.priors import NOISE_PRIORS, load_priors
+    from bayescale.posterior.warnings import fit_warnings
 
     if law not in LAWS:
         raise typer.BadParameter(f"use one of {', '.join(LAWS)}", param_hint="--law")
@@ -132,7 +132,7 @@ def fit(
     if priors is not None:
         defaults = {**law_obj.default_priors(), **NOISE_PRIORS}
         if family_col is not None:
-            from bayescale.families import FAMILY_SD
+            from bayescale.law.families import FAMILY_SD
 
             defaults["family_sd"] = FAMILY_SD
         prior_table = load_priors(priors, defaults, law_obj.lognormal_parameters)

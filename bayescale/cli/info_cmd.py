@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from bayescale.cli import app
+from bayescale.cli.app import app
 from bayescale.cli.common import JsonOption, emit_json, err, user_errors
 
 
@@ -21,7 +21,7 @@ def input_status(meta: dict[str, Any]) -> str:
     >>> input_status({"input": {"path": "no/such.csv", "sha256": "0" * 64}})
     'missing'
     """
-    from bayescale.runs import file_sha256
+    from bayescale.data.runs import file_sha256
 
     source = meta.get("input", {})
     path = Path(source.get("path", ""))
@@ -50,8 +50,8 @@ def info(
     """Show what a posterior file was made from: the input's path and sha256 (and whether the
     file there still matches), law, likelihood, priors, sampler options, diagnostics, package
     versions and creation time."""
-    from bayescale.posterior import Posterior
-    from bayescale.priors import from_dict
+    from bayescale.law.priors import from_dict
+    from bayescale.posterior.posterior import Posterior
 
     post = Posterior.load(fit_file)
     meta = post.meta

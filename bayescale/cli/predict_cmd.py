@@ -7,8 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from bayescale import format as fmt
-from bayescale.cli import app
+from bayescale.cli.app import app
 from bayescale.cli.common import (
     FamilyOption,
     JsonOption,
@@ -22,7 +21,8 @@ from bayescale.cli.common import (
     user_errors,
     which_family,
 )
-from bayescale.errors import BayescaleError
+from bayescale.core import format as fmt
+from bayescale.core.errors import BayescaleError
 
 FitArgument = typer.Argument(..., metavar="FIT", help="Posterior file written by `bayescale fit`.")
 IntervalOption = typer.Option("eti", "--interval",
@@ -38,7 +38,8 @@ def _targets_from_file(path: Path) -> tuple[list | None, list | None, list | Non
     """params / tokens / compute columns of a targets table (two of the three)."""
     import numpy as np
 
-    from bayescale.runs import COMPUTE_TOLERANCE, ROW, parse_size, read_table
+    from bayescale.data.compute import compute
+    from bayescale.data.runs import COMPUTE_TOLERANCE, ROW, parse_size, read_table
 
     frame = read_table(path)
     found = {}
@@ -60,9 +61,9 @@ def _targets_from_file(path: Path) -> tuple[list | None, list | None, list | Non
                              path=str(path))
     if len(found) == 3:  # C = 6 N D (Kaplan et al. 2020) must hold, as for a runs table
         for n, d, c, line in zip(*found.values(), frame[ROW], strict=True):
-            if abs(c - 6.0 * n * d) > COMPUTE_TOLERANCE * c:
+            if abs(c - compute(n, d)) > COMPUTE_TOLERANCE * c:
                 raise BayescaleError(
-                    f"{c:.3g} is not 6 x params x tokens = {6.0 * n * d:.3g}; give two of "
+                    f"{c:.3g} is not 6 x params x tokens = {compute(n, d):.3g}; give two of "
                     "params, tokens, compute, or three that agree", path=str(path),
                     row=int(line), column="compute")
         found.pop("compute")
@@ -95,8 +96,8 @@ def predict(
 ) -> None:
     """Predict the loss of planned runs: a new run's loss (seed noise included) and the law's
     expected loss, each with a credible interval computed draw by draw."""
-    from bayescale.posterior import Posterior
-    from bayescale.warnings_check import far_targets
+    from bayescale.posterior.posterior import Posterior
+    from bayescale.posterior.warnings import far_targets
 
     _check_interval(interval)
     n = parse_one_size(params, "--params")
@@ -167,8 +168,8 @@ def optimal(
     """Compute-optimal N*, D*, tokens per parameter and loss for budgets C = 6 N D (a new
     run's loss at the optimum, seed noise included, and the law's expected loss there), with
     the allocation exponents a (N* ~ C^a) and b (D* ~ C^b)."""
-    from bayescale.posterior import Posterior
-    from bayescale.warnings_check import far_targets
+    from bayescale.posterior.posterior import Posterior
+    from bayescale.posterior.warnings import far_targets
 
     _check_interval(interval)
     budgets = parse_sizes(compute, "--compute")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from bayescale.cli import app
+from bayescale.cli.app import app
 from bayescale.cli.common import (
     FamilyOption,
     LevelOption,
@@ -63,8 +63,8 @@ def report(
     posterior over prior, trace, rank and pair plots, diagnostics and summary tables, loss
     against compute, isoFLOP curves, the compute-optimal frontier and a posterior predictive
     check, with the planned runs (--target) marked."""
-    from bayescale.fileio import check_writable
-    from bayescale.posterior import Posterior
+    from bayescale.core.fileio import check_writable
+    from bayescale.posterior.posterior import Posterior
 
     targets = parse_targets(target)
     if out.exists() and not out.is_dir():
@@ -73,7 +73,7 @@ def report(
     post = Posterior.load(fit_file)
     which_family(post, family, quiet=False)
     _headless()
-    from bayescale.report import write_report
+    from bayescale.report.html import write_report
 
     written = write_report(post, out, targets, level=level, random_seed=random_seed, dpi=dpi,
                            family=family)
@@ -97,9 +97,9 @@ def plot(
     family: str | None = FamilyOption,
 ) -> None:
     """Draw one figure of a posterior to a file."""
-    from bayescale.fileio import atomic_path, check_writable
-    from bayescale.plots import FIGURES, WITH_TARGETS
-    from bayescale.posterior import Posterior
+    from bayescale.core.fileio import atomic_path, check_writable
+    from bayescale.posterior.posterior import Posterior
+    from bayescale.report.plots import FIGURES, WITH_TARGETS
 
     if kind not in FIGURES:
         raise typer.BadParameter(f"use one of {', '.join(FIGURES)}", param_hint="KIND")

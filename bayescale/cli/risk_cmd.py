@@ -10,8 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from bayescale import format as fmt
-from bayescale.cli import app
+from bayescale.cli.app import app
 from bayescale.cli.common import (
     FamilyOption,
     JsonOption,
@@ -22,10 +21,11 @@ from bayescale.cli.common import (
     user_errors,
     which_family,
 )
-from bayescale.errors import BayescaleError
+from bayescale.core import format as fmt
+from bayescale.core.errors import BayescaleError
 
 if TYPE_CHECKING:
-    from bayescale.risk import RiskReview
+    from bayescale.posterior.risk import RiskReview
 
 FORMATS = ("text", "markdown")
 KEYS = ("median", "lower", "upper")
@@ -66,8 +66,8 @@ def risk(
     reaches --target-loss, the compute-optimal alternative at the same compute and the loss the
     plan gives up (regret), how far it extrapolates beyond the fitted runs, what dominates the
     uncertainty, and a GO / CAUTION / NO-GO verdict."""
-    from bayescale.posterior import Posterior
-    from bayescale.risk import Thresholds
+    from bayescale.posterior.posterior import Posterior
+    from bayescale.posterior.risk import Thresholds
 
     if interval not in ("eti", "hdi"):
         raise typer.BadParameter("use eti or hdi", param_hint="--interval")

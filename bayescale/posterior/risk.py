@@ -3,7 +3,7 @@
 For a plan (N, D) at compute C = 6 N D, per posterior draw s:
 
 - the law's expected loss L_s(N, D) and a new run's loss L_s(N, D) exp(u + eps), with the same
-  noise draws as :meth:`bayescale.posterior.Posterior.predict` (same ``random_seed``), so the two
+  noise draws as :meth:`bayescale.posterior.posterior.Posterior.predict` (same ``random_seed``), so the two
   commands print the same interval;
 - P(new run's loss < target): the share of draws whose new-run loss is below the target;
 - the compute-optimal alternative (N*_s, D*_s) at the same C, its loss, and the regret
@@ -26,13 +26,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayescale import format as fmt
-from bayescale.calibration import Calibration
-from bayescale.errors import BayescaleError
-from bayescale.intervals import summarize
-from bayescale.laws import Law
-from bayescale.optimal import optimal_draws
-from bayescale.predictive import (
+from bayescale.core import format as fmt
+from bayescale.core.errors import BayescaleError
+from bayescale.core.intervals import summarize
+from bayescale.data.compute import compute
+from bayescale.data.ranges import FAR_COMPUTE, FAR_PARAMS, FAR_TOKENS, FittedRange
+from bayescale.law.calibration import Calibration
+from bayescale.law.laws import Law
+from bayescale.posterior.optimal import optimal_draws
+from bayescale.posterior.predictive import (
     discrepancy_share,
     floor_share,
     new_run_log,
@@ -76,9 +78,9 @@ class Thresholds:
     nogo_probability: float = 0.2
     caution_regret: float = 0.01
     nogo_regret: float = 0.05
-    max_compute_ratio: float = 100.0
-    max_params_ratio: float = 10.0
-    max_tokens_ratio: float = 10.0
+    max_compute_ratio: float = FAR_COMPUTE
+    max_params_ratio: float = FAR_PARAMS
+    max_tokens_ratio: float = FAR_TOKENS
     noise_share: float = 0.5
 
     def __post_init__(self) -> None:
@@ -111,7 +113,7 @@ def compute_share(law: Law, draws: Draws, compute: float, mean_log: np.ndarray) 
 
     Examples
     --------
-    >>> from bayescale.laws import get_law
+    >>> from bayescale.law.laws import get_law
     >>> d = {"E": np.array([1.8]), "A": np.array([480.0]), "B": np.array([2000.0]),
     ...      "alpha": np.array([0.35]), "beta": np.array([0.37])}
     >>> law = get_law("chinchilla")
@@ -249,13 +251,11 @@ def extrapolation(
     >>> extrapolation(frame, 7e10, 1.4e12, Thresholds())["compute_ratio"]
     4900.0
     """
-    fitted = 6.0 * data["params"].to_numpy(float) * data["tokens"].to_numpy(float)
-    min_n, max_n = float(data["params"].min()), float(data["params"].max())
-    max_c = float(fitted.max())
-    min_d, max_d = float(data["tokens"].min()), float(data["tokens"].max())
-    c_ratio = 6.0 * params * tokens / max_c
-    n_ratio, d_ratio = params / max_n, tokens / max_d
-    d_outside = max(d_ratio, min_d / tokens)  # > 1: outside the fitted D range
+    fitted = FittedRange.of(data["params"], data["tokens"])
+    min_n, max_n = fitted.min_params, fitted.max_params
+    max_c, min_d, max_d = fitted.max_compute, fitted.min_tokens, fitted.max_tokens
+    c_ratio, n_ratio, d_ratio, d_outside = (
+        float(v) for v in fitted.ratios(params, tokens).values())
     far = []
     if c_ratio > thresholds.max_compute_ratio:
         far.append(f"compute {c_ratio:.3g}x the largest fitted run "
@@ -300,7 +300,7 @@ def suggested_runs(params: float, tokens: float, ext: dict[str, Any]) -> list[di
     for step in (0.25, 0.5):
         n = float(near_n * (params / near_n) ** step)
         d = float(near_d * (tokens / near_d) ** step)
-        out.append({"compute": 6.0 * n * d, "params": n, "tokens": d,  # C = 6 N D
+        out.append({"compute": compute(n, d), "params": n, "tokens": d,
                     "cost_share": n * d / (params * tokens)})
     return out
 
@@ -309,7 +309,7 @@ def _uncertainty(
     mean_log: np.ndarray, new_log: np.ndarray, level: float, params: float, tokens: float,
     ext: dict[str, Any], thresholds: Thresholds, law_log: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    # law_log: the law plus its learned extrapolation error (bayescale.calibration), if any
+    # law_log: the law plus its learned extrapolation error (bayescale.law.calibration), if any
     law_log = mean_log if law_log is None else law_log
     share = float(floor_share(law_log[:, None], new_log[:, None], level)[0])
     law_error = float(discrepancy_share(mean_log[:, None], law_log[:, None], new_log[:, None],
@@ -355,7 +355,7 @@ def decide(
     fit_doubts: Sequence[str] = (),
 ) -> tuple[str, list[str]]:
     """The verdict (GO, CAUTION, NO-GO) and the reasons for it; a doubt about the fit itself
-    (priors that hold the law away from the runs, :mod:`bayescale.warnings_check`) is at least
+    (priors that hold the law away from the runs, :mod:`bayescale.posterior.warnings`) is at least
     a CAUTION.
 
     Examples
@@ -440,7 +440,7 @@ def review(
     thresholds : Thresholds, optional
         Rules of the verdict.
     calibration : Calibration, optional
-        The law's learned extrapolation error (:mod:`bayescale.calibration`): added to the new
+        The law's learned extrapolation error (:mod:`bayescale.law.calibration`): added to the new
         run's loss (and the optimum's) as :meth:`Posterior.predict` adds it.
     fit_doubts : sequence of str
         Warnings that the fit follows its priors more than the runs: each is kept in the
@@ -457,16 +457,16 @@ def review(
     thresholds = thresholds or Thresholds()
     if target_loss is not None and not (np.isfinite(target_loss) and target_loss > 0):
         raise BayescaleError(f"target loss must be positive and finite, got {target_loss}")
-    compute = 6.0 * params * tokens  # Kaplan et al. 2020
+    flop = compute(params, tokens)
     n, d = np.array([params]), np.array([tokens])
     mean_log = law.log_loss(draws, n, d)
     # predict's arithmetic; the discrepancy's slope per draw is shared by plan and optimum
     law_log, new_log = (x[:, 0] for x in new_run_log(mean_log, draws, n, d, calibration,
                                                       random_seed))
     mean_log = mean_log[:, 0]
-    opt = optimal_draws(law, draws, compute=compute)
+    opt = optimal_draws(law, draws, compute=flop)
     opt_mean_log = np.log(opt["loss"])
-    _, opt_new_log = optimum_new_run_log(opt, draws, calibration, random_seed, compute)
+    _, opt_new_log = optimum_new_run_log(opt, draws, calibration, random_seed, flop)
     regret = np.exp(mean_log) - opt["loss"]
 
     def triple(values: np.ndarray, log: bool = False) -> dict[str, float]:
@@ -481,7 +481,7 @@ def review(
     verdict, reasons = decide(prob, target_loss, regret_summary["median"], ext, thresholds,
                               fit_doubts)
     return RiskReview(
-        params=float(params), tokens=float(tokens), compute=compute, level=level,
+        params=float(params), tokens=float(tokens), compute=flop, level=level,
         interval=interval_kind, target_loss=target_loss,
         loss=triple(new_log, log=True), mean_loss=triple(mean_log, log=True),
         prob_below_target=prob,
@@ -489,7 +489,7 @@ def review(
                  "loss": triple(opt_new_log, log=True),
                  "mean_loss": triple(opt_mean_log, log=True)},
         regret={**regret_summary, "mean": float(regret.mean())},
-        compute_share=triple(compute_share(law, draws, compute, mean_log)),
+        compute_share=triple(compute_share(law, draws, flop, mean_log)),
         prob_optimal_better=float(np.mean(opt_new_log < new_log)),
         extrapolation=ext, uncertainty=unc, verdict=verdict, reasons=reasons,
         fit_doubts=list(fit_doubts),

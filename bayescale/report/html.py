@@ -1,5 +1,5 @@
 """A self-contained HTML report of a fitted posterior: tables and every figure of
-:mod:`bayescale.plots`, embedded as PNG (base64) and also written beside the HTML."""
+:mod:`bayescale.report.plots`, embedded as PNG (base64) and also written beside the HTML."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bayescale import format as fmt
-from bayescale.errors import BayescaleError
-from bayescale.fileio import atomic_path
-from bayescale.plots import FIGURES, WITH_TARGETS
+from bayescale.core import format as fmt
+from bayescale.core.errors import BayescaleError
+from bayescale.core.fileio import atomic_path
+from bayescale.report.plots import FIGURES, WITH_TARGETS
 
 if TYPE_CHECKING:
-    from bayescale.posterior import Posterior
+    from bayescale.posterior.posterior import Posterior
 
 #: What each figure shows and what to look for (the report's captions).
 CAPTIONS = {

@@ -81,7 +81,7 @@ def interval(median: float, lower: float, upper: float, fmt=number) -> str:
 
 
 def paired_points(versus: dict) -> str:
-    """A paired ARE difference (:func:`bayescale.backtest.are_versus`) in percentage points.
+    """A paired ARE difference (:func:`bayescale.evaluate.backtest.are_versus`) in percentage points.
 
     Examples
     --------
@@ -94,7 +94,7 @@ def paired_points(versus: dict) -> str:
 
 
 def ridge_line(family: str, baseline: dict) -> str:
-    """The baseline's ``alpha_profile`` of a two-size backtest case (:mod:`bayescale.backtest`).
+    """The baseline's ``alpha_profile`` of a two-size backtest case (:mod:`bayescale.evaluate.backtest`).
 
     Examples
     --------
@@ -118,7 +118,7 @@ def ridge_line(family: str, baseline: dict) -> str:
 
 
 def convergence_line(cases: list[dict]) -> str | None:
-    """Which backtest fits failed the convergence checks (:mod:`bayescale.diagnostics`), with
+    """Which backtest fits failed the convergence checks (:mod:`bayescale.core.diagnostics`), with
     their worst R-hat, smallest ESS and divergences; None when every fit passed.
 
     Examples

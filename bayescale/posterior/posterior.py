@@ -8,8 +8,6 @@ centring constants, sampler options, diagnostics, the input's path and sha256, p
 
 from __future__ import annotations
 
-import hashlib
-import json
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -17,47 +15,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayescale.calibration import Calibration, distance, ranges_of
-from bayescale.diagnostics import chain_stats
-from bayescale.errors import BayescaleError
-from bayescale.fileio import atomic_path
-from bayescale.intervals import KINDS, interval, summarize
-from bayescale.laws import Law, get_law
-from bayescale.predictive import (
+from bayescale.core.diagnostics import chain_stats
+from bayescale.core.errors import BayescaleError
+from bayescale.core.intervals import KINDS, interval, summarize
+from bayescale.data.compute import compute as flop_of
+from bayescale.data.compute import params_for, tokens_for
+from bayescale.data.ranges import distance, ranges_of
+from bayescale.data.runs import FAMILY, parse_size
+from bayescale.law.calibration import Calibration
+from bayescale.law.laws import Law, get_law
+from bayescale.law.likelihoods import likelihood_of
+from bayescale.law.priors import NOISE_PRIORS, Prior, from_dict
+from bayescale.posterior import store
+from bayescale.posterior.predictive import (
     discrepancy_share,
     floor_share,
     new_run_log,
     optimum_new_run_log,
 )
-from bayescale.priors import NOISE_PRIORS, Prior, from_dict
-from bayescale.runs import FAMILY, parse_size
-
-META_KEY = "bayescale"
-#: Root attribute with the sha256 of the stored arrays: a damaged file fails to load.
-DIGEST_KEY = "bayescale_sha256"
-
-
-def content_digest(tree: Any) -> str:
-    """sha256 over the name, shape and values of every data variable of every group.
-
-    Numbers are hashed as float64, so the digest survives a NetCDF round trip.
-
-    Examples
-    --------
-    >>> content_digest(post.tree)  # doctest: +SKIP
-    '3f0c...'
-    """
-    digest = hashlib.sha256()
-    for node in sorted(tree.subtree, key=lambda n: n.path):
-        dataset = node.dataset
-        for name in sorted(map(str, dataset.data_vars)):
-            values = np.asarray(dataset[name].values)
-            digest.update(f"{node.path}/{name}{values.shape}".encode())
-            if values.dtype.kind in "biuf":
-                digest.update(np.ascontiguousarray(values, dtype=np.float64).tobytes())
-            else:
-                digest.update("\x00".join(map(str, values.ravel())).encode())
-    return digest.hexdigest()
 
 
 def _check_level(level: float) -> None:
@@ -106,7 +81,7 @@ class Posterior:
 
     Notes
     -----
-    Made by :func:`bayescale.fit` (``result.posterior``), :meth:`load` or :meth:`from_draws`.
+    Made by :func:`bayescale.inference.fit` (``result.posterior``), :meth:`load` or :meth:`from_draws`.
     Questions: :meth:`summary`, :meth:`predict`, :meth:`optimal`, :meth:`exponents`,
     :meth:`risk`; figures: :meth:`plot` and the ``plot_*`` methods; :meth:`save` writes the file.
     Tables are pandas DataFrames, figures matplotlib Figures.
@@ -121,15 +96,15 @@ class Posterior:
     def __init__(self, tree: Any, path: str | None = None) -> None:
         self.tree = tree
         self.path = path
-        raw = tree.attrs.get(META_KEY)
-        if raw is None:
-            raise BayescaleError("not a bayescale posterior file (no metadata)", path=path)
-        self.meta: dict[str, Any] = json.loads(raw)
+        try:
+            self.meta: dict[str, Any] = store.read_meta(tree)
+        except BayescaleError as exc:
+            raise BayescaleError(exc.message, path=path) from None
         self.law: Law = get_law(self.meta["law"])
 
     @property
     def calibration(self) -> Calibration | None:
-        """The law's learned discrepancy (:mod:`bayescale.calibration`), if the fit stored one.
+        """The law's learned discrepancy (:mod:`bayescale.law.calibration`), if the fit stored one.
 
         Examples
         --------
@@ -186,25 +161,19 @@ class Posterior:
             raise BayescaleError(f"draws need one length for every parameter, a multiple of "
                                  f"chains = {chains}")
         arrays = {k: np.asarray(v, dtype=float).reshape(chains, -1) for k, v in draws.items()}
-        posterior = xr.Dataset({k: (("chain", "draw"), v) for k, v in arrays.items()})
         frame = data if data is not None else pd.DataFrame(
             {"params": [1e9], "tokens": [2e10], "loss": [2.5]})
-        constant = xr.Dataset({k: ("row", frame[k].to_numpy()) for k in frame if k != "loss"})
-        observed = xr.Dataset({"loss": ("row", frame["loss"].to_numpy())})
-        tree = xr.DataTree.from_dict({
-            "posterior": posterior, "constant_data": constant, "observed_data": observed,
-        })
-        likelihood = "studentt" if "nu" in draws else "huber" if "huber_k" in draws else "normal"
-        meta = {"law": law, "likelihood": likelihood,
+        meta = {"law": law, "likelihood": likelihood_of(draws),
                 "input": {"path": "<draws>", "n_rows": len(frame)}}
-        tree.attrs = {META_KEY: json.dumps(meta)}
+        posterior = xr.Dataset({k: (("chain", "draw"), v) for k, v in arrays.items()})
+        tree = store.assemble(posterior, frame, meta)
         return cls(tree)
 
     @classmethod
     def load(cls, path: str | Path) -> Posterior:
         """Read a posterior file written by ``bayescale fit``.
 
-        Raises :class:`~bayescale.errors.BayescaleError` for a missing, damaged or foreign file.
+        Raises :class:`~bayescale.core.errors.BayescaleError` for a missing, damaged or foreign file.
 
         Examples
         --------
@@ -212,29 +181,9 @@ class Posterior:
         >>> post.meta["input"]["n_rows"]  # doctest: +SKIP
         48
         """
-        import xarray as xr
-
         where = str(path)
-        if not Path(path).is_file():
-            raise BayescaleError("no such file", path=where)
+        tree = store.read(path)
         try:
-            tree = xr.open_datatree(path, engine="h5netcdf").load()
-        except Exception as exc:  # h5py/xarray raise many types for damaged files
-            if Path(path).suffix.lower() in (".csv", ".tsv", ".txt", ".parquet", ".json", ".jsonl"):
-                raise BayescaleError(
-                    "this is a table of runs, not a posterior file: run `bayescale fit` on it "
-                    "and pass the .posterior.nc file it writes", path=where,
-                ) from None
-            reason = " ".join(str(exc).split())[:120]
-            raise BayescaleError(
-                f"not a readable posterior file (corrupt, truncated or not NetCDF): {reason}",
-                path=where,
-            ) from None
-        try:
-            stored = tree.attrs.get(DIGEST_KEY)
-            if stored is not None and stored != content_digest(tree):
-                raise BayescaleError("the file is corrupt: its arrays do not match the checksum "
-                                     "written with them; fit again")
             post = cls(tree, where)
             post.draws()
         except BayescaleError as exc:
@@ -249,15 +198,13 @@ class Posterior:
     def save(self, path: str | Path) -> None:
         """Write the posterior to NetCDF atomically (never a half-written file).
 
-        The arrays' sha256 goes in the file (:func:`content_digest`); :meth:`load` checks it.
+        The arrays' sha256 goes in the file (:func:`bayescale.posterior.store.content_digest`); :meth:`load` checks it.
 
         Examples
         --------
         >>> result.posterior.save("runs.posterior.nc")  # doctest: +SKIP
         """
-        self.tree.attrs[DIGEST_KEY] = content_digest(self.tree)
-        with atomic_path(path) as tmp:
-            self.tree.to_netcdf(tmp, engine="h5netcdf")
+        store.write(self.tree, path)
         self.path = str(path)
 
     # ---------------------------------------------------------------- draws
@@ -289,7 +236,7 @@ class Posterior:
                                  f"so none called '{family}'")
         picked = {}
         if self.families:  # the family's law and noise, or a new family's
-            from bayescale.families import family_draws, family_noise_draws
+            from bayescale.law.families import family_draws, family_noise_draws
 
             picked = {**family_draws(self.tree, self.law, family, self.meta["centring"],
                                      self.priors),
@@ -361,7 +308,7 @@ class Posterior:
         >>> post.families  # doctest: +SKIP
         ['gpt3', 'olmo', 'opt']
         """
-        from bayescale.families import family_names
+        from bayescale.law.families import family_names
 
         return family_names(self.tree)
 
@@ -385,10 +332,7 @@ class Posterior:
         --------
         >>> post.data[["params", "tokens", "loss"]].describe()  # doctest: +SKIP
         """
-        constant = self.tree["constant_data"].dataset
-        frame = pd.DataFrame({name: np.asarray(constant[name]) for name in constant.data_vars})
-        frame["loss"] = np.asarray(self.tree["observed_data"].dataset["loss"])
-        return frame
+        return store.fitted_data(self.tree)
 
     def summary(self, level: float = 0.9, kind: str = "eti") -> pd.DataFrame:
         """Median, ``level`` credible interval, mean, sd, R-hat and ESS of each parameter.
@@ -407,7 +351,7 @@ class Posterior:
         _check_level(level)
         _check_kind(kind)
         if self.families:
-            from bayescale.families import family_summary
+            from bayescale.law.families import family_summary
 
             return family_summary(self.tree, self.law, level, kind)
         names = list(self.draws())
@@ -450,7 +394,7 @@ class Posterior:
             more small runs cannot remove; ``extrapolation_decades``, the distance beyond the
             fitted runs; ``discrepancy_share``, the share of the spread that is the law's own
             extrapolation error. With a stored calibration (and ``discrepancy``), ``loss_*``
-            include that error and its drift (:mod:`bayescale.calibration`); ``mean_loss_*``
+            include that error and its drift (:mod:`bayescale.law.calibration`); ``mean_loss_*``
             never do: they are the fitted law's mean.
 
         Examples
@@ -507,7 +451,7 @@ class Posterior:
         --------
         >>> post.optimal(compute=[1e21, 5.88e23])  # doctest: +SKIP
         """
-        from bayescale.optimal import optimal_draws
+        from bayescale.posterior.optimal import optimal_draws
 
         _check_level(level)
         _check_kind(interval_kind)
@@ -554,7 +498,7 @@ class Posterior:
         >>> post.exponents(level=0.9).loc["a", "median"]  # doctest: +SKIP
         0.517
         """
-        from bayescale.optimal import exponent_draws
+        from bayescale.posterior.optimal import exponent_draws
 
         _check_level(level)
         _check_kind(interval_kind)
@@ -575,7 +519,7 @@ class Posterior:
         thresholds: Any = None,
         family: str | None = None,
     ) -> Any:
-        """Risk review of one planned run (see :func:`bayescale.risk.review`).
+        """Risk review of one planned run (see :func:`bayescale.posterior.risk.review`).
 
         The new run's loss interval equals :meth:`predict`'s with the same ``random_seed``. In a
         family fit, ``family`` names the family (its own runs set the extrapolation ratios); a
@@ -585,8 +529,8 @@ class Posterior:
         --------
         >>> post.risk(70e9, 1.4e12, target_loss=1.95).verdict_line  # doctest: +SKIP
         """
-        from bayescale.risk import review
-        from bayescale.warnings_check import prior_pull, runs_off_the_law
+        from bayescale.posterior.risk import review
+        from bayescale.posterior.warnings import prior_pull, runs_off_the_law
 
         _check_level(level)
         _check_kind(interval_kind)
@@ -602,92 +546,6 @@ class Posterior:
                       random_seed=random_seed, thresholds=thresholds,
                       calibration=self.calibration_for(family),
                       fit_doubts=prior_pull(self) + runs_off_the_law(self))
-
-    # ---------------------------------------------------------------- plots
-    def plot(self, kind: str, **kwargs: Any) -> Any:
-        """One figure of :data:`bayescale.plots.FIGURES` as a matplotlib Figure.
-
-        Examples
-        --------
-        >>> post.plot("isoflop", targets=[(70e9, 1.4e12)]).savefig("iso.png")  # doctest: +SKIP
-        """
-        from bayescale.plots import FIGURES
-
-        if kind not in FIGURES:
-            raise BayescaleError(f"unknown figure '{kind}': use one of {', '.join(FIGURES)}")
-        return FIGURES[kind](self, **kwargs)
-
-    def plot_priors(self) -> Any:
-        """Posterior densities over priors (:func:`bayescale.plots.plot_priors`).
-
-        Examples
-        --------
-        >>> post.plot_priors().savefig("priors.png")  # doctest: +SKIP
-        """
-        return self.plot("priors")
-
-    def plot_trace(self) -> Any:
-        """Trace and density per chain (:func:`bayescale.plots.plot_trace`).
-
-        Examples
-        --------
-        >>> post.plot_trace().savefig("trace.png")  # doctest: +SKIP
-        """
-        return self.plot("trace")
-
-    def plot_rank(self) -> Any:
-        """Rank plots per chain (:func:`bayescale.plots.plot_rank`).
-
-        Examples
-        --------
-        >>> post.plot_rank().savefig("rank.png")  # doctest: +SKIP
-        """
-        return self.plot("rank")
-
-    def plot_pair(self) -> Any:
-        """Pair plot of the parameters (:func:`bayescale.plots.plot_pair`).
-
-        Examples
-        --------
-        >>> post.plot_pair().savefig("pair.png")  # doctest: +SKIP
-        """
-        return self.plot("pair")
-
-    def plot_loss_compute(self, targets: Any = (), **kwargs: Any) -> Any:
-        """Loss against compute with bands (:func:`bayescale.plots.plot_loss_compute`).
-
-        Examples
-        --------
-        >>> post.plot_loss_compute(targets=[(7e9, 1.4e11)]).savefig("lc.png")  # doctest: +SKIP
-        """
-        return self.plot("loss-compute", targets=targets, **kwargs)
-
-    def plot_isoflop(self, targets: Any = (), **kwargs: Any) -> Any:
-        """IsoFLOP curves with bands (:func:`bayescale.plots.plot_isoflop`).
-
-        Examples
-        --------
-        >>> post.plot_isoflop(targets=[(7e9, 1.4e11)]).savefig("iso.png")  # doctest: +SKIP
-        """
-        return self.plot("isoflop", targets=targets, **kwargs)
-
-    def plot_frontier(self, targets: Any = (), **kwargs: Any) -> Any:
-        """Compute-optimal frontier with bands (:func:`bayescale.plots.plot_frontier`).
-
-        Examples
-        --------
-        >>> post.plot_frontier(targets=[(7e9, 1.4e11)]).savefig("fr.png")  # doctest: +SKIP
-        """
-        return self.plot("frontier", targets=targets, **kwargs)
-
-    def plot_ppc(self, **kwargs: Any) -> Any:
-        """Posterior predictive check of the fitted runs (:func:`bayescale.plots.plot_ppc`).
-
-        Examples
-        --------
-        >>> post.plot_ppc(level=0.9).savefig("ppc.png")  # doctest: +SKIP
-        """
-        return self.plot("ppc", **kwargs)
 
 
 def resolve_targets(
@@ -714,8 +572,8 @@ def resolve_targets(
         n, d = shaped["params"], shaped["tokens"]
     elif "params" in shaped:
         n = shaped["params"]
-        d = shaped["compute"] / (6.0 * n)
+        d = tokens_for(shaped["compute"], n)
     else:
         d = shaped["tokens"]
-        n = shaped["compute"] / (6.0 * d)
-    return n.astype(float), d.astype(float), 6.0 * n * d
+        n = params_for(shaped["compute"], d)
+    return n.astype(float), d.astype(float), flop_of(n, d)

@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
+from bayescale.data.compute import tokens_for
+from bayescale.law.laws import get_law
+
 #: Besiroglu et al. 2024 (Epoch AI's replication of Chinchilla), the default truth.
 EPOCH_LAW = {"E": 1.82, "A": 482.0, "B": 2085.0, "alpha": 0.348, "beta": 0.366}
+_CHINCHILLA = get_law("chinchilla")
 
 
-def chinchilla_loss(truth: dict[str, float], params: np.ndarray, tokens: np.ndarray) -> np.ndarray:
-    """L = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022, eq. 2).
+def chinchilla_loss(truth: dict[str, float], params: Any, tokens: Any) -> np.ndarray:
+    """L = E + A/N^alpha + B/D^beta of one known law (:class:`bayescale.law.laws.Chinchilla`).
 
     Examples
     --------
     >>> round(float(chinchilla_loss(EPOCH_LAW, 7e9, 1.4e11)), 3)
     2.174
     """
-    return (truth["E"] + truth["A"] * np.asarray(params) ** -truth["alpha"]
-            + truth["B"] * np.asarray(tokens) ** -truth["beta"])
+    return _CHINCHILLA.loss(_as_draws(truth), np.ravel(params), np.ravel(tokens)).reshape(
+        np.shape(np.broadcast_arrays(params, tokens)[0]))
+
+
+def _as_draws(truth: dict[str, float]) -> dict[str, np.ndarray]:
+    return {k: np.array([v], dtype=float) for k, v in truth.items()}
 
 
 def isoflop_sweep(
@@ -63,14 +73,10 @@ def isoflop_sweep(
     truth = truth or EPOCH_LAW
     rng = np.random.default_rng(random_seed)
     rows = []
-    a = truth["beta"] / (truth["alpha"] + truth["beta"])
-    g = (truth["alpha"] * truth["A"] / (truth["beta"] * truth["B"])) ** (
-        1 / (truth["alpha"] + truth["beta"])
-    )
     for budget in budgets:
-        n_opt = g * (budget / 6) ** a  # Hoffmann et al. 2022, appendix D.2
+        n_opt = float(_CHINCHILLA.optimal(_as_draws(truth), budget)[0][0])
         for n in n_opt * np.geomspace(span**-0.5, span**0.5, sizes_per_budget):
-            d = budget / (6 * n)
+            d = tokens_for(budget, n)
             mean = float(chinchilla_loss(truth, n, d))
             for seed in range(seeds):
                 rows.append({
@@ -131,3 +137,22 @@ def checkpoint_curves(
                 frame["family"] = family
             frames.append(frame)
     return pd.concat(frames, ignore_index=True)
+
+
+def known_draws(size: int = 2000, *, spread: float = 0.02, sigma_obs: float = 0.002,
+                seed_noise: float = 0.01, random_seed: int = 0) -> dict[str, np.ndarray]:
+    """Posterior-like draws around Epoch's law (each parameter times exp(N(0, spread))) with
+    fixed noise scales: what ``Posterior.from_draws`` needs for tests and examples without
+    sampling.
+
+    Examples
+    --------
+    >>> draws = known_draws(100)
+    >>> sorted(draws), draws["E"].shape
+    (['A', 'B', 'E', 'alpha', 'beta', 'seed_noise', 'sigma_obs'], (100,))
+    """
+    rng = np.random.default_rng(random_seed)
+    draws = {k: v * np.exp(rng.normal(0, spread, size)) for k, v in EPOCH_LAW.items()}
+    draws["sigma_obs"] = np.full(size, sigma_obs)
+    draws["seed_noise"] = np.full(size, seed_noise)
+    return draws

@@ -19,7 +19,7 @@ How m and v are learned (a rolling-origin backtest inside the runs, as in foreca
 Tashman 2000; the Hitchhiker's Guide, Choshen et al. 2024, scores scaling laws the same way):
 
 1. For each cut q in ``QUANTILES`` of the log-compute range, fit the point law
-   (:func:`bayescale.baseline.fit_point`, Huber on ln L) to the rows with compute below the cut
+   (:func:`bayescale.law.baseline.fit_point`, Huber on ln L) to the rows with compute below the cut
    and predict the rows above it: residuals r = ln L - ln L_hat and distances h (from the
    ranges of the rows below the cut). Cuts that leave fewer than ``MIN_TRAIN_SHARE`` of the rows,
    or fewer than three model sizes or token counts, are skipped.
@@ -54,8 +54,10 @@ from typing import Any
 
 import numpy as np
 
-from bayescale.baseline import fit_point
-from bayescale.runs import FAMILY, LOSS, PARAMS, TOKENS, RunTable
+from bayescale.data.compute import log10_compute
+from bayescale.data.ranges import AXES, distance, ranges_of
+from bayescale.data.runs import FAMILY, LOSS, PARAMS, TOKENS, RunTable
+from bayescale.law.baseline import fit_point
 
 #: Prior sd of the drift mu (ln L per decade of extrapolation).
 PRIOR_DRIFT_SD = 0.02
@@ -70,42 +72,6 @@ MAX_ROWS_PER_ORIGIN = 200
 
 _MU = np.linspace(-0.3, 0.3, 241)
 _TAU = np.linspace(0.0, 0.3, 121)
-_AXES = ("compute", "params", "tokens")
-
-
-def _log10_axes(params: np.ndarray, tokens: np.ndarray) -> dict[str, np.ndarray]:
-    n = np.log10(np.asarray(params, dtype=float))
-    d = np.log10(np.asarray(tokens, dtype=float))
-    return {"compute": np.log10(6.0) + n + d, "params": n, "tokens": d}  # C = 6 N D
-
-
-def ranges_of(params: np.ndarray, tokens: np.ndarray) -> dict[str, list[float]]:
-    """log10 [min, max] of compute, params and tokens of fitted rows.
-
-    Examples
-    --------
-    >>> ranges_of(np.array([1e8, 1e9]), np.array([1e10, 1e11]))["params"]
-    [8.0, 9.0]
-    """
-    return {k: [float(v.min()), float(v.max())] for k, v in _log10_axes(params, tokens).items()}
-
-
-def distance(ranges: dict[str, list[float]], params: Any, tokens: Any) -> np.ndarray:
-    """Extrapolation distance in decades: the largest excursion of log10 C, N, D outside
-    ``ranges``; 0 inside.
-
-    Examples
-    --------
-    >>> r = ranges_of(np.array([1e8, 1e9]), np.array([1e10, 1e11]))
-    >>> distance(r, [5e8, 1e10], [5e10, 1e11]).round(2).tolist()
-    [0.0, 1.0]
-    """
-    axes = _log10_axes(np.atleast_1d(params), np.atleast_1d(tokens))
-    out = np.zeros(np.broadcast(axes["params"], axes["tokens"]).shape)
-    for key in _AXES:
-        lo, hi = ranges[key]
-        out = np.maximum(out, np.maximum(axes[key] - hi, lo - axes[key]))
-    return out
 
 
 @dataclass
@@ -133,7 +99,7 @@ class Calibration:
         Per-family calibrations (as dicts) when the runs hold several families.
     point_fit : dict
         The point fit on all rows (E, A, B, alpha, beta) and its ``median_abs_residual`` of
-        ln L: what the rows say without priors (:func:`bayescale.warnings_check.prior_pull`).
+        ln L: what the rows say without priors (:func:`bayescale.posterior.warnings.prior_pull`).
 
     Examples
     --------
@@ -288,7 +254,7 @@ def calibrate(
     y = np.asarray(loss, dtype=float)
     ranges = ranges_of(n, d)
     full = fit_point(n, d, y)
-    log_c = _log10_axes(n, d)["compute"]
+    log_c = log10_compute(np.log10(n), np.log10(d))
     lo, hi = ranges["compute"]
     residuals, origins, seen = [], [], set()
     for q in quantiles:
@@ -345,7 +311,7 @@ def calibrate_runs(runs: RunTable, **kwargs: Any) -> Calibration:
     cals = list(parts.values())
     drifts = np.array([c.drift for c in cals])
     ranges = {k: [min(c.ranges[k][0] for c in cals), max(c.ranges[k][1] for c in cals)]
-              for k in _AXES}
+              for k in AXES}
     return Calibration(
         drift=float(drifts.mean()),
         drift_sd=float(np.sqrt(np.mean([c.drift_sd**2 for c in cals]) + drifts.var())),

@@ -8,7 +8,7 @@ a new run's loss (seed noise included, as in :meth:`Posterior.predict`).
 
 Examples
 --------
->>> from bayescale.plots import FIGURES
+>>> from bayescale.report.plots import FIGURES
 >>> fig = FIGURES["loss-compute"](post, targets=[(70e9, 1.4e12)])  # doctest: +SKIP
 >>> fig.savefig("loss_compute.png")  # doctest: +SKIP
 """
@@ -21,16 +21,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bayescale import format as fmt
-from bayescale.errors import BayescaleError
-from bayescale.intervals import interval
-from bayescale.predictive import new_run_log, noise_draws
-from bayescale.runs import FAMILY
+from bayescale.core import format as fmt
+from bayescale.core.errors import BayescaleError
+from bayescale.core.intervals import interval
+from bayescale.data.compute import compute, tokens_for
+from bayescale.data.runs import FAMILY
+from bayescale.posterior.predictive import new_run_log, noise_draws
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from bayescale.posterior import Posterior
+    from bayescale.posterior.posterior import Posterior
 
 Target = tuple[float, float]
 #: Draws used for bands (a random subset when the posterior holds more): enough for a 90% band.
@@ -112,7 +113,7 @@ def _fitted(
         data = data[data[FAMILY] == family]
     n = data["params"].to_numpy(float)
     d = data["tokens"].to_numpy(float)
-    return n, d, 6.0 * n * d, data["loss"].to_numpy(float)
+    return n, d, compute(n, d), data["loss"].to_numpy(float)
 
 
 def _bands(
@@ -172,7 +173,7 @@ def _annotate_target(ax: Any, x: float, pred: Any, n: float, d: float) -> None:
 def _population_law(post: Posterior) -> dict[str, Any]:
     """A family fit's population-mean law (its ``pop_*`` coordinates) in the law's parameters,
     over chain and draw; with ``--separate-e`` (no population E), each family's own E."""
-    from bayescale.families import pooled_names
+    from bayescale.law.families import pooled_names
 
     posterior = post.tree["posterior"].dataset
     theta = {k: posterior[f"pop_{k}"] for k in pooled_names(post.tree)}
@@ -374,7 +375,7 @@ def plot_loss_compute(
         wanted = np.quantile(np.log(sizes), np.linspace(0, 1, max_sizes))
         sizes = np.unique([sizes[np.argmin(np.abs(np.log(sizes) - w))] for w in wanted])
     t_n = np.array([t[0] for t in targets], float)
-    t_c = np.array([6.0 * t[0] * t[1] for t in targets], float)
+    t_c = np.array([compute(t[0], t[1]) for t in targets], float)
     all_n = np.concatenate([sizes, t_n])
     norm = LogNorm(min(n.min(), all_n.min()), max(n.max(), all_n.max()) * 1.0001)
     cmap = _colormap("viridis")
@@ -384,7 +385,7 @@ def plot_loss_compute(
     fig, (ax,) = _figure(11, 6.5)
     lows, highs = [loss.min()], [np.quantile(loss, 0.98)]
     for size in np.unique(all_n):
-        band = _bands(post, draws, np.full(grid.size, size), grid / (6 * size), level,
+        band = _bands(post, draws, np.full(grid.size, size), tokens_for(grid, size), level,
                       random_seed, family)
         color = cmap(norm(size))
         ax.fill_between(grid, band["new_lo"], band["new_hi"], color=color, alpha=0.12, lw=0)
@@ -454,7 +455,7 @@ def plot_isoflop(
     if budgets is None:
         budgets = _clusters(c) or list(
             10.0 ** np.arange(np.ceil(np.log10(c.min())), np.floor(np.log10(c.max())) + 1))
-    t_c = [6.0 * tn * td for tn, td in targets]
+    t_c = [compute(tn, td) for tn, td in targets]
     every = np.unique(np.concatenate([np.asarray(budgets, float), np.asarray(t_c, float)]))
     norm = LogNorm(min(c.min(), every.min()), max(c.max(), every.max()) * 1.0001)
     cmap = _colormap("plasma")
@@ -468,7 +469,7 @@ def plot_isoflop(
         span = np.exp(np.abs(np.log(n[near] / centre)).max()) * 1.5 if near.any() else 20.0
         span = max(span, 8.0)
         grid = np.geomspace(centre / span, centre * span, 120)
-        band = _bands(post, draws, grid, budget / (6 * grid), level, random_seed, family)
+        band = _bands(post, draws, grid, tokens_for(budget, grid), level, random_seed, family)
         color = cmap(norm(budget))
         ax.fill_between(grid, band["new_lo"], band["new_hi"], color=color, alpha=0.12, lw=0)
         ax.fill_between(grid, band["law_lo"], band["law_hi"], color=color, alpha=0.3, lw=0)
@@ -519,7 +520,7 @@ def plot_frontier(
     """
     draws = _band_draws(post, random_seed, family)
     n, d, c, loss = _fitted(post, family)
-    t_c = [6.0 * tn * td for tn, td in targets]
+    t_c = [compute(tn, td) for tn, td in targets]
     upper = max([c.max(), *t_c]) * 10
     grid = np.geomspace(c.min() / 10, upper, 80)
     curves = {"N*": [], "D*": [], "D*/N*": []}
@@ -637,3 +638,19 @@ FIGURES: dict[str, Callable[..., Figure]] = {
 }
 #: Kinds that draw planned runs (``targets``).
 WITH_TARGETS = ("loss-compute", "isoflop", "frontier")
+
+
+def plot(post: Posterior, kind: str, **kwargs: Any) -> Figure:
+    """One figure of :data:`FIGURES` (``bayescale plot FIT KIND``) as a matplotlib Figure.
+
+    Examples
+    --------
+    >>> from bayescale import Posterior
+    >>> from bayescale.law.simulate import known_draws
+    >>> plot(Posterior.from_draws(known_draws()), "histogram")
+    Traceback (most recent call last):
+    bayescale.core.errors.BayescaleError: unknown figure 'histogram': use one of priors, trace, rank, pair, loss-compute, isoflop, frontier, ppc
+    """
+    if kind not in FIGURES:
+        raise BayescaleError(f"unknown figure '{kind}': use one of {', '.join(FIGURES)}")
+    return FIGURES[kind](post, **kwargs)

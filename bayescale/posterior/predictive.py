@@ -2,9 +2,9 @@
 
 Per posterior draw s, the law gives mean_loss_s = L_s(N, D) (parameter uncertainty only). A new
 run adds the noise that no number of small runs removes: its seed deviation u ~ N(0, seed_noise_s)
-and the row noise eps of the fit's likelihood with sd sigma_obs_s (Huber, :mod:`bayescale.huber`;
+and the row noise eps of the fit's likelihood with sd sigma_obs_s (Huber, :mod:`bayescale.law.likelihoods`;
 StudentT(nu_s, 0, sigma_obs_s sqrt(nu_s/(nu_s+2))), sigma_obs being a normal-equivalent scale, see
-``bayescale.model.t_scale``; or Normal), both on ln L: loss_s = mean_loss_s * exp(u + eps).
+``bayescale.inference.model.t_scale``; or Normal), both on ln L: loss_s = mean_loss_s * exp(u + eps).
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from bayescale import huber
-from bayescale.calibration import Calibration
-from bayescale.model import t_scale
+from bayescale.law.calibration import Calibration
+from bayescale.law.likelihoods import row_noise
 
 Draws = Mapping[str, np.ndarray]
 
@@ -34,14 +33,7 @@ def noise_draws(draws: Draws, n_targets: int, rng: np.random.Generator) -> np.nd
     seed = np.asarray(draws["seed_noise"]).reshape(-1, 1)
     sigma = np.asarray(draws["sigma_obs"]).reshape(-1, 1)
     u = rng.standard_normal((n_draws, n_targets)) * seed
-    if "nu" in draws:
-        nu = np.asarray(draws["nu"]).reshape(-1, 1)
-        eps = rng.standard_t(np.broadcast_to(nu, (n_draws, n_targets))) * sigma * t_scale(nu)
-    elif "huber_k" in draws:
-        k = float(np.asarray(draws["huber_k"]).reshape(-1)[0])  # a constant of the fit
-        eps = huber.standard_draws(rng, (n_draws, n_targets), k) * sigma
-    else:
-        eps = rng.standard_normal((n_draws, n_targets)) * sigma
+    eps = row_noise(draws, sigma, (n_draws, n_targets), rng)
     return u + eps
 
 
@@ -92,7 +84,7 @@ def new_run_log(
 
     ``mean_log`` is the law's ln L (draws x targets). The discrepancy's slopes come from
     ``default_rng(random_seed)`` (one per draw, shared by all targets, as in
-    :meth:`bayescale.calibration.Calibration.draws`), the noise from :func:`target_noise`: the
+    :meth:`bayescale.law.calibration.Calibration.draws`), the noise from :func:`target_noise`: the
     same seed gives the same draws in ``predict``, ``risk``, ``optimal`` and the plots' bands.
 
     Examples
@@ -115,7 +107,7 @@ def optimum_new_run_log(
     random_seed: int, key: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`new_run_log` at each draw's optimum (``opt`` from
-    :func:`bayescale.optimal.optimal_draws`): the target moves with the draw, its discrepancy
+    :func:`bayescale.posterior.optimal.optimal_draws`): the target moves with the draw, its discrepancy
     is taken at that draw's (N*, D*), its noise drawn on ``target_rng(random_seed, key)``
     (``key``: the budget, or the fixed N or D).
 
@@ -163,7 +155,7 @@ def discrepancy_share(
 
     (w_law^2 - w_mean^2) / w_new^2 with w the width of the central ``level`` interval of ln L for
     the law's mean (parameter uncertainty), the law plus its discrepancy
-    (:mod:`bayescale.calibration`) and the new run (noise too). 0 inside the data.
+    (:mod:`bayescale.law.calibration`) and the new run (noise too). 0 inside the data.
 
     Examples
     --------

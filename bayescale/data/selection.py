@@ -13,8 +13,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from bayescale.errors import BayescaleError
-from bayescale.runs import RUN, TOKENS, RunTable
+from bayescale.core.errors import BayescaleError
+from bayescale.data.runs import RUN, TOKENS, RunTable
 
 
 def select_checkpoints(
@@ -28,7 +28,7 @@ def select_checkpoints(
     Parameters
     ----------
     runs : RunTable
-        From :func:`bayescale.runs.load_runs`.
+        From :func:`bayescale.data.runs.load_runs`.
     min_tokens : float, optional
         Keep rows with tokens >= this (recommended 10e9 at LLM scale; no default cut).
     max_token_frac : float, optional

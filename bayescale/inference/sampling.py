@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from bayescale.diagnostics import MIN_DRAWS
-from bayescale.errors import BayescaleError
+from bayescale.core.diagnostics import MIN_DRAWS
+from bayescale.core.errors import BayescaleError
 
 SAMPLERS = ("nutpie", "pymc")
 #: Fewest tuning steps: nutpie's adaptation panics without one (``early_end < num_tune``).
@@ -31,7 +31,7 @@ class SamplerOptions:
         ``nutpie`` (low-rank mass-matrix adaptation, fast on the correlated law posterior) or
         ``pymc``.
     chains, draws, tune : int
-        Chains, kept draws per chain (at least :data:`bayescale.diagnostics.MIN_DRAWS`), tuning
+        Chains, kept draws per chain (at least :data:`bayescale.core.diagnostics.MIN_DRAWS`), tuning
         steps per chain (at least :data:`MIN_TUNE`); others raise a ``BayescaleError``.
     random_seed : int
         Seed: the same seed, data and options give the same draws on one machine (models are

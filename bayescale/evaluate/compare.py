@@ -5,7 +5,7 @@ posterior file (the draws and the fitted rows it stores) with numpy, when it is 
 rather than storing it at fit time (``pm.compute_log_likelihood``): stored, it would be a
 chains x draws x rows array in every file (12k checkpoint rows x 4,000 draws = 390 MB) and a
 second compilation in every fit, for a question few fits are asked. The computation follows the
-model in :mod:`bayescale.model` term by term (``tests/test_compare.py`` checks it against PyMC's
+model in :mod:`bayescale.inference.model` term by term (``tests/test_compare.py`` checks it against PyMC's
 own log-likelihood of a fitted model).
 
 Every log-likelihood is that of ln L (the model's observed variable), so fits of the same rows
@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayescale import huber
-from bayescale.errors import BayescaleError
-from bayescale.model import group_structure, t_scale
-from bayescale.posterior import Posterior
-from bayescale.runs import RunTable
+from bayescale.core.errors import BayescaleError
+from bayescale.data.runs import RunTable
+from bayescale.inference.model import group_structure
+from bayescale.law.likelihoods import log_density
+from bayescale.posterior.posterior import Posterior
 
 #: Pareto k above this: the PSIS estimate of that row's LOO density is unreliable
 #: (Vehtari et al. 2024, "Pareto smoothed importance sampling", for S >= 2,200 draws).
@@ -39,8 +39,6 @@ def pointwise_log_likelihood(post: Posterior) -> np.ndarray:
     >>> pointwise_log_likelihood(Posterior.load("runs.posterior.nc")).shape  # doctest: +SKIP
     (4, 1000, 48)
     """
-    from scipy import stats
-
     data = post.data
     posterior = post.tree["posterior"].dataset
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
@@ -60,13 +58,12 @@ def pointwise_log_likelihood(post: Posterior) -> np.ndarray:
         mean[:, grouped] += sigma[:, grouped] * flat["config_z"][:, index[grouped]]
     row_scale = seed if by_config else sigma
     scale = np.where(grouped[None, :], row_scale, np.sqrt(sigma**2 + seed**2))
+    noise = {}
     if "nu" in posterior:
-        nu = post.row_draws(["nu"])["nu"]
-        out = stats.t.logpdf(y, df=nu, loc=mean, scale=scale * t_scale(nu))
+        noise["nu"] = post.row_draws(["nu"])["nu"]
     elif "huber_k" in posterior:
-        out = huber.logpdf(y, mean, scale, float(np.asarray(posterior["huber_k"]).flat[0]))
-    else:
-        out = stats.norm.logpdf(y, loc=mean, scale=scale)
+        noise["huber_k"] = np.asarray(posterior["huber_k"])
+    out = log_density(y, mean, scale, noise)
     return out.reshape(chains, draws, len(data))
 
 

@@ -27,8 +27,9 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 
-from bayescale.intervals import summarize
-from bayescale.runs import LOSS, PARAMS, TOKENS, RunTable
+from bayescale.core.intervals import summarize
+from bayescale.data.runs import LOSS, PARAMS, TOKENS, RunTable
+from bayescale.law.laws import chinchilla_log_terms
 
 #: Huber threshold on ln L residuals (Hoffmann et al. 2022; Besiroglu et al. 2024).
 HUBER_DELTA = 1e-3
@@ -48,10 +49,10 @@ def _grid() -> np.ndarray:
 
 
 def _terms(theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """The three log-terms (a - alpha x, b - beta y, e) of each row; theta may be a batch."""
+    """The three log-terms (e, a - alpha x, b - beta y) of each row; theta may be a batch."""
     theta = np.atleast_2d(theta)
     a, b, e, alpha, beta = (theta[:, i : i + 1] for i in range(5))
-    return np.stack(np.broadcast_arrays(a - alpha * x, b - beta * y, e + 0.0 * x))
+    return np.stack(np.broadcast_arrays(*chinchilla_log_terms(e, a, b, alpha, beta, x, y)))
 
 
 def _huber(r: np.ndarray, delta: float) -> np.ndarray:
@@ -71,8 +72,8 @@ def _objective(
     r = top + np.log(total) - z
     soft = ex / total
     psi = w * np.clip(r, -delta, delta)  # d Huber / d r
-    grad = np.array([
-        psi @ soft[0], psi @ soft[1], psi @ soft[2], -(psi * x) @ soft[0], -(psi * y) @ soft[1],
+    grad = np.array([  # in theta's order (a, b, e, alpha, beta); soft is (e, a, b)
+        psi @ soft[1], psi @ soft[2], psi @ soft[0], -(psi * x) @ soft[1], -(psi * y) @ soft[2],
     ])
     return float(w @ _huber(r, delta)), grad
 
@@ -200,7 +201,7 @@ def fit_point(
 
     Examples
     --------
-    >>> from bayescale.simulate import EPOCH_LAW, chinchilla_loss
+    >>> from bayescale.law.simulate import EPOCH_LAW, chinchilla_loss
     >>> n, d = np.meshgrid(np.geomspace(1e8, 1e10, 6), np.geomspace(1e9, 1e11, 6))
     >>> fit = fit_point(n.ravel(), d.ravel(), chinchilla_loss(EPOCH_LAW, n.ravel(), d.ravel()))
     >>> round(fit.params["alpha"], 3)
@@ -237,7 +238,7 @@ def profile_alpha(
 
     Examples
     --------
-    >>> from bayescale.simulate import EPOCH_LAW, chinchilla_loss
+    >>> from bayescale.law.simulate import EPOCH_LAW, chinchilla_loss
     >>> n, d = np.meshgrid(np.geomspace(1e8, 1e10, 6), np.geomspace(1e9, 1e11, 6))
     >>> n, d = n.ravel(), d.ravel()
     >>> y = chinchilla_loss(EPOCH_LAW, n, d)

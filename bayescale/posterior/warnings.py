@@ -13,15 +13,16 @@ Each function returns a list of messages (empty when all is well); the CLI print
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bayescale import format as fmt
-from bayescale.diagnostics import MAX_R_HAT
-from bayescale.fit import loss_residuals
-from bayescale.posterior import Posterior
-from bayescale.risk import Thresholds
+from bayescale.core import format as fmt
+from bayescale.core.diagnostics import MAX_R_HAT
+from bayescale.data.ranges import FAR_COMPUTE, FAR_PARAMS, FAR_TOKENS, FittedRange
+
+if TYPE_CHECKING:
+    from bayescale.posterior.posterior import Posterior
 
 #: Posterior sd above this share of the prior sd: the data barely moved the prior.
 UNCONSTRAINED_RATIO = 0.7
@@ -40,11 +41,21 @@ PRIOR_PULL = 3.0
 PRIOR_PULL_ROWS_PER_PARAMETER = 4
 #: A Student-t nu below this: heavier tails than Cauchy's, a likelihood with several modes.
 SPLIT_NU = 1.0
-#: Targets beyond these multiples of the largest fitted run are far extrapolations (for D:
-#: outside the fitted range by this factor, either side): ``risk``'s default thresholds.
-FAR_COMPUTE = Thresholds.max_compute_ratio
-FAR_PARAMS = Thresholds.max_params_ratio
-FAR_TOKENS = Thresholds.max_tokens_ratio
+
+
+def loss_residuals(post: Posterior) -> np.ndarray:
+    """Posterior-median residual ln L_observed - ln L_law of each fitted row (its family's law
+    in a family fit).
+
+    Examples
+    --------
+    >>> from bayescale import Posterior
+    >>> from bayescale.law.simulate import known_draws
+    >>> bool(abs(loss_residuals(Posterior.from_draws(known_draws()))[0]) < 1)
+    True
+    """
+    observed = np.log(post.data["loss"].to_numpy())
+    return observed - np.median(post.row_log_law(), axis=0)
 
 
 def sd_ratios(post: Posterior, size: int = 20_000, random_seed: int = 0) -> dict[str, float]:
@@ -92,7 +103,7 @@ def outliers(post: Posterior, scales: float = OUTLIER_SCALES) -> list[str]:
     """A warning listing rows more than ``scales`` noise scales from the law.
 
     The residual is ln L_observed minus the posterior-median ln L of the law
-    (:func:`bayescale.fit.loss_residuals`); the scale is the posterior median of a row's total
+    (:func:`loss_residuals`); the scale is the posterior median of a row's total
     noise sqrt(sigma_obs^2 + seed_noise^2) (the model's sd of ln L around the law).
 
     Examples
@@ -124,8 +135,8 @@ def prior_pull(post: Posterior, ratio: float = PRIOR_PULL) -> list[str]:
     """A warning when the priors hold the law away from what the rows say.
 
     Compares the median |residual| of ln L under the posterior-median law
-    (:func:`bayescale.fit.loss_residuals`) with that of the classical point fit without priors
-    (:func:`bayescale.baseline.fit_point`). Far apart, the prediction follows the priors more
+    (:func:`loss_residuals`) with that of the classical point fit without priors
+    (:func:`bayescale.law.baseline.fit_point`). Far apart, the prediction follows the priors more
     than the runs. Chinchilla single-family fits without run offsets only (the point fit is
     Chinchilla's, and has no run offsets), of 20 rows or more.
 
@@ -134,7 +145,7 @@ def prior_pull(post: Posterior, ratio: float = PRIOR_PULL) -> list[str]:
     >>> prior_pull(post)  # doctest: +SKIP
     ['the law misses the rows by a median 1.2% of ln L, a point fit without priors by ...']
     """
-    from bayescale.baseline import fit_point
+    from bayescale.law.baseline import fit_point
 
     if post.families or post.law.name != "chinchilla" or "run_offset" in post.tree["posterior"]:
         return []  # with run offsets the law need not follow each run: see runs_off_the_law
@@ -164,9 +175,9 @@ def prior_pull(post: Posterior, ratio: float = PRIOR_PULL) -> list[str]:
 def runs_off_the_law(post: Posterior, scales: float = RUN_SCALES) -> list[str]:
     """A warning when the law misses whole runs by far more than their offsets' scale.
 
-    Runs with an offset only (:mod:`bayescale.model`: a fixed ``--seed-noise``, or another run
+    Runs with an offset only (:mod:`bayescale.inference.model`: a fixed ``--seed-noise``, or another run
     at the same model size). A run's miss is the median residual of its rows
-    (:func:`bayescale.fit.loss_residuals`: the law without the run's offset); its scale is the
+    (:func:`loss_residuals`: the law without the run's offset); its scale is the
     seed noise (posterior median, or the fixed value). Far beyond it, the offsets carry the
     size dependence the law should (the priors holding the law elsewhere), and a new size gets
     the law without them. On ColPret's Revisiting LM curves (losses 0.85-0.93, point-fit
@@ -227,10 +238,9 @@ def far_targets(post: Posterior, params: Any, tokens: Any, compute: Any, *,
     >>> far_targets(post, params=[70e9], tokens=[1.4e12], compute=[5.88e23])  # doctest: +SKIP
     ['1 of 1 target(s) lie far outside the fitted runs: ...']
     """
-    data = post.data
-    max_c = float(np.max(6.0 * data["params"] * data["tokens"]))  # C = 6 N D (Kaplan 2020)
-    max_n = float(np.max(data["params"]))
-    min_d, max_d = float(np.min(data["tokens"])), float(np.max(data["tokens"]))
+    fitted = FittedRange.of(post.data["params"], post.data["tokens"])
+    max_c, max_n = fitted.max_compute, fitted.max_params
+    min_d, max_d = fitted.min_tokens, fitted.max_tokens
     n, d, c = (np.atleast_1d(np.asarray(x, dtype=float)) for x in (params, tokens, compute))
     checks = [
         (c > FAR_COMPUTE * max_c, f"compute up to {fmt.flop(c.max())}, "
@@ -308,7 +318,7 @@ def split_tails(post: Posterior, nu_below: float = SPLIT_NU) -> list[str]:
 
     With nu below 1 the Student-t's likelihood has a mode for each subset of rows the law can
     fit while treating the rest as outliers, and chains may settle in different ones; more
-    draws do not join them. The Huber likelihood has one mode (:mod:`bayescale.huber`).
+    draws do not join them. The Huber likelihood has one mode (:mod:`bayescale.law.likelihoods`).
 
     Examples
     --------

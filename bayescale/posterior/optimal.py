@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from bayescale.laws import Law
+from bayescale.law.laws import Law
 
 Draws = Mapping[str, np.ndarray]
 
@@ -47,7 +47,7 @@ def optimal_draws(
 
     Examples
     --------
-    >>> from bayescale.laws import get_law
+    >>> from bayescale.law.laws import get_law
     >>> draws = {"E": np.array([1.82]), "A": np.array([482.0]), "B": np.array([2085.0]),
     ...          "alpha": np.array([0.348]), "beta": np.array([0.366])}
     >>> at = optimal_draws(get_law("chinchilla"), draws, compute=5.88e23)
@@ -72,7 +72,7 @@ def exponent_draws(law: Law, draws: Draws) -> tuple[np.ndarray, np.ndarray]:
 
     Examples
     --------
-    >>> from bayescale.laws import get_law
+    >>> from bayescale.law.laws import get_law
     >>> draws = {"E": np.array([1.82]), "A": np.array([482.0]), "B": np.array([2085.0]),
     ...          "alpha": np.array([0.348]), "beta": np.array([0.366])}
     >>> a, b = exponent_draws(get_law("chinchilla"), draws)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from bayescale.errors import BayescaleError
+from bayescale.core.errors import BayescaleError
 
 #: Distribution name -> required parameters.
 FAMILIES: dict[str, tuple[str, ...]] = {
@@ -249,7 +249,7 @@ def load_priors(
 
     Examples
     --------
-    >>> from bayescale.laws import get_law
+    >>> from bayescale.law.laws import get_law
     >>> law = get_law("chinchilla")
     >>> priors = load_priors("priors.toml", law.default_priors(),
     ...                      law.lognormal_parameters)  # doctest: +SKIP

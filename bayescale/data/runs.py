@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayescale.errors import BayescaleError
+from bayescale.core.errors import BayescaleError
+from bayescale.data.compute import tokens_for
 
 #: Canonical column names of a run table.
 PARAMS, TOKENS, LOSS, RUN, SEED, FAMILY = "params", "tokens", "loss", "run", "seed", "family"
@@ -191,7 +192,7 @@ def _refuse_columns(text: str, path: Path) -> None:
     >>> _refuse_columns('{"params": [1e8, 2e8], "loss": [3.1, 2.9]}', Path("runs.json"))
     ... # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    bayescale.errors.BayescaleError: runs.json: one JSON object of columns ('params', 'loss'); ...
+    bayescale.core.errors.BayescaleError: runs.json: one JSON object of columns ('params', 'loss'); ...
     """
     try:
         whole = json.loads(text)
@@ -517,7 +518,7 @@ def load_runs(
         out[TOKENS] = _numbers(frame, mapping[TOKENS], where, size=True)
     if flops_col is not None:
         flops = _numbers(frame, flops_col, where, size=True)
-        implied = flops / (6.0 * out[PARAMS].to_numpy())  # C = 6 N D (Kaplan et al. 2020)
+        implied = tokens_for(flops, out[PARAMS].to_numpy())
         if TOKENS in mapping:
             _check_compute(frame, out[TOKENS].to_numpy(), implied, where, mapping[TOKENS],
                            flops_col)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from dataclasses import dataclass, replace
@@ -10,17 +9,15 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from bayescale import __version__
-from bayescale.calibration import calibrate_runs
-from bayescale.diagnostics import Diagnostics, check
-from bayescale.errors import BayescaleError
-from bayescale.laws import get_law
-from bayescale.model import ModelSpec, build_model
-from bayescale.posterior import META_KEY, Posterior
-from bayescale.runs import FAMILY, LOSS, RunTable, check_identifiable
-from bayescale.sampling import CompiledCache, SamplerOptions, sample
+from bayescale.core.diagnostics import Diagnostics, check
+from bayescale.core.errors import BayescaleError
+from bayescale.data.runs import FAMILY, RunTable, check_identifiable
+from bayescale.inference.model import ModelSpec, build_model
+from bayescale.inference.sampling import CompiledCache, SamplerOptions, sample
+from bayescale.law.calibration import calibrate_runs
+from bayescale.law.laws import get_law
+from bayescale.posterior import store
+from bayescale.posterior.posterior import Posterior
 
 
 @dataclass
@@ -54,20 +51,10 @@ def _versions() -> dict[str, str]:
     return {"python": platform.python_version(), **{n: version(n) for n in names}}
 
 
-def _data_groups(runs: RunTable) -> tuple[Any, Any]:
-    import xarray as xr
-
+def _fitted_table(runs: RunTable) -> Any:
+    """The fitted rows as stored, with each row's run label."""
     data = runs.data
-    constant = {
-        name: ("row", data[name].to_numpy())
-        for name in data.columns
-        if name != LOSS
-    }
-    if "run" not in constant:
-        constant["run"] = ("row", runs.run_ids)
-    observed = xr.Dataset({"loss": ("row", data[LOSS].to_numpy())})
-    return xr.Dataset(constant), observed
-
+    return data if "run" in data else data.assign(run=runs.run_ids)
 
 
 def _absolute(source: str) -> str:
@@ -89,15 +76,15 @@ def fit(
     Parameters
     ----------
     runs : RunTable
-        From :func:`bayescale.runs.load_runs`.
+        From :func:`bayescale.data.runs.load_runs`.
     spec : ModelSpec, optional
         Law, likelihood, priors, seed noise; Chinchilla with default priors if omitted. Runs
-        with a ``family`` column get the family model (:mod:`bayescale.families`).
+        with a ``family`` column get the family model (:mod:`bayescale.law.families`).
     options : SamplerOptions, optional
         Sampler, chains, draws, tuning steps, random seed.
     calibration : bool
         Learn the law's extrapolation error from the runs and store it in the posterior
-        (:mod:`bayescale.calibration`); predictions beyond the runs then include it.
+        (:mod:`bayescale.law.calibration`); predictions beyond the runs then include it.
     cache : CompiledCache, optional
         Reuse nutpie models compiled by earlier fits of the same structure.
 
@@ -107,7 +94,7 @@ def fit(
 
     Examples
     --------
-    >>> from bayescale.runs import load_runs
+    >>> from bayescale.data.runs import load_runs
     >>> result = fit(load_runs("examples/isoflop_runs.csv"))  # doctest: +SKIP
     >>> result.posterior.summary()  # doctest: +SKIP
     """
@@ -130,12 +117,6 @@ def fit(
     tree = sample(built.model, options, cache)
     diagnostics = check(tree, built.checked)
 
-    stats = tree["sample_stats"].dataset
-    drop = [v for v in stats.data_vars if stats[v].dtype == object]
-    tree["sample_stats"] = tree["sample_stats"].dataset.drop_vars(drop)
-    constant, observed = _data_groups(runs)
-    tree["constant_data"] = constant
-    tree["observed_data"] = observed
     meta = {
         **spec.as_dict(),
         "centring": {"n0": built.centring.n0, "d0": built.centring.d0},
@@ -148,24 +129,11 @@ def fit(
             "path": _absolute(runs.source), "sha256": runs.sha256, "columns": runs.columns,
             "n_rows": len(runs), "n_runs": runs.n_runs,
         },
-        "bayescale_version": __version__,
+        "bayescale_version": version("bayescale"),
         "versions": _versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    tree.attrs = {META_KEY: json.dumps(meta)}
+    stored = store.assemble(tree["posterior"].dataset, _fitted_table(runs), meta,
+                            tree["sample_stats"].dataset)
     seconds = time.perf_counter() - start
-    return FitResult(Posterior(tree), diagnostics, seconds)
-
-
-def loss_residuals(posterior: Posterior) -> np.ndarray:
-    """Posterior-median residual ln L_observed - ln L_law of each fitted row (its family's law
-    in a family fit).
-
-    Examples
-    --------
-    >>> residuals = loss_residuals(result.posterior)  # doctest: +SKIP
-    >>> float(residuals.std())  # doctest: +SKIP
-    0.0086
-    """
-    observed = np.log(posterior.data["loss"].to_numpy())
-    return observed - np.median(posterior.row_log_law(), axis=0)
+    return FitResult(Posterior(stored), diagnostics, seconds)

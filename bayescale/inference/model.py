@@ -29,7 +29,7 @@ are grouped within a family (two families' runs labelled "1B" are two runs).
 Two reparameterisations keep NUTS fast on large checkpoint tables (same model, other coordinates):
 runs with several rows are sampled as levels centred on the law at each run's own centre
 (``run_level``; ``run_offset`` holds u), and ``sigma_obs`` and ``seed_noise`` are normal-equivalent
-scales (the Student-t scale is s sqrt(nu/(nu+2)), see :func:`t_scale`).
+scales (the Student-t scale is s sqrt(nu/(nu+2)), see :func:`bayescale.law.likelihoods.t_scale`).
 """
 
 from __future__ import annotations
@@ -40,13 +40,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayescale import huber
-from bayescale.errors import BayescaleError
-from bayescale.laws import get_law
-from bayescale.priors import NOISE_PRIORS, Prior, to_dict
-from bayescale.runs import FAMILY, LOSS, PARAMS, TOKENS, RunTable
+from bayescale.core.errors import BayescaleError
+from bayescale.data.runs import FAMILY, LOSS, PARAMS, TOKENS, RunTable
+from bayescale.law.laws import get_law
+from bayescale.law.likelihoods import LIKELIHOODS, pymc_observe
+from bayescale.law.priors import NOISE_PRIORS, Prior, to_dict
 
-LIKELIHOODS = ("studentt", "normal", "huber")
 #: Largest fixed seed noise (relative sd of a run's loss) accepted, as ``fit --seed-noise``.
 MAX_SEED_NOISE = 0.5
 
@@ -58,10 +57,10 @@ class ModelSpec:
     Attributes
     ----------
     law : str
-        Name of a law in :data:`bayescale.laws.LAWS`.
+        Name of a law in :data:`bayescale.law.laws.LAWS`.
     likelihood : str
         On ln L: ``studentt`` (default; robust, its tails learned through ``nu``), ``normal``,
-        or ``huber`` (the Huber density, :mod:`bayescale.huber`: robust with one mode, but
+        or ``huber`` (the Huber density, :mod:`bayescale.law.likelihoods`: robust with one mode, but
         gross outliers keep a bounded pull).
     priors : dict
         Priors of the law's parameters and of ``sigma_obs``, ``seed_noise``, ``nu``; missing
@@ -69,8 +68,8 @@ class ModelSpec:
     seed_noise : float, optional
         Fix the seed noise (relative sd of a run's loss) instead of giving it a prior.
     families : bool
-        A hierarchical law over the table's ``family`` column (:mod:`bayescale.families`);
-        :func:`bayescale.fit.fit` sets it when the runs have one.
+        A hierarchical law over the table's ``family`` column (:mod:`bayescale.law.families`);
+        :func:`bayescale.inference.fit.fit` sets it when the runs have one.
     separate_e : bool
         In a family model, each family keeps its own E under the single-family prior instead
         of pooling it: for families trained on different data or tokenizers, whose irreducible
@@ -78,7 +77,7 @@ class ModelSpec:
 
     Examples
     --------
-    >>> from bayescale.priors import lognormal
+    >>> from bayescale.law.priors import lognormal
     >>> spec = ModelSpec(likelihood="normal", priors={"alpha": lognormal(0.3, 0.3)},
     ...                  seed_noise=0.01)
     >>> result = fit(runs, spec=spec)  # doctest: +SKIP
@@ -101,7 +100,7 @@ class ModelSpec:
         bad = [name for name, prior in self.priors.items() if not isinstance(prior, Prior)]
         if bad:
             raise BayescaleError(f"priors[{bad[0]!r}] must be a Prior, e.g. "
-                                 "bayescale.priors.lognormal(0.35, 0.5)")
+                                 "bayescale.law.priors.lognormal(0.35, 0.5)")
 
     def full_priors(self) -> dict[str, Prior]:
         """Defaults of the law and noise, overridden by ``priors``.
@@ -113,7 +112,7 @@ class ModelSpec:
         """
         merged = {**get_law(self.law).default_priors(), **NOISE_PRIORS}
         if self.families:
-            from bayescale.families import FAMILY_SD
+            from bayescale.law.families import FAMILY_SD
 
             merged["family_sd"] = FAMILY_SD
         merged.update(self.priors)
@@ -210,23 +209,6 @@ def group_means(values: np.ndarray, index: np.ndarray, count: int) -> np.ndarray
     return sums / np.bincount(index[inside], minlength=count)[:, None]
 
 
-def t_scale(nu: Any) -> Any:
-    """Student-t scale per unit of normal-equivalent noise scale: sqrt(nu / (nu + 2)).
-
-    ``sigma_obs`` and ``seed_noise`` are normal-equivalent scales; the Student-t likelihood uses
-    scale s sqrt(nu/(nu+2)), whose variance s^2 nu^2/((nu-2)(nu+2)) -> s^2 as nu grows. With the
-    plain t scale, data that are nearly normal leave a curved ridge ln s ~ const - 1/nu that NUTS
-    needs many steps to follow (simulated 10k checkpoints: 95 -> 46 steps per draw).
-    Works on numpy arrays and PyTensor variables.
-
-    Examples
-    --------
-    >>> round(float(t_scale(2.0)), 4)
-    0.7071
-    """
-    return (nu / (nu + 2.0)) ** 0.5
-
-
 def repeated_sizes(runs: RunTable, index: np.ndarray, count: int) -> np.ndarray:
     """For each multi-row run (groups 0..count-1): whether another run of its family has the
     same model size, so that their scatter measures seed noise apart from the law's size
@@ -289,7 +271,7 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
 
     coords: dict[str, Any] = {}
     if spec.families:
-        from bayescale.families import family_structure, pymc_family_log_loss
+        from bayescale.law.families import family_structure, pymc_family_log_loss
 
         family_index, coords["family"] = family_structure(runs)
         group_family = family_index[group_firsts]
@@ -380,15 +362,9 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
             offsets = pt.concatenate([group_scale * z, pt.zeros(1)])
             mu = mu + offsets[group]
         scale = pt.where(single, pt.sqrt(sigma_obs**2 + seed**2), row_scale)
-        if spec.likelihood == "huber":
-            # the threshold is stored beside the draws, as a fixed seed noise is
-            pm.Deterministic("huber_k", pt.as_tensor(huber.K))
-            pm.CustomDist("log_loss", mu, scale, logp=huber.pytensor_logp,
-                          random=huber.pymc_random, observed=y)
-        elif spec.likelihood == "studentt":
+        nu = None
+        if spec.likelihood == "studentt":
             nu = per_family("nu")[0]
             checked.append("nu")
-            pm.StudentT("log_loss", nu=nu, mu=mu, sigma=scale * t_scale(nu), observed=y)
-        else:
-            pm.Normal("log_loss", mu=mu, sigma=scale, observed=y)
+        pymc_observe(spec.likelihood, mu, scale, y, nu)
     return BuiltModel(model, centre, checked, seed_identified, seed_prior_families)

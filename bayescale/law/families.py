@@ -35,10 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from bayescale.errors import BayescaleError
-from bayescale.laws import Law
-from bayescale.priors import Prior
-from bayescale.runs import FAMILY, RunTable
+from bayescale.core.errors import BayescaleError
+from bayescale.data.runs import FAMILY, RunTable
+from bayescale.law.laws import Law
+from bayescale.law.priors import Prior
 
 #: Prior of the between-family sd of every pooled coordinate: Gamma(2, 4), mean 0.5, 90% in
 #: [0.09, 1.19]. Public families (other data, tokenizers) differ more than recipes of one kind:
@@ -93,7 +93,7 @@ def pymc_family_log_loss(
     """Inside a PyMC model with coords ``family`` and ``pooled``: ln L of each row.
 
     ``family`` is each row's family index; ``pooled`` the coordinates pooled (all of the law's
-    :attr:`~bayescale.laws.Law.pooled`, or all but E with ``--separate-e``). Creates ``pop_*``
+    :attr:`~bayescale.law.laws.Law.pooled`, or all but E with ``--separate-e``). Creates ``pop_*``
     (population means), ``family_sd``, ``family_theta``, ``family_log_E`` if E is kept apart,
     and the per-family parameters (dim ``family``) as Deterministics.
 
@@ -227,8 +227,8 @@ def family_summary(tree: Any, law: Law, level: float, kind: str) -> Any:
     """
     import pandas as pd
 
-    from bayescale.diagnostics import chain_stats
-    from bayescale.intervals import interval
+    from bayescale.core.diagnostics import chain_stats
+    from bayescale.core.intervals import interval
 
     posterior = tree["posterior"].dataset
     noise = [name for name in ("sigma_obs", "seed_noise", "nu") if name in posterior]

@@ -17,8 +17,8 @@ not identified and the forecast of a larger model follows its prior):
 - ``halfwidth_90_median``: median over scored rows of the 90% interval's half-width relative to
   the median, (upper - lower) / 2 / median;
 - ``baseline``: the same for the classical point fit with bootstrap intervals
-  (:mod:`bayescale.baseline`) on the same split; ``plain``: the same posterior with no
-  discrepancy term (:mod:`bayescale.calibration`), when calibration is on; for a case fitted
+  (:mod:`bayescale.law.baseline`) on the same split; ``plain``: the same posterior with no
+  discrepancy term (:mod:`bayescale.law.calibration`), when calibration is on; for a case fitted
   on two model sizes the baseline also has ``alpha_profile``: the point fit held at each of
   :data:`RIDGE_ALPHAS` (its objective over the free fit's, and its ARE): with E, A and alpha
   trading off exactly, every alpha fits the rows alike, so the free fit's ARE there is where
@@ -41,14 +41,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayescale.baseline import PointFit, fit_baseline, profile_alpha
-from bayescale.errors import BayescaleError
-from bayescale.fit import fit
-from bayescale.model import ModelSpec
-from bayescale.runs import FAMILY, LOSS, PARAMS, RUN, TOKENS, RunTable, check_identifiable
-from bayescale.sampling import CompiledCache, SamplerOptions
-from bayescale.selection import select_checkpoints
-from bayescale.warnings_check import split_tails
+from bayescale.core.errors import BayescaleError
+from bayescale.data.compute import compute
+from bayescale.data.runs import FAMILY, LOSS, PARAMS, RUN, TOKENS, RunTable, check_identifiable
+from bayescale.data.selection import select_checkpoints
+from bayescale.inference.fit import fit
+from bayescale.inference.model import ModelSpec
+from bayescale.inference.sampling import CompiledCache, SamplerOptions
+from bayescale.law.baseline import PointFit, fit_baseline, profile_alpha
+from bayescale.posterior.warnings import split_tails
 
 LEVELS = (0.5, 0.8, 0.9)
 #: Exponents at which the baseline is held on cases fitted on two model sizes.
@@ -81,7 +82,7 @@ class BacktestOptions:
     n_boot : int
         Bootstrap resamples of the baseline; 0 skips the baseline.
     calibration : bool
-        Learn and apply the law's discrepancy (:mod:`bayescale.calibration`).
+        Learn and apply the law's discrepancy (:mod:`bayescale.law.calibration`).
     run_effects : bool
         Give the fit the run labels, so checkpoints of one run share a latent offset (as
         ``bayescale fit --run-col``); False fits the rows as independent (the classical fit)
@@ -123,8 +124,8 @@ class Split:
 def _holdout(data: pd.DataFrame, run_ids: np.ndarray, opts: BacktestOptions) -> np.ndarray:
     """Boolean mask of the held-out rows of one family."""
     if opts.holdout_compute_frac is not None:
-        compute = pd.Series(6.0 * data[PARAMS].to_numpy() * data[TOKENS].to_numpy())
-        last = compute.groupby(run_ids).max().sort_values(kind="stable")
+        flop = pd.Series(compute(data[PARAMS].to_numpy(), data[TOKENS].to_numpy()))
+        last = flop.groupby(run_ids).max().sort_values(kind="stable")
         k = max(1, math.ceil(opts.holdout_compute_frac * len(last) - 1e-9))
         return np.isin(run_ids, last.index[-k:].to_numpy())
     sizes = np.sort(data[PARAMS].unique())
@@ -333,7 +334,7 @@ def backtest(
         ``halfwidth_90_median``, ``baseline`` and ``plain`` (same keys), ``are_versus_baseline``
         (:func:`are_versus`), ``unconverged`` (families whose fit failed the convergence
         checks; each case has its ``diagnostics`` and ``warnings``, those of
-        :func:`bayescale.warnings_check.split_tails`), ``skipped``, ``seconds``.
+        :func:`bayescale.posterior.warnings.split_tails`), ``skipped``, ``seconds``.
 
     Examples
     --------

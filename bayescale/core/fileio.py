@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from bayescale.errors import BayescaleError
+from bayescale.core.errors import BayescaleError
 
 
 def check_writable(target: str | Path, *, folder: bool = False) -> None:
