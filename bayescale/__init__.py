@@ -1,8 +1,9 @@
 """bayescale: Bayesian scaling laws for LLM pre-training runs.
 
-Fit the Chinchilla law L(N, D) = E + A/N^alpha + B/D^beta to a table of training runs with PyMC
-and ask the posterior what a planned run will reach and how a compute budget is best split,
-each answer a credible interval. ``notebooks/walkthrough.ipynb`` shows the whole workflow.
+Fit the Chinchilla law L(N, D) = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022, eq. 2) to a
+table of training runs with PyMC and ask the posterior what a planned run will reach and how a
+compute budget is best split, each answer a credible interval. ``notebooks/walkthrough.ipynb``
+shows the whole workflow.
 
 Workflow
 --------
@@ -23,29 +24,27 @@ Workflow
    - ``post.exponents()``: allocation exponents a, b of N* ~ C^a, D* ~ C^b (DataFrame);
    - ``post.risk(N, D, target_loss=X)``: a :class:`RiskReview` with a GO / CAUTION / NO-GO
      verdict (rules in :class:`Thresholds`), ``.markdown()`` for a review document;
-   - ``post.plot(kind)`` or ``post.plot_priors()``, ``plot_trace``, ``plot_rank``,
-     ``plot_pair``, ``plot_loss_compute``, ``plot_isoflop``, ``plot_frontier``, ``plot_ppc``:
-     matplotlib Figures;
    - ``post.save("runs.posterior.nc")``: the file the ``bayescale`` commands read.
-4. ``bayescale.evaluate.backtest.backtest(runs)``: hold out the largest runs, fit the rest, and score
-   the forecasts (ARE, interval coverage) beside the classical point fit with bootstrap.
+4. Figures are functions of a posterior returning matplotlib Figures:
+   ``from bayescale.report.plots import plot_frontier``, then
+   ``plot_frontier(post, targets=[(N, D)])``; likewise ``plot_loss_compute``,
+   ``plot_isoflop``, ``plot_ppc``, ``plot_priors``, ``plot_trace``, ``plot_rank``,
+   ``plot_pair``. ``bayescale.report.html.write_report(post, "report")`` writes them all
+   into one HTML page.
+5. ``from bayescale.evaluate.backtest import backtest``, then ``backtest(runs)``: hold out
+   the largest runs, fit the rest, and score the forecasts (ARE, interval coverage) beside the
+   classical point fit with bootstrap.
 
 Errors in the user's input raise :class:`BayescaleError` with one line naming the file, row and
-column. Modules: ``runs``, ``selection``, ``laws``, ``priors``, ``model``, ``huber``, ``sampling``,
-``diagnostics``, ``fit``, ``calibration``, ``posterior``, ``predictive``, ``optimal``,
-``intervals``, ``risk``, ``plots``, ``report``, ``backtest``, ``baseline``, ``simulate``,
-``warnings_check``; the command line (``bayescale --help``) is in ``bayescale.cli``.
+column.
 
-Examples
---------
->>> from bayescale import load_runs, fit, Posterior, SamplerOptions
->>> runs = load_runs("examples/isoflop_runs.csv")  # doctest: +SKIP
->>> result = fit(runs, options=SamplerOptions(random_seed=0))  # doctest: +SKIP
->>> post = result.posterior  # doctest: +SKIP
->>> post.predict(params=7e9, tokens=1.4e11)  # doctest: +SKIP
->>> post.optimal(compute=[1e21, 5.88e23])  # doctest: +SKIP
->>> post.risk(7e9, 1.4e11, target_loss=2.2).verdict_line  # doctest: +SKIP
->>> post.plot_frontier(targets=[(7e9, 1.4e11)]).savefig("frontier.png")  # doctest: +SKIP
+Layers, each importing only those below it: ``bayescale.core`` (errors, file output,
+formatting, intervals, diagnostics), ``bayescale.data`` (run tables, checkpoint selection,
+C = 6 N D, fitted ranges), ``bayescale.law`` (laws, priors, likelihoods, families, point fit,
+calibration, simulation), ``bayescale.posterior`` (the posterior file, :class:`Posterior`,
+predictive, optimal, risk, warnings), ``bayescale.inference`` (model, sampling, fit),
+``bayescale.evaluate`` (backtest, compare), ``bayescale.report`` (plots, HTML); the command
+line (``bayescale --help``) is ``bayescale.cli``.
 """
 
 __version__ = "0.1.0"

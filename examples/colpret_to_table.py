@@ -34,15 +34,15 @@ revisiting-lm      aggregated_eval/revisiting_lang.csv (Alabdulmohsin et al. 202
 Steps at zero tokens are dropped (the law is undefined there), and rows that repeat another
 exactly. The output is written atomically; never commit it (the data stay in ../shared).
 
-Usage (one family; fit times with the CLI's 4 x 1,000 draws on 2 cores, 2026-12-04)::
+Usage (one family at a time)::
 
     .venv/bin/python examples/colpret_to_table.py --families gpt3 --out /tmp/gpt3_runs.csv
-    .venv/bin/bayescale fit /tmp/gpt3_runs.csv --run-col run --min-tokens 10B   # 104 s
+    .venv/bin/bayescale fit /tmp/gpt3_runs.csv --run-col run --min-tokens 10B
 
-(OPT alone: 15 s.) A family fit of whole checkpoint tables is slow and mixes badly: OPT with
-GPT-3 (6,577 rows, ``--family-col family --separate-e``) took 1,942 s with R-hat 1.61, and all
-eight families did not finish in 30 minutes; ``benchmarks/family_pooling.py`` pools families
-cut to their smallest models, where it takes 22-212 s.
+A family fit of whole checkpoint tables (``--family-col family``) is slow and mixes badly;
+pool families cut to their smallest models instead, as ``benchmarks/family_pooling.py`` does
+(its results: docs/benchmarks/family_pooling.md; one checkpoint family's fit time:
+docs/benchmarks/checkpoints_scale.md).
 """
 
 from __future__ import annotations

@@ -18,10 +18,5 @@ __all__ = ["app", "backtest_cmd", "compare_cmd", "fit_cmd", "info_cmd", "main", 
 
 
 def main() -> None:
-    """Console-script entry point (``bayescale`` on the command line).
-
-    Examples
-    --------
-    >>> main()  # doctest: +SKIP
-    """
+    """Console-script entry point (``bayescale`` on the command line)."""
     app()

@@ -88,8 +88,9 @@ def backtest(
     from bayescale.data.runs import load_runs
     from bayescale.evaluate.backtest import BacktestOptions
     from bayescale.evaluate.backtest import backtest as run_backtest
-    from bayescale.inference.model import LIKELIHOODS, ModelSpec
+    from bayescale.inference.model import ModelSpec
     from bayescale.inference.sampling import SamplerOptions
+    from bayescale.law.likelihoods import LIKELIHOODS
 
     if likelihood not in LIKELIHOODS:
         raise typer.BadParameter(f"use one of {', '.join(LIKELIHOODS)}",

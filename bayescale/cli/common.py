@@ -26,12 +26,7 @@ def user_errors[F: Callable[..., Any]](func: F) -> F:
     """Turn user mistakes into one line on stderr and exit 1; Ctrl-C or SIGTERM exits 130.
 
     Output files are written atomically, so an interruption leaves nothing half-written.
-
-    Examples
-    --------
-    >>> @app.command()  # doctest: +SKIP
-    ... @user_errors
-    ... def predict(fit: Path) -> None: ...
+    Applied under ``@app.command()`` to every command.
     """
 
     @functools.wraps(func)
@@ -54,13 +49,7 @@ def user_errors[F: Callable[..., Any]](func: F) -> F:
 
 
 def say_warnings(messages: list[str]) -> None:
-    """Each distinct warning once, one line on stderr.
-
-    Examples
-    --------
-    >>> say_warnings(["only 5 runs", "only 5 runs"])  # doctest: +SKIP
-    warning: only 5 runs
-    """
+    """Each distinct warning once, one line on stderr (``warning: ...``)."""
     for message in dict.fromkeys(messages):
         err.print(f"warning: {message}", markup=False, highlight=False)
 
@@ -161,13 +150,8 @@ FamilyOption = typer.Option(
 
 
 def which_family(post: Any, family: str | None, quiet: bool) -> dict[str, Any]:
-    """JSON fields naming the family answered for; says so on stderr for a new family.
-
-    Examples
-    --------
-    >>> which_family(post, "gpt3", quiet=True)  # doctest: +SKIP
-    {'family': 'gpt3', 'family_seen': True}
-    """
+    """JSON fields naming the family answered for (``{"family": ..., "family_seen": ...}``,
+    empty for a fit without families); says so on stderr for a new family."""
     if not post.families:
         if family is not None:
             raise typer.BadParameter(f"{family}: this fit has no model families (fitted "

@@ -108,9 +108,10 @@ def fit(
     from bayescale.data.runs import check_identifiable, load_runs
     from bayescale.data.selection import select_checkpoints
     from bayescale.inference.fit import fit as run_fit
-    from bayescale.inference.model import LIKELIHOODS, ModelSpec
+    from bayescale.inference.model import ModelSpec
     from bayescale.inference.sampling import SAMPLERS, SamplerOptions
     from bayescale.law.laws import LAWS, get_law
+    from bayescale.law.likelihoods import LIKELIHOODS
     from bayescale.law.priors import NOISE_PRIORS, load_priors
     from bayescale.posterior.warnings import fit_warnings
 

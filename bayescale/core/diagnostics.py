@@ -76,7 +76,13 @@ def chain_stats(posterior: Any, names: list[str]) -> dict[str, Any]:
 
     Examples
     --------
-    >>> chain_stats(tree["posterior"].dataset, ["alpha"])["r_hat"]["alpha"]  # doctest: +SKIP
+    >>> import xarray as xr
+    >>> draws = np.random.default_rng(0).normal(size=(2, 500))
+    >>> posterior = xr.Dataset({"alpha": (("chain", "draw"), draws),
+    ...                         "seed_noise": (("chain", "draw"), np.full((2, 500), 0.01))})
+    >>> stats = chain_stats(posterior, ["alpha", "seed_noise"])
+    >>> bool(stats["r_hat"]["alpha"] < 1.01), bool(np.isnan(stats["r_hat"]["seed_noise"]))
+    (True, True)
     """
     import arviz as az
     import xarray as xr
@@ -117,9 +123,15 @@ def check(tree: Any, var_names: list[str]) -> Diagnostics:
 
     Examples
     --------
-    >>> diag = check(tree, ["E", "A", "B", "alpha", "beta"])  # doctest: +SKIP
-    >>> diag.problems  # doctest: +SKIP
-    []
+    >>> import xarray as xr
+    >>> draws = np.random.default_rng(0).normal(size=(2, 500))
+    >>> diverging = np.zeros((2, 500), dtype=bool)
+    >>> diverging[0, :3] = True
+    >>> tree = xr.DataTree.from_dict({
+    ...     "posterior": xr.Dataset({"alpha": (("chain", "draw"), draws)}),
+    ...     "sample_stats": xr.Dataset({"diverging": (("chain", "draw"), diverging)})})
+    >>> check(tree, ["alpha"]).problems
+    ['3 divergent transitions: the posterior has regions the sampler cannot follow; ...']
     """
     posterior = tree["posterior"].dataset
     chains = posterior.sizes["chain"]

@@ -58,9 +58,4 @@ class BayescaleError(Exception):
 
 
 class DiagnosticsFailed(Exception):
-    """Sampling finished but a convergence check failed (exit code 3).
-
-    Examples
-    --------
-    >>> raise DiagnosticsFailed("R-hat 1.05 > 1.01")  # doctest: +SKIP
-    """
+    """Sampling finished but a convergence check failed (exit code 3)."""

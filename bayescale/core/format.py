@@ -81,7 +81,8 @@ def interval(median: float, lower: float, upper: float, fmt=number) -> str:
 
 
 def paired_points(versus: dict) -> str:
-    """A paired ARE difference (:func:`bayescale.evaluate.backtest.are_versus`) in percentage points.
+    """A paired ARE difference (:func:`bayescale.evaluate.backtest.are_versus`) in percentage
+    points.
 
     Examples
     --------
@@ -94,7 +95,8 @@ def paired_points(versus: dict) -> str:
 
 
 def ridge_line(family: str, baseline: dict) -> str:
-    """The baseline's ``alpha_profile`` of a two-size backtest case (:mod:`bayescale.evaluate.backtest`).
+    """The baseline's ``alpha_profile`` of a two-size backtest case
+    (:mod:`bayescale.evaluate.backtest`).
 
     Examples
     --------

@@ -47,7 +47,11 @@ def select_checkpoints(
 
     Examples
     --------
-    >>> kept = select_checkpoints(runs, min_tokens=10e9, max_token_frac=0.3)  # doctest: +SKIP
+    >>> import pandas as pd
+    >>> runs = RunTable(pd.DataFrame({"params": [1e8] * 4, "tokens": [5e9, 1e10, 2e10, 4e10],
+    ...                               "loss": [3.4, 3.2, 3.1, 3.0], "run": ["a"] * 4}))
+    >>> select_checkpoints(runs, min_tokens=10e9, max_token_frac=0.5).data["tokens"].tolist()
+    [10000000000.0, 20000000000.0]
     """
     data = runs.data
     keep = np.ones(len(data), dtype=bool)

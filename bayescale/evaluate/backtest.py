@@ -90,8 +90,8 @@ class BacktestOptions:
 
     Examples
     --------
-    >>> options = BacktestOptions(holdout_compute_frac=0.2, n_boot=100)
-    >>> report = backtest(runs, options=options)  # doctest: +SKIP
+    >>> BacktestOptions(holdout_compute_frac=0.2, n_boot=100).score_frac
+    0.3
     """
 
     holdout_models: int = 1
@@ -107,13 +107,7 @@ class BacktestOptions:
 
 @dataclass
 class Split:
-    """One case: a family's training runs and the held-out rows to score.
-
-    Examples
-    --------
-    >>> splits, _ = make_splits(runs, BacktestOptions())  # doctest: +SKIP
-    >>> splits[0].held_out, len(splits[0].test)  # doctest: +SKIP
-    """
+    """One case: a family's training runs and the held-out rows to score."""
 
     family: str
     train: RunTable
@@ -153,7 +147,11 @@ def make_splits(runs: RunTable, opts: BacktestOptions) -> tuple[list[Split], lis
 
     Examples
     --------
-    >>> splits, skipped = make_splits(runs, BacktestOptions(holdout_models=1))  # doctest: +SKIP
+    >>> from bayescale.law.simulate import isoflop_sweep
+    >>> runs = RunTable(isoflop_sweep([1e18, 1e19, 1e20], sizes_per_budget=4))
+    >>> splits, skipped = make_splits(runs, BacktestOptions(holdout_models=1))
+    >>> [(s.family, s.held_out, len(s.train), len(s.test)) for s in splits], skipped
+    ([('all', 'N = 2.42e+09', 11, 1)], [])
     """
     if opts.holdout_compute_frac is not None and not 0 < opts.holdout_compute_frac < 1:
         raise BayescaleError("--holdout-compute-frac must lie strictly between 0 and 1")
@@ -336,10 +334,6 @@ def backtest(
         checks; each case has its ``diagnostics`` and ``warnings``, those of
         :func:`bayescale.posterior.warnings.split_tails`), ``skipped``, ``seconds``.
 
-    Examples
-    --------
-    >>> report = backtest(load_runs("runs.csv", family_col="family"))  # doctest: +SKIP
-    >>> report["coverage_90"], report["baseline"]["coverage_90"]  # doctest: +SKIP
     """
     start = time.perf_counter()
     spec = spec or ModelSpec()

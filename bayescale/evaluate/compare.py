@@ -5,8 +5,8 @@ posterior file (the draws and the fitted rows it stores) with numpy, when it is 
 rather than storing it at fit time (``pm.compute_log_likelihood``): stored, it would be a
 chains x draws x rows array in every file (12k checkpoint rows x 4,000 draws = 390 MB) and a
 second compilation in every fit, for a question few fits are asked. The computation follows the
-model in :mod:`bayescale.inference.model` term by term (``tests/test_compare.py`` checks it against PyMC's
-own log-likelihood of a fitted model).
+model in :mod:`bayescale.inference.model` term by term (``tests/test_compare.py`` checks it
+against PyMC's own log-likelihood of a fitted model).
 
 Every log-likelihood is that of ln L (the model's observed variable), so fits of the same rows
 are comparable whatever their law; fits of different rows are not.
@@ -36,8 +36,12 @@ def pointwise_log_likelihood(post: Posterior) -> np.ndarray:
 
     Examples
     --------
-    >>> pointwise_log_likelihood(Posterior.load("runs.posterior.nc")).shape  # doctest: +SKIP
-    (4, 1000, 48)
+    >>> from bayescale.law.simulate import known_draws
+    >>> rows = pd.DataFrame({"params": [1e8, 1e9], "tokens": [2e9, 2e10], "loss": [3.1, 2.6],
+    ...                      "run": ["a", "b"]})
+    >>> post = Posterior.from_draws(known_draws(), data=rows, chains=2)
+    >>> pointwise_log_likelihood(post).shape
+    (2, 1000, 2)
     """
     data = post.data
     posterior = post.tree["posterior"].dataset
@@ -94,9 +98,6 @@ def compare(posts: Sequence[Posterior], names: Sequence[str]) -> tuple[pd.DataFr
     BayescaleError
         Fewer than two fits, or fits of different rows.
 
-    Examples
-    --------
-    >>> table, warnings = compare([chinchilla_post, kaplan_post], ["chin", "kap"])  # doctest: +SKIP
     """
     import arviz as az
 

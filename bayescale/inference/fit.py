@@ -33,12 +33,6 @@ class FitResult:
         R-hat, ESS, divergences; ``diagnostics.problems`` is empty when every check passed.
     seconds : float
         Wall time of model building, compilation and sampling.
-
-    Examples
-    --------
-    >>> result = fit(load_runs("examples/isoflop_runs.csv"))  # doctest: +SKIP
-    >>> result.diagnostics.ok, result.posterior.n_draws  # doctest: +SKIP
-    (True, 4000)
     """
 
     posterior: Posterior
@@ -91,12 +85,6 @@ def fit(
     Returns
     -------
     FitResult
-
-    Examples
-    --------
-    >>> from bayescale.data.runs import load_runs
-    >>> result = fit(load_runs("examples/isoflop_runs.csv"))  # doctest: +SKIP
-    >>> result.posterior.summary()  # doctest: +SKIP
     """
     for value, kind, hint in ((runs, RunTable, "load the table with bayescale.load_runs(path)"),
                               (spec, ModelSpec, "e.g. ModelSpec(likelihood='normal')"),

@@ -3,17 +3,17 @@
 ln L_i = ln law(N_i, D_i) + u_run(i) + eps_i
   u_r   ~ Normal(0, seed_noise)        the run's seed deviation, shared by its checkpoints
   eps_i ~ StudentT(nu, 0, sigma_obs)   row noise (robust: the Bayesian counterpart of the
-                                       Huber loss on ln L of Hoffmann et al. 2022), or Normal
+                                       Huber loss on ln L of Hoffmann et al. 2022), Huber or
+                                       Normal (:mod:`bayescale.law.likelihoods`)
 Which noise the data identify depends on their structure, and the model follows it:
 - runs with several rows (checkpoints, ``--run-col``): each such run gets a latent u (its shift
   shared by all its checkpoints), so seed noise is the between-run scatter and sigma_obs the
   within-run scatter. That scatter is seed noise only where runs repeat a model size (of one
-  family): a run alone at its size would have an offset that absorbs the law's size dependence
-  (ColPret OPT, one run per size, free offsets: seed noise 0.10, ARE 44%; offsets of a fixed
-  0.02 scale: ARE 7.5% over seven public checkpoint families, against 1.7% without). So such a
-  run gets no offset (unless the seed noise is given) and only runs that repeat a size inform
-  ``seed_noise``; with none, it keeps its prior (a "cut": the data cannot tell it from the
-  law's misfit across sizes) and the floor in predictions is the prior's;
+  family): a run alone at its size would have an offset that absorbs the law's size dependence,
+  leaving the law to the priors and spoiling forecasts of other sizes. So such a run gets no
+  offset (unless the seed noise is given) and only runs that repeat a size inform
+  ``seed_noise``; with none, it keeps its prior (a "cut", Plummer 2015: the data cannot tell it
+  from the law's misfit across sizes) and the floor in predictions is the prior's;
 - repeated seeds, one row per run (several rows with the same N and D): each repeated
   configuration gets a latent offset of scale sigma_obs (the law's misfit there, shared by the
   seeds) and the row noise is the seed noise, so seed noise is the within-configuration scatter;
@@ -26,10 +26,11 @@ the seed-noise prior in every case. In a family model (``--family-col``) each fa
 ``sigma_obs``, ``seed_noise`` and ``nu`` (where they are sampled), and runs and configurations
 are grouped within a family (two families' runs labelled "1B" are two runs).
 
-Two reparameterisations keep NUTS fast on large checkpoint tables (same model, other coordinates):
-runs with several rows are sampled as levels centred on the law at each run's own centre
-(``run_level``; ``run_offset`` holds u), and ``sigma_obs`` and ``seed_noise`` are normal-equivalent
-scales (the Student-t scale is s sqrt(nu/(nu+2)), see :func:`bayescale.law.likelihoods.t_scale`).
+Two reparameterisations keep NUTS fast on large checkpoint tables (same model, other
+coordinates): runs with several rows are sampled as levels centred on the law at each run's own
+centre (``run_level``; ``run_offset`` holds u), and ``sigma_obs`` and ``seed_noise`` are
+normal-equivalent scales (the Student-t scale is s sqrt(nu/(nu+2)), see
+:func:`bayescale.law.likelihoods.t_scale`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import pandas as pd
 
 from bayescale.core.errors import BayescaleError
 from bayescale.data.runs import FAMILY, LOSS, PARAMS, TOKENS, RunTable
+from bayescale.law.families import FAMILY_SD, family_structure, pymc_family_log_loss
 from bayescale.law.laws import get_law
 from bayescale.law.likelihoods import LIKELIHOODS, pymc_observe
 from bayescale.law.priors import NOISE_PRIORS, Prior, to_dict
@@ -80,7 +82,8 @@ class ModelSpec:
     >>> from bayescale.law.priors import lognormal
     >>> spec = ModelSpec(likelihood="normal", priors={"alpha": lognormal(0.3, 0.3)},
     ...                  seed_noise=0.01)
-    >>> result = fit(runs, spec=spec)  # doctest: +SKIP
+    >>> spec.full_priors()["alpha"].describe(), spec.full_priors()["beta"].describe()
+    ('lognormal(mu=-1.204, sigma=0.3)', 'lognormal(mu=-1.05, sigma=0.5)')
     """
 
     law: str = "chinchilla"
@@ -112,8 +115,6 @@ class ModelSpec:
         """
         merged = {**get_law(self.law).default_priors(), **NOISE_PRIORS}
         if self.families:
-            from bayescale.law.families import FAMILY_SD
-
             merged["family_sd"] = FAMILY_SD
         merged.update(self.priors)
         if self.likelihood != "studentt":
@@ -153,13 +154,7 @@ class Centring:
 
     @classmethod
     def of(cls, runs: RunTable) -> Centring:
-        """The centres of a run table.
-
-        Examples
-        --------
-        >>> Centring.of(load_runs("examples/isoflop_runs.csv"))  # doctest: +SKIP
-        Centring(n0=19.667266030492595, d0=22.83939741126984)
-        """
+        """The centres of a run table."""
         data = runs.data
         return cls(float(np.log(data[PARAMS]).mean()), float(np.log(data[TOKENS]).mean()))
 
@@ -179,7 +174,17 @@ def group_structure(runs: RunTable) -> tuple[np.ndarray, int, bool]:
 
     Examples
     --------
-    >>> index, count, by_config = group_structure(load_runs("runs.csv"))  # doctest: +SKIP
+    >>> checkpoints = RunTable(pd.DataFrame({
+    ...     "params": [1e8, 1e8, 4e8, 4e8, 1e9], "tokens": [1e9, 2e9, 4e9, 8e9, 2e10],
+    ...     "loss": [3.4, 3.2, 3.0, 2.9, 2.7], "run": ["a", "a", "b", "b", "c"]}))
+    >>> index, count, by_config = group_structure(checkpoints)
+    >>> index.tolist(), count, by_config
+    ([0, 0, 1, 1, 2], 2, False)
+    >>> seeds = RunTable(pd.DataFrame({"params": [1e8, 1e8, 4e8], "tokens": [2e9, 2e9, 8e9],
+    ...                                "loss": [3.21, 3.19, 2.9], "line": [2, 3, 4]}))
+    >>> index, count, by_config = group_structure(seeds)
+    >>> index.tolist(), count, by_config
+    ([0, 0, 1], 1, True)
     """
     data = runs.data
     # a label or configuration belongs to one family: "1B" of two families are two runs
@@ -216,8 +221,11 @@ def repeated_sizes(runs: RunTable, index: np.ndarray, count: int) -> np.ndarray:
 
     Examples
     --------
-    >>> repeated_sizes(runs, *group_structure(runs)[:2])  # doctest: +SKIP
-    array([False, False,  True,  True])
+    >>> runs = RunTable(pd.DataFrame({
+    ...     "params": [1e8, 1e8, 4e8, 4e8, 4e8, 4e8], "tokens": [1e9, 2e9] * 3,
+    ...     "loss": [3.4, 3.2, 3.0, 2.9, 3.01, 2.91], "run": ["a", "a", "b", "b", "c", "c"]}))
+    >>> repeated_sizes(runs, *group_structure(runs)[:2])
+    array([False,  True,  True])
     """
     inside = index < count
     data = runs.data[inside]
@@ -235,12 +243,6 @@ class BuiltModel:
     ``seed_identified`` is False when the data cannot estimate seed noise apart from the law
     (checkpoint runs, one per model size): its posterior is then its prior.
     ``seed_prior_families``: in a family model, the families whose seed noise is so.
-
-    Examples
-    --------
-    >>> built = build_model(runs, ModelSpec())  # doctest: +SKIP
-    >>> built.checked  # doctest: +SKIP
-    ['E', 'A', 'B', 'alpha', 'beta', 'noise_total', 'seed_share', 'nu']
     """
 
     model: Any
@@ -255,9 +257,10 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
 
     Examples
     --------
-    >>> from bayescale import load_runs
-    >>> built = build_model(load_runs("examples/isoflop_runs.csv"), ModelSpec())  # doctest: +SKIP
-    >>> built.model.free_RVs  # doctest: +SKIP
+    >>> from bayescale.law.simulate import isoflop_sweep
+    >>> runs = RunTable(isoflop_sweep([1e19, 1e20], sizes_per_budget=5))
+    >>> build_model(runs, ModelSpec()).checked  # one row per run: only the total noise
+    ['E', 'A', 'B', 'alpha', 'beta', 'noise_total', 'seed_share', 'nu']
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -271,8 +274,6 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
 
     coords: dict[str, Any] = {}
     if spec.families:
-        from bayescale.law.families import family_structure, pymc_family_log_loss
-
         family_index, coords["family"] = family_structure(runs)
         group_family = family_index[group_firsts]
         coords["pooled"] = [k for k in law.pooled
@@ -298,8 +299,7 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
         # Checkpoint runs are centred on the law at the run's own centre (mean ln N, ln D of its
         # rows): level_r ~ Normal(ln L(N_r, D_r), seed_noise), u_r = level_r - ln L(N_r, D_r).
         # The data pin each run's level whatever the law, so NUTS need not follow the thin curved
-        # ridge u_r = data_r - law_r(theta) of the non-centred form (GPT-3 curves, 12k rows:
-        # 353 -> 22 leapfrog steps per draw).
+        # ridge u_r = data_r - law_r(theta) of the non-centred form (Betancourt & Girolami 2015).
         centred_runs = bool(n_groups) and not by_config and spec.seed_noise != 0
         repeated = repeated_sizes(runs, group_index, n_groups) if centred_runs else None
         seed_identified = (spec.seed_noise is not None or not centred_runs
@@ -327,8 +327,8 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
             checked += [f"pop_{name}" for name in coords["pooled"]] + ["family_sd"]
         def per_family(name: str) -> tuple[Any, Any]:
             """A noise parameter at each row and at each latent group: one per family in a
-            family model (families' data differ in noise: ColPret's digitised GPT-3 curves
-            0.012, datablations 0.002; and in seed noise, a property of the recipe), else one."""
+            family model (sources differ in how precisely they measured the loss, recipes in
+            how much seeds matter), else one."""
             if not spec.families:
                 value = priors[name].pymc(name)
                 return value, value

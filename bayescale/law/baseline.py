@@ -5,15 +5,15 @@ This is the method of Hoffmann et al. 2022 (Approach 3) as replicated by Besirog
 
     ln L_hat(N, D) = LSE(a - alpha ln N, b - beta ln D, e)
 
-minimising the Huber loss (delta = 1e-3) of ln L_hat - ln L, **summed** over the rows, with
-L-BFGS-B from a grid of starts (Hoffmann's grid: alpha, beta in {0, 0.5, ..., 2}; e in
-{-1, -0.5, ..., 1}; a, b in {0, 5, ..., 25}; 4,500 starts). Running L-BFGS-B from all 4,500
-starts takes tens of seconds, so the grid is screened: the objective is evaluated at every grid
-point (vectorised) and L-BFGS-B runs from the best point of each (alpha, beta) pair, the
-``n_starts`` best pairs of the 25 (16 by default, all 25 in the backtest). Uncertainty is a
-nonparametric bootstrap of the rows (Epoch resamples the 240 points), each replicate refitted
-from the point estimate; its intervals are percentiles of the replicates' predictions of the
-law (parameter uncertainty only, as Epoch reports them).
+minimising the Huber loss (Huber 1964; delta = 1e-3) of ln L_hat - ln L, **summed** over the
+rows, with L-BFGS-B from a grid of starts (Hoffmann's grid: alpha, beta in {0, 0.5, ..., 2}; e
+in {-1, -0.5, ..., 1}; a, b in {0, 5, ..., 25}; 4,500 starts). Rather than run L-BFGS-B from
+every start, the grid is screened: the objective is evaluated at every grid point (vectorised)
+and L-BFGS-B runs from the best point of each (alpha, beta) pair, the ``n_starts`` best pairs
+of the 25 (16 by default, all 25 in the backtest). Uncertainty is a nonparametric bootstrap of
+the rows, as Epoch's, each replicate refitted from the point estimate; its intervals are
+percentiles of the replicates' predictions of the law (parameter uncertainty only, as Epoch
+reports them).
 
 ``bayescale backtest`` scores this fit beside the posterior on the same splits.
 """
@@ -29,7 +29,7 @@ from scipy.optimize import minimize
 
 from bayescale.core.intervals import summarize
 from bayescale.data.runs import LOSS, PARAMS, TOKENS, RunTable
-from bayescale.law.laws import chinchilla_log_terms
+from bayescale.law.laws import chinchilla_power_terms
 
 #: Huber threshold on ln L residuals (Hoffmann et al. 2022; Besiroglu et al. 2024).
 HUBER_DELTA = 1e-3
@@ -49,10 +49,11 @@ def _grid() -> np.ndarray:
 
 
 def _terms(theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """The three log-terms (e, a - alpha x, b - beta y) of each row; theta may be a batch."""
+    """The three log-terms (a - alpha x, b - beta y, e) of each row; theta may be a batch."""
     theta = np.atleast_2d(theta)
     a, b, e, alpha, beta = (theta[:, i : i + 1] for i in range(5))
-    return np.stack(np.broadcast_arrays(*chinchilla_log_terms(e, a, b, alpha, beta, x, y)))
+    return np.stack(np.broadcast_arrays(*chinchilla_power_terms(a, b, alpha, beta, x, y),
+                                        e + 0.0 * x))
 
 
 def _huber(r: np.ndarray, delta: float) -> np.ndarray:
@@ -72,8 +73,8 @@ def _objective(
     r = top + np.log(total) - z
     soft = ex / total
     psi = w * np.clip(r, -delta, delta)  # d Huber / d r
-    grad = np.array([  # in theta's order (a, b, e, alpha, beta); soft is (e, a, b)
-        psi @ soft[1], psi @ soft[2], psi @ soft[0], -(psi * x) @ soft[1], -(psi * y) @ soft[2],
+    grad = np.array([
+        psi @ soft[0], psi @ soft[1], psi @ soft[2], -(psi * x) @ soft[0], -(psi * y) @ soft[1],
     ])
     return float(w @ _huber(r, delta)), grad
 
@@ -85,10 +86,8 @@ def _screen(
 
     The best points of the whole grid tend to share their exponents, and from exponents that
     make a term vanish (alpha = 2 at N = 1e8: A / N^alpha ~ 0) L-BFGS-B cannot move: its
-    gradient is zero there. ColPret's Revisiting LM curves (Alabdulmohsin et al. 2022): the 16
-    best points all started from alpha = 2 and ended in a flat law, ARE 9.7% on the held-out
-    model; L-BFGS-B from all 4,500 points reaches 1.3% in 28 s, from the best point of each of
-    the 25 pairs 1.3% in 0.4 s, of the 16 best pairs 1.5%.
+    gradient is zero there, and every start would end in the same flat law. One start per
+    (alpha, beta) pair keeps the starts apart.
     """
     grid = _grid()
     values = np.empty(len(grid))
@@ -136,7 +135,7 @@ class PointFit:
         (1.82, 482.0)
         """
         a, b, e, alpha, beta = self.theta
-        # a degenerate fit (two model sizes: alpha = 373, ln A = 8101 on datablations-C4) has
+        # a degenerate fit (two model sizes: alpha and ln A in the hundreds or thousands) has
         # A beyond the float range: inf, without numpy's overflow warning on the user's stderr
         with np.errstate(over="ignore"):
             return {"E": float(np.exp(e)), "A": float(np.exp(a)), "B": float(np.exp(b)),
@@ -277,12 +276,8 @@ class BaselineFit:
     replicates: list[PointFit] = field(default_factory=list)
 
     def predict(self, params: np.ndarray, tokens: np.ndarray, level: float = 0.9) -> pd.DataFrame:
-        """``loss_median`` (the point fit), ``loss_lower``, ``loss_upper`` (bootstrap percentiles).
-
-        Examples
-        --------
-        >>> base.predict(7e10, 1.4e12, level=0.9)  # doctest: +SKIP
-        """
+        """``loss_median`` (the point fit), ``loss_lower``, ``loss_upper`` (bootstrap
+        percentiles)."""
         n, d = np.broadcast_arrays(np.atleast_1d(params), np.atleast_1d(tokens))
         point = self.point.loss(n, d)
         out = pd.DataFrame({"params": n, "tokens": d, "loss_median": point})
@@ -305,13 +300,7 @@ def fit_baseline(
     n_starts: int = 25,
     random_seed: int = 0,
 ) -> BaselineFit:
-    """Point fit plus ``n_boot`` bootstrap refits (rows resampled with replacement).
-
-    Examples
-    --------
-    >>> base = fit_baseline(runs.data["params"], runs.data["tokens"],
-    ...                     runs.data["loss"], n_boot=200)  # doctest: +SKIP
-    """
+    """Point fit plus ``n_boot`` bootstrap refits (rows resampled with replacement)."""
     point = fit_point(params, tokens, loss, n_starts=n_starts)
     rng = np.random.default_rng(random_seed)
     size = len(np.atleast_1d(loss))
@@ -324,13 +313,7 @@ def fit_baseline(
 
 
 def fit_runs(runs: RunTable, **kwargs: int) -> BaselineFit:
-    """:func:`fit_baseline` on a run table.
-
-    Examples
-    --------
-    >>> base = fit_runs(load_runs("examples/isoflop_runs.csv"), n_boot=200)  # doctest: +SKIP
-    >>> base.predict(np.array([7e9]), np.array([1.4e11]))  # doctest: +SKIP
-    """
+    """:func:`fit_baseline` on a run table."""
     data = runs.data
     return fit_baseline(data[PARAMS].to_numpy(), data[TOKENS].to_numpy(),
                         data[LOSS].to_numpy(), **kwargs)

@@ -2,9 +2,9 @@
 
 A fitted law is exact only where it was fitted. Beyond the data its error grows: the form is an
 approximation (exponents drift with scale, terms are missing), and a posterior that assumes the
-form is true gives intervals that are too narrow there (measured in issue 5: ~1% wide 90%
-intervals missing held-out large runs by 4-5%). bayescale adds a **discrepancy** term to the
-predictive distribution of a new run, on ln L:
+form is true gives intervals that are too narrow there (Kennedy & O'Hagan 2001 on model
+discrepancy). bayescale adds a **discrepancy** term to the predictive distribution of a new
+run, on ln L:
 
     ln L_new = ln law_s(N, D) + b_s h(N, D) + seed noise + row noise,   b_s ~ N(m, v)
 
@@ -29,9 +29,9 @@ Tashman 2000; the Hitchhiker's Guide, Choshen et al. 2024, scores scaling laws t
    from independent.
 3. Priors mu ~ N(0, ``PRIOR_DRIFT_SD``) and tau ~ HalfNormal(``PRIOR_SCALE``) per decade; the
    posterior is computed on a grid. With no usable origin the prior alone is used. The prior
-   scale (3.6% sd per decade for the slope) comes from the issue's measurement (misses of
-   3.9-5.5% at ~1.3 decades of compute) and the Hitchhiker's Guide's typical extrapolation ARE
-   of a few percent; it was not tuned on the benchmark data.
+   scale (sqrt(0.02^2 + 0.03^2) = 3.6% sd per decade for the slope) is the size of the
+   Hitchhiker's Guide's typical extrapolation errors, a few percent (Choshen et al. 2024); it
+   is not tuned on benchmark data.
 
 Assumptions: the error grows linearly in the distance (a drifting exponent gives exactly that to
 first order in ln L); the errors seen when the lower part of the runs predicts the upper part
@@ -131,12 +131,8 @@ class Calibration:
         return float(np.hypot(self.scale, self.drift_sd))
 
     def distance(self, params: Any, tokens: Any) -> np.ndarray:
-        """Extrapolation distance of targets, in decades (see :func:`distance`).
-
-        Examples
-        --------
-        >>> post.calibration.distance(7e9, 1.4e11)  # doctest: +SKIP
-        """
+        """Extrapolation distance of targets, in decades (see
+        :func:`bayescale.data.ranges.distance`)."""
         return distance(self.ranges, params, tokens)
 
     def draws(self, params: Any, tokens: Any, n_draws: int,
@@ -242,12 +238,6 @@ def calibrate(
     Returns
     -------
     Calibration
-
-    Examples
-    --------
-    >>> data = runs.data  # doctest: +SKIP
-    >>> cal = calibrate(data["params"], data["tokens"], data["loss"])  # doctest: +SKIP
-    >>> cal.drift, cal.slope_sd  # doctest: +SKIP
     """
     n = np.asarray(params, dtype=float)
     d = np.asarray(tokens, dtype=float)
@@ -295,10 +285,6 @@ def calibrate_runs(runs: RunTable, **kwargs: Any) -> Calibration:
     The families' calibrations are kept in ``families``; the top level combines them for a
     prediction that names no family: the union of their ranges, the mean drift, the largest
     scale, and the drifts' spread added to the drift's sd.
-
-    Examples
-    --------
-    >>> cal = calibrate_runs(load_runs("examples/isoflop_runs.csv"))  # doctest: +SKIP
     """
     data = runs.data
     labels = data[FAMILY].unique() if FAMILY in data else []

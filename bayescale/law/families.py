@@ -11,17 +11,13 @@ different data or tokenizers) ln E is not pooled: each family has it under the s
 prior (``family_log_E``), and a new family draws it from that prior. A family with two or three
 small runs thus borrows the shape of the law from the others (the Hitchhiker's Guide's advice to
 "borrow parameters from a similar model family", Choshen et al. 2024, with a posterior instead of
-a copy). Which families are pooled matters as much as how: on ColPret
-(benchmarks/family_pooling.py --seeds 3), a family cut to its 2-3 smallest models and pooled with
-the one family of its recipe (GPT-3 with OPT, datablations C4 with OSCAR) had a lower ARE than
-alone in 3 of 4 cases (mean 2.4% against 2.8%), pooled with all six others in 2 of 4 with
-``--separate-e`` (2.7%) and 1 of 4 with E pooled (3.7%).
+a copy). Which families are pooled matters as much as how: pool families of one recipe, since
+unlike families pull each other's exponents (the family-pooling benchmark compares the choices).
+
 Each family has its own row noise, tails and seed noise (sigma_obs, nu, seed_noise), since
-sources differ in how they were measured and recipes in how much seeds matter. Shared noise let
-the noisiest source set it for all: on ColPret (benchmarks/family_pooling.py) a shared nu fell
-to 0.7, and a shared seed noise took 0.077 from OLMo's two 7B runs (the only repeated size),
-widening every family's prediction interval. A family whose runs never repeat a model size keeps
-its seed-noise prior.
+sources differ in how they were measured and recipes in how much seeds matter: a shared noise
+would let the noisiest source set it for every family and widen all their intervals. A family
+whose runs never repeat a model size keeps its seed-noise prior.
 
 A family the fit has not seen gets the population predictive: per posterior draw, new
 coordinates mu + tau z with a fresh z ~ StudentT(3), and the noise of a seen family picked at
@@ -34,32 +30,30 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from bayescale.core.diagnostics import chain_stats
 from bayescale.core.errors import BayescaleError
+from bayescale.core.intervals import interval
 from bayescale.data.runs import FAMILY, RunTable
 from bayescale.law.laws import Law
 from bayescale.law.priors import Prior
 
 #: Prior of the between-family sd of every pooled coordinate: Gamma(2, 4), mean 0.5, 90% in
-#: [0.09, 1.19]. Public families (other data, tokenizers) differ more than recipes of one kind:
-#: on ColPret the sds of ln alpha, ln beta and b_c came out 0.32-0.46 even under a Gamma(2, 8)
-#: prior (mean 0.25), and that tighter prior pulled each held-out family toward the others
-#: (benchmarks/family_pooling.py, mean ARE 0.049 against 0.040 with this one).
-#: It keeps away from 0 (Chung et al. 2013): families do differ, and a sd near 0 would open a
+#: [0.09, 1.19]: wide enough for public families (other data, tokenizers), which differ more
+#: than recipes of one kind, so that a held-out family is not pulled toward the others. It
+#: keeps away from 0 (Chung et al. 2013): families do differ, and a sd near 0 would open a
 #: funnel in the centred coordinates.
 FAMILY_SD = Prior("gamma", {"alpha": 2.0, "beta": 4.0})
 #: Degrees of freedom of the families' spread around the population: Student-t, so that a
 #: family unlike the others keeps its own coordinates instead of dragging the population mean
 #: and every other family with it (robust hierarchical model; Gelman et al., BDA3 s. 17.4).
-#: ColPret, benchmarks/family_pooling.py --seeds 3, normal -> t(3): mean ARE of the held-out
-#: families 0.0411 -> 0.0375 (--separate-e 0.0267 -> 0.0248), lower in 3 of 4 families in each
-#: (the 4th: +0.0002 pooled, +0.0010 separate E), divergences in 24 fits 23 -> 0.
 FAMILY_NU = 3.0
 #: Noise parameters a family model gives each family.
 NOISE_PER_FAMILY = ("sigma_obs", "seed_noise", "nu")
 #: Seed of the new-family draws (the population predictive), so repeated questions agree.
 POPULATION_SEED = 20240601
-#: Redraws of a new family's draws whose law is not finite (one in hundreds needs one).
+#: Redraws of a new family's draws whose law is not finite (rare: the t(3) tails).
 MAX_REDRAWS = 50
 
 
@@ -73,7 +67,12 @@ def family_structure(runs: RunTable) -> tuple[np.ndarray, list[str]]:
 
     Examples
     --------
-    >>> index, names = family_structure(runs)  # doctest: +SKIP
+    >>> import pandas as pd
+    >>> runs = RunTable(pd.DataFrame({"params": [1e8, 1e9, 1e8], "tokens": [2e9, 2e10, 2e9],
+    ...                               "loss": [3.1, 2.6, 3.0], "family": ["opt", "opt", "gpt3"]}))
+    >>> index, names = family_structure(runs)
+    >>> index.tolist(), names
+    ([1, 1, 0], ['gpt3', 'opt'])
     """
     if FAMILY not in runs.data:
         raise BayescaleError("a family model needs a family column (--family-col)")
@@ -96,11 +95,6 @@ def pymc_family_log_loss(
     :attr:`~bayescale.law.laws.Law.pooled`, or all but E with ``--separate-e``). Creates ``pop_*``
     (population means), ``family_sd``, ``family_theta``, ``family_log_E`` if E is kept apart,
     and the per-family parameters (dim ``family``) as Deterministics.
-
-    Examples
-    --------
-    >>> with pm.Model(coords={"family": names, "pooled": law.pooled}):  # doctest: +SKIP
-    ...     mu = pymc_family_log_loss(law, priors, n0, d0, n, d, index, law.pooled)
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -109,8 +103,8 @@ def pymc_family_log_loss(
     means = pt.stack([population[name] for name in pooled])
     sd = priors["family_sd"].pymc("family_sd", dims="pooled")
     # Centred: checkpoint curves pin each family's coordinates, and the non-centred form
-    # (mu + tau z) then makes NUTS trace z = (theta - mu) / tau across tau's whole range
-    # (3 simulated families x 40 checkpoints: 420-580 leapfrog steps per draw, against 31).
+    # (mu + tau z) then makes NUTS trace z = (theta - mu) / tau across tau's whole range, at
+    # many more leapfrog steps per draw (Betancourt & Girolami 2015).
     coords = pm.StudentT("family_theta", nu=FAMILY_NU, mu=means[None, :], sigma=sd[None, :],
                          dims=("family", "pooled"))
     theta = {name: coords[:, k] for k, name in enumerate(pooled)}
@@ -123,13 +117,7 @@ def pymc_family_log_loss(
 
 
 def family_names(tree: Any) -> list[str]:
-    """Families of a fitted posterior (empty for a single-family fit).
-
-    Examples
-    --------
-    >>> family_names(Posterior.load("families.posterior.nc").tree)  # doctest: +SKIP
-    ['gpt3', 'opt']
-    """
+    """Families of a fitted posterior (empty for a single-family fit)."""
     posterior = tree["posterior"].dataset
     if "family" not in posterior.coords:
         return []
@@ -137,13 +125,7 @@ def family_names(tree: Any) -> list[str]:
 
 
 def pooled_names(tree: Any) -> list[str]:
-    """The coordinates a family fit pooled (its ``pooled`` dimension).
-
-    Examples
-    --------
-    >>> pooled_names(Posterior.load("families.posterior.nc").tree)  # doctest: +SKIP
-    ['a_c', 'b_c', 'log_alpha', 'log_beta']
-    """
+    """The coordinates a family fit pooled (its ``pooled`` dimension)."""
     return [str(name) for name in np.asarray(tree["posterior"].dataset.coords["pooled"])]
 
 
@@ -156,13 +138,8 @@ def family_draws(
     A new family's draws are the population predictive: per draw s, coordinates
     mu_s + tau_s z with z ~ StudentT(3), and an E kept apart (``--separate-e``) from its prior
     (fixed seed, so repeated calls agree). The t(3) tails can put a draw's A or B beyond the
-    float range (ColPret OPT + datablations: 1 of 800 draws had B = inf, which made the optimum
-    and the regret NaN); such a draw is drawn again, i.e. the predictive is taken among the laws
-    a computer can evaluate.
-
-    Examples
-    --------
-    >>> family_draws(post.tree, post.law, "gpt3", post.meta["centring"], priors)  # doctest: +SKIP
+    float range (B = inf makes the optimum and the regret NaN); such a draw is drawn again, i.e.
+    the predictive is taken among the laws a computer can evaluate.
     """
     posterior = tree["posterior"].dataset
     if family is not None and family in family_names(tree):
@@ -195,10 +172,6 @@ def family_noise_draws(tree: Any, names: list[str], family: str | None) -> dict[
 
     A seen family gets its own draws; a new family (``None`` or unseen) gets, per draw, the value
     of a family picked at random (fixed seed): the seen families' spread of noise.
-
-    Examples
-    --------
-    >>> family_noise_draws(post.tree, ["sigma_obs", "nu"], "gpt3")["sigma_obs"]  # doctest: +SKIP
     """
     posterior = tree["posterior"].dataset
     names = [name for name in names if name in NOISE_PER_FAMILY and name in posterior
@@ -218,18 +191,9 @@ def family_noise_draws(tree: Any, names: list[str], family: str | None) -> dict[
 
 def family_summary(tree: Any, law: Law, level: float, kind: str) -> Any:
     """Posterior summary of a family fit: each family's parameters (``E[gpt3]`` ...), the
-    between-family sds (``family_sd[log_alpha]`` ...) and the noise parameters (``sigma_obs[gpt3]``,
-    ``seed_noise[gpt3]`` and ``nu[gpt3]`` per family).
-
-    Examples
-    --------
-    >>> family_summary(post.tree, post.law, 0.9, "eti").loc["alpha[opt]"]  # doctest: +SKIP
+    between-family sds (``family_sd[log_alpha]`` ...) and the noise parameters
+    (``sigma_obs[gpt3]``, ``seed_noise[gpt3]`` and ``nu[gpt3]`` per family).
     """
-    import pandas as pd
-
-    from bayescale.core.diagnostics import chain_stats
-    from bayescale.core.intervals import interval
-
     posterior = tree["posterior"].dataset
     noise = [name for name in ("sigma_obs", "seed_noise", "nu") if name in posterior]
     names = [*law.parameters, "family_sd", *noise]

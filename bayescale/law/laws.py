@@ -1,8 +1,8 @@
 """Scaling laws: each one defined once, as numpy (for predictions) and PyMC (for fitting).
 
 A law is fitted on centred predictors n = ln N - n0, d = ln D - d0: with raw ln N the
-coefficient and the exponent of each term are almost collinear (ln A - alpha ln N), which
-makes NUTS take hundreds of leapfrog steps per draw. Each law reparameterises its scale
+coefficient and the exponent of each term are almost collinear (ln A - alpha ln N), a ridge
+NUTS needs many leapfrog steps per draw to follow. Each law reparameterises its scale
 coefficients at the centre and reports them in the user's units as Deterministics.
 Adding a law is one subclass registered in ``LAWS``.
 """
@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from bayescale.core.errors import BayescaleError
 from bayescale.data.compute import param_tokens
 from bayescale.law.priors import Prior, lognormal
 
@@ -32,40 +33,43 @@ def _log_row(x: np.ndarray) -> np.ndarray:
     return x.reshape(1, -1) if x.ndim <= 1 else x
 
 
-def chinchilla_log_terms(log_e: Any, log_a: Any, log_b: Any, alpha: Any, beta: Any,
-                         log_n: Any, log_d: Any) -> tuple[Any, Any, Any]:
-    """The logs of the three terms of L = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022,
-    eq. 2): ln E, ln A - alpha ln N, ln B - beta ln D. ln L is their :func:`log_sum_exp`.
-
-    The one place Chinchilla's formula is written: the numpy law, the PyMC model, the family
-    model, the classical point fit and the simulations all evaluate it. On centred predictors
+def chinchilla_power_terms(log_a: Any, log_b: Any, alpha: Any, beta: Any, log_n: Any,
+                           log_d: Any) -> tuple[Any, Any]:
+    """ln A - alpha ln N and ln B - beta ln D: the logs of the two power-law terms of
+    L = E + A/N^alpha + B/D^beta (Hoffmann et al. 2022, eq. 2). On centred predictors
     (n = ln N - n0) pass the centred coefficients (a_c = ln A - alpha n0).
 
     Examples
     --------
-    >>> terms = chinchilla_log_terms(np.log(1.82), np.log(482.0), np.log(2085.0), 0.348, 0.366,
-    ...                              np.log(7e9), np.log(1.4e11))
-    >>> round(float(np.exp(log_sum_exp(terms))), 3)
-    2.174
+    >>> a, b = chinchilla_power_terms(np.log(482.0), np.log(2085.0), 0.348, 0.366,
+    ...                               np.log(7e9), np.log(1.4e11))
+    >>> round(float(np.exp(a) + np.exp(b)), 3)
+    0.354
     """
-    return log_e, log_a - alpha * log_n, log_b - beta * log_d
+    return log_a - alpha * log_n, log_b - beta * log_d
 
 
-def log_sum_exp(terms: Sequence[Any], xp: Any = np) -> Any:
-    """ln of the sum of exp(terms): stable in numpy (``np.logaddexp``); a plain sum in PyTensor,
-    whose centred terms stay small and whose gradient is cheaper that way.
+def chinchilla_log_loss(e: Any, log_a: Any, log_b: Any, alpha: Any, beta: Any, log_n: Any,
+                        log_d: Any, xp: Any = np) -> Any:
+    """ln L = ln(E + A/N^alpha + B/D^beta) (Hoffmann et al. 2022, eq. 2): the one place
+    Chinchilla's formula is written; the numpy law, the PyMC model, the family model, the point
+    fit and the simulations all evaluate it.
+
+    In numpy a stable log-sum-exp (draws far in the tails stay finite); in PyTensor
+    (``xp=pytensor.tensor``) a plain sum, whose centred terms stay small and whose gradient
+    is cheaper.
 
     Examples
     --------
-    >>> round(float(log_sum_exp([np.log(1.0), np.log(2.0)])), 4)
-    1.0986
+    >>> round(float(np.exp(chinchilla_log_loss(1.82, np.log(482.0), np.log(2085.0), 0.348,
+    ...                                        0.366, np.log(7e9), np.log(1.4e11)))), 3)
+    2.174
     """
+    a_term, b_term = chinchilla_power_terms(log_a, log_b, alpha, beta, log_n, log_d)
     if xp is np:
-        return np.logaddexp.reduce(np.stack(np.broadcast_arrays(*terms)), axis=0)
-    total = xp.exp(terms[0])
-    for term in terms[1:]:
-        total = total + xp.exp(term)
-    return xp.log(total)
+        terms = np.broadcast_arrays(np.log(e), a_term, b_term)
+        return np.logaddexp.reduce(np.stack(terms), axis=0)
+    return xp.log(e + xp.exp(a_term) + xp.exp(b_term))
 
 
 class Law(ABC):
@@ -142,13 +146,6 @@ class Law(ABC):
 
         ``n0`` and ``d0`` are the centring constants (mean ln N and ln D of the data), ``n`` and
         ``d`` the centred predictors; :func:`bayescale.inference.model.build_model` calls it.
-
-        Examples
-        --------
-        >>> import pymc as pm  # doctest: +SKIP
-        >>> law = get_law("chinchilla")  # doctest: +SKIP
-        >>> with pm.Model():  # doctest: +SKIP
-        ...     log_l = law.pymc_log_loss(law.default_priors(), 20.0, 23.0, n, d)
         """
 
     #: Coordinates pooled across model families (``--family-col``); empty: no family model.
@@ -159,23 +156,13 @@ class Law(ABC):
     def pymc_family_e(self, priors: Mapping[str, Prior]) -> Any:
         """Inside a PyMC model with coords ``family``: each family's own E coordinate under the
         single-family prior (``--separate-e``).
-
-        Examples
-        --------
-        >>> with pm.Model(coords={"family": ["a", "b"]}):  # doctest: +SKIP
-        ...     log_e = get_law("chinchilla").pymc_family_e(priors)
         """
         raise NotImplementedError
 
     def sample_family_e(
         self, priors: Mapping[str, Prior], rng: np.random.Generator, size: int
     ) -> np.ndarray:
-        """A new family's own E coordinate (``--separate-e``): draws from its prior.
-
-        Examples
-        --------
-        >>> get_law("chinchilla").sample_family_e(priors, rng, 4000)  # doctest: +SKIP
-        """
+        """A new family's own E coordinate (``--separate-e``): draws from its prior."""
         raise NotImplementedError
 
     def pymc_population_means(
@@ -185,32 +172,15 @@ class Law(ABC):
         their priors.
 
         Laws without a family model raise :class:`~bayescale.core.errors.BayescaleError`.
-
-        Examples
-        --------
-        >>> with pm.Model():  # doctest: +SKIP
-        ...     means = get_law("chinchilla").pymc_population_means(priors, 20.0, 23.0, names)
         """
-        from bayescale.core.errors import BayescaleError
-
         raise BayescaleError(f"the {self.name} law has no family model (--family-col) yet")
 
     def from_pooled(self, theta: Mapping[str, Any], n0: Any, d0: Any, xp: Any = np) -> dict:
-        """The law's parameters from pooled coordinates (numpy or ``pytensor.tensor`` as xp).
-
-        Examples
-        --------
-        >>> get_law("chinchilla").from_pooled(theta, n0=20.0, d0=23.0)  # doctest: +SKIP
-        """
+        """The law's parameters from pooled coordinates (numpy or ``pytensor.tensor`` as xp)."""
         raise NotImplementedError
 
     def centred_log_loss(self, theta: Mapping[str, Any], n: Any, d: Any, xp: Any = np) -> Any:
-        """ln L at centred n, d from pooled coordinates (numpy or ``pytensor.tensor`` as xp).
-
-        Examples
-        --------
-        >>> get_law("chinchilla").centred_log_loss(theta, n=0.0, d=0.0)  # doctest: +SKIP
-        """
+        """ln L at centred n, d from pooled coordinates (numpy or ``pytensor.tensor`` as xp)."""
         raise NotImplementedError
 
     def loss(self, draws: Draws, params: np.ndarray, tokens: np.ndarray) -> np.ndarray:
@@ -309,9 +279,9 @@ class Chinchilla(Law):
         >>> np.exp(Chinchilla().log_loss(draws, [7e10], [1.4e12])).round(3)
         array([[1.976]])
         """
-        return log_sum_exp(chinchilla_log_terms(
-            np.log(_col(draws["E"])), np.log(_col(draws["A"])), np.log(_col(draws["B"])),
-            _col(draws["alpha"]), _col(draws["beta"]), _log_row(params), _log_row(tokens)))
+        return chinchilla_log_loss(
+            _col(draws["E"]), np.log(_col(draws["A"])), np.log(_col(draws["B"])),
+            _col(draws["alpha"]), _col(draws["beta"]), _log_row(params), _log_row(tokens))
 
     def pymc_log_loss(
         self, priors: Mapping[str, Prior], n0: Any, d0: Any, n: Any, d: Any
@@ -320,8 +290,13 @@ class Chinchilla(Law):
 
         Examples
         --------
-        >>> with pm.Model():  # doctest: +SKIP
-        ...     log_l = Chinchilla().pymc_log_loss(priors, n0, d0, n, d)
+        >>> import pymc as pm
+        >>> law = Chinchilla()
+        >>> with pm.Model() as model:
+        ...     log_l = law.pymc_log_loss(law.default_priors(), 20.0, 23.0, np.zeros(3),
+        ...                               np.zeros(3))
+        >>> sorted(model.named_vars)
+        ['A', 'B', 'E', 'a_c', 'alpha', 'b_c', 'beta']
         """
         import pymc as pm
         import pytensor.tensor as pt
@@ -338,7 +313,7 @@ class Chinchilla(Law):
                         sigma=pb.params["sigma"])
         pm.Deterministic("A", pt.exp(a_c + alpha * n0))
         pm.Deterministic("B", pt.exp(b_c + beta * d0))
-        return log_sum_exp(chinchilla_log_terms(pt.log(e), a_c, b_c, alpha, beta, n, d), pt)
+        return chinchilla_log_loss(e, a_c, b_c, alpha, beta, n, d, xp=pt)
 
     # Family model: each family's (ln E, a_c, b_c, ln alpha, ln beta) = population mean + sd z,
     # with a_c = ln A - alpha n0 and b_c = ln B - beta d0 at the common centre.
@@ -346,13 +321,7 @@ class Chinchilla(Law):
     own_e_coordinate = "log_E"
 
     def pymc_family_e(self, priors: Mapping[str, Prior]) -> Any:
-        """ln E of each family under the single-family prior of E (``family_log_E``).
-
-        Examples
-        --------
-        >>> with pm.Model(coords={"family": ["a", "b"]}):  # doctest: +SKIP
-        ...     log_e = Chinchilla().pymc_family_e(priors)
-        """
+        """ln E of each family under the single-family prior of E (``family_log_E``)."""
         import pymc as pm
 
         pe = priors["E"].params
@@ -377,17 +346,9 @@ class Chinchilla(Law):
     def pymc_population_means(
         self, priors: Mapping[str, Prior], n0: Any, d0: Any, names: Sequence[str]
     ) -> dict[str, Any]:
-        """Population means with the single-family priors (E, alpha, beta must be log-normal).
-
-        Examples
-        --------
-        >>> with pm.Model(coords={"pooled": Chinchilla.pooled}):  # doctest: +SKIP
-        ...     means = Chinchilla().pymc_population_means(priors, n0, d0, Chinchilla.pooled)
-        """
+        """Population means with the single-family priors (E, alpha, beta must be log-normal)."""
         import pymc as pm
         import pytensor.tensor as pt
-
-        from bayescale.core.errors import BayescaleError
 
         for name in ("E", "alpha", "beta"):
             if priors[name].dist != "lognormal":
@@ -427,9 +388,9 @@ class Chinchilla(Law):
         >>> round(float(Chinchilla().centred_log_loss(theta, 0.0, 0.0)), 4)
         1.0986
         """
-        return log_sum_exp(chinchilla_log_terms(
-            theta["log_E"], theta["a_c"], theta["b_c"], xp.exp(theta["log_alpha"]),
-            xp.exp(theta["log_beta"]), n, d), xp)
+        return chinchilla_log_loss(
+            xp.exp(theta["log_E"]), theta["a_c"], theta["b_c"], xp.exp(theta["log_alpha"]),
+            xp.exp(theta["log_beta"]), n, d, xp=xp)
 
     def optimal(self, draws: Draws, compute: Any) -> tuple[np.ndarray, np.ndarray]:
         """Closed form (Hoffmann et al. 2022, appendix D.2).
@@ -531,8 +492,6 @@ def get_law(name: str) -> Law:
     >>> get_law("chinchilla").formula
     'L = E + A/N^alpha + B/D^beta'
     """
-    from bayescale.core.errors import BayescaleError
-
     try:
         return LAWS[name]
     except KeyError:

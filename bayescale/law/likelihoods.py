@@ -1,7 +1,8 @@
 """The likelihoods of ln L, each defined here once: PyMC term, log density, new-run noise.
 
-- ``studentt`` (the default): Student-t on ln L, robust like the Huber loss on log-loss that
-  Hoffmann et al. 2022 and Besiroglu et al. 2024 minimise, and it ignores gross outliers;
+- ``studentt`` (the default): Student-t on ln L (robust regression, Lange, Little & Taylor
+  1989), robust like the Huber loss on log-loss that Hoffmann et al. 2022 and Besiroglu et al.
+  2024 minimise, and it ignores gross outliers;
 - ``normal``: Gaussian on ln L;
 - ``huber``: the Huber density, proportional to exp(-rho_k(r / s)), rho_k(z) = z^2 / 2 for
   |z| <= k and k |z| - k^2 / 2 beyond (Huber 1964): a Gaussian core and Laplace tails. Its log

@@ -155,8 +155,8 @@ def lognormal(median: float, sigma: float, at: float | None = None) -> Prior:
 NOISE_PRIORS: dict[str, Prior] = {
     # Residual sd of log-loss (about the relative error of one row): 5% scale.
     "sigma_obs": Prior("halfnormal", {"sigma": 0.05}),
-    # Seed noise: relative sd of a run's loss across seeds. Median 1.3%, 95% below 3.9%,
-    # consistent with the Hitchhiker's Guide's ~4% ARE floor between seeds as a worst case.
+    # Seed noise: relative sd of a run's loss across seeds. Median 1.3%, 95% below 3.9%: the
+    # Hitchhiker's Guide's ~4% ARE between seeds (Choshen et al. 2024) as a worst case.
     "seed_noise": Prior("halfnormal", {"sigma": 0.02}),
     # Student-t degrees of freedom (Juarez & Steel 2010): mass on heavy and light tails.
     "nu": Prior("gamma", {"alpha": 2.0, "beta": 0.1}),
@@ -249,10 +249,14 @@ def load_priors(
 
     Examples
     --------
+    >>> import tempfile
     >>> from bayescale.law.laws import get_law
     >>> law = get_law("chinchilla")
-    >>> priors = load_priors("priors.toml", law.default_priors(),
-    ...                      law.lognormal_parameters)  # doctest: +SKIP
+    >>> path = Path(tempfile.mkdtemp()) / "priors.toml"
+    >>> _ = path.write_text('[alpha]\\ndist = "lognormal"\\nmu = -1.2\\nsigma = 0.3\\n')
+    >>> priors = load_priors(path, law.default_priors(), law.lognormal_parameters)
+    >>> priors["alpha"].describe(), priors["beta"].describe()
+    ('lognormal(mu=-1.2, sigma=0.3)', 'lognormal(mu=-1.05, sigma=0.5)')
     """
     where = str(path)
     try:

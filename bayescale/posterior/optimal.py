@@ -68,7 +68,8 @@ def exponent_draws(law: Law, draws: Draws) -> tuple[np.ndarray, np.ndarray]:
     """Per draw, a = d ln N*/d ln C and b = d ln D*/d ln C (a + b = 1).
 
     For the Chinchilla law a = beta/(alpha+beta), b = alpha/(alpha+beta) (Hoffmann et al. 2022);
-    other laws are differenced numerically over a decade around 1e22 FLOP.
+    the slope of ln N* is taken between 3e20 and 3e22 FLOP, exact for a power law and a
+    numerical derivative for other laws.
 
     Examples
     --------

@@ -1,9 +1,7 @@
-"""The fitted posterior: one NetCDF file that every command after ``fit`` reads.
+"""The fitted posterior and the questions asked of it, answered draw by draw.
 
-The file is an ``xarray.DataTree`` (ArviZ 1 convention) with groups ``posterior``,
-``sample_stats``, ``observed_data`` (the losses) and ``constant_data`` (N, D, run labels and
-source rows), and a root attribute ``bayescale`` holding JSON metadata: law, likelihood, priors,
-centring constants, sampler options, diagnostics, the input's path and sha256, package versions.
+A :class:`Posterior` wraps the tree of one posterior file (its schema:
+:mod:`bayescale.posterior.store`), the file that every command after ``fit`` reads.
 """
 
 from __future__ import annotations
@@ -23,16 +21,20 @@ from bayescale.data.compute import params_for, tokens_for
 from bayescale.data.ranges import distance, ranges_of
 from bayescale.data.runs import FAMILY, parse_size
 from bayescale.law.calibration import Calibration
+from bayescale.law.families import family_draws, family_names, family_noise_draws, family_summary
 from bayescale.law.laws import Law, get_law
 from bayescale.law.likelihoods import likelihood_of
 from bayescale.law.priors import NOISE_PRIORS, Prior, from_dict
 from bayescale.posterior import store
+from bayescale.posterior.optimal import exponent_draws, optimal_draws
 from bayescale.posterior.predictive import (
     discrepancy_share,
     floor_share,
     new_run_log,
     optimum_new_run_log,
 )
+from bayescale.posterior.risk import RiskReview, Thresholds, review
+from bayescale.posterior.warnings import prior_pull, runs_off_the_law
 
 
 def _check_level(level: float) -> None:
@@ -81,16 +83,18 @@ class Posterior:
 
     Notes
     -----
-    Made by :func:`bayescale.inference.fit` (``result.posterior``), :meth:`load` or :meth:`from_draws`.
-    Questions: :meth:`summary`, :meth:`predict`, :meth:`optimal`, :meth:`exponents`,
-    :meth:`risk`; figures: :meth:`plot` and the ``plot_*`` methods; :meth:`save` writes the file.
-    Tables are pandas DataFrames, figures matplotlib Figures.
+    Made by :func:`bayescale.inference.fit.fit` (``result.posterior``), :meth:`load` or
+    :meth:`from_draws`. Questions: :meth:`summary`, :meth:`predict`, :meth:`optimal`,
+    :meth:`exponents`, :meth:`risk`, each a pandas DataFrame (``risk``: a
+    :class:`~bayescale.posterior.risk.RiskReview`); :meth:`save` writes the file. Figures are
+    functions of a posterior in :mod:`bayescale.report.plots`.
 
     Examples
     --------
-    >>> post = Posterior.load("examples/isoflop_runs.posterior.nc")  # doctest: +SKIP
-    >>> post.predict(params=70e9, tokens=1.4e12)  # doctest: +SKIP
-    >>> post.optimal(compute=5.88e23)  # doctest: +SKIP
+    >>> from bayescale.law.simulate import known_draws
+    >>> post = Posterior.from_draws(known_draws())
+    >>> post.n_draws, post.law.name
+    (2000, 'chinchilla')
     """
 
     def __init__(self, tree: Any, path: str | None = None) -> None:
@@ -104,22 +108,13 @@ class Posterior:
 
     @property
     def calibration(self) -> Calibration | None:
-        """The law's learned discrepancy (:mod:`bayescale.law.calibration`), if the fit stored one.
-
-        Examples
-        --------
-        >>> post.calibration.drift  # doctest: +SKIP
-        """
+        """The law's learned discrepancy (:mod:`bayescale.law.calibration`), if the fit stored
+        one."""
         stored = self.meta.get("calibration")
         return Calibration.from_dict(stored) if stored else None
 
     def calibration_for(self, family: str | None) -> Calibration | None:
-        """The stored calibration of ``family`` (of the whole fit when None).
-
-        Examples
-        --------
-        >>> post.calibration_for("gpt3").drift  # doctest: +SKIP
-        """
+        """The stored calibration of ``family`` (of the whole fit when None)."""
         stored = self.calibration
         return stored.for_family(family) if stored is not None and family is not None else stored
 
@@ -173,13 +168,14 @@ class Posterior:
     def load(cls, path: str | Path) -> Posterior:
         """Read a posterior file written by ``bayescale fit``.
 
-        Raises :class:`~bayescale.core.errors.BayescaleError` for a missing, damaged or foreign file.
+        Raises :class:`~bayescale.core.errors.BayescaleError` for a missing, damaged or
+        foreign file.
 
         Examples
         --------
-        >>> post = Posterior.load("examples/isoflop_runs.posterior.nc")  # doctest: +SKIP
-        >>> post.meta["input"]["n_rows"]  # doctest: +SKIP
-        48
+        >>> Posterior.load("missing.posterior.nc")
+        Traceback (most recent call last):
+        bayescale.core.errors.BayescaleError: missing.posterior.nc: no such file
         """
         where = str(path)
         tree = store.read(path)
@@ -198,11 +194,18 @@ class Posterior:
     def save(self, path: str | Path) -> None:
         """Write the posterior to NetCDF atomically (never a half-written file).
 
-        The arrays' sha256 goes in the file (:func:`bayescale.posterior.store.content_digest`); :meth:`load` checks it.
+        The arrays' sha256 goes in the file (:func:`bayescale.posterior.store.content_digest`);
+        :meth:`load` checks it.
 
         Examples
         --------
-        >>> result.posterior.save("runs.posterior.nc")  # doctest: +SKIP
+        >>> import tempfile
+        >>> from bayescale.law.simulate import known_draws
+        >>> post = Posterior.from_draws(known_draws())
+        >>> path = Path(tempfile.mkdtemp()) / "runs.posterior.nc"
+        >>> post.save(path)
+        >>> Posterior.load(path).n_draws
+        2000
         """
         store.write(self.tree, path)
         self.path = str(path)
@@ -236,8 +239,6 @@ class Posterior:
                                  f"so none called '{family}'")
         picked = {}
         if self.families:  # the family's law and noise, or a new family's
-            from bayescale.law.families import family_draws, family_noise_draws
-
             picked = {**family_draws(self.tree, self.law, family, self.meta["centring"],
                                      self.priors),
                       **family_noise_draws(self.tree, names, family)}
@@ -247,11 +248,6 @@ class Posterior:
     def row_draws(self, names: list[str]) -> dict[str, np.ndarray]:
         """Draws of each fitted row's own noise parameters: name -> (draws, rows) array (in a
         family fit, a row's family's; otherwise the same for every row).
-
-        Examples
-        --------
-        >>> post.row_draws(["sigma_obs"])["sigma_obs"].shape  # doctest: +SKIP
-        (4000, 48)
         """
         rows = len(self.data)
         if not self.families:
@@ -266,11 +262,6 @@ class Posterior:
     def row_log_law(self) -> np.ndarray:
         """ln L of the law at each fitted row, per draw: (draws, rows); in a family fit, each
         row's own family's law.
-
-        Examples
-        --------
-        >>> post.row_log_law().shape  # doctest: +SKIP
-        (4000, 48)
         """
         data = self.data
         if not self.families:
@@ -288,50 +279,25 @@ class Posterior:
 
     @cached_property
     def priors(self) -> dict[str, Prior]:
-        """The priors the posterior was fitted with (the law's defaults if the file has none).
-
-        Examples
-        --------
-        >>> sorted(Posterior.load("examples/isoflop_runs.posterior.nc").priors)  # doctest: +SKIP
-        ['A', 'B', 'E', 'alpha', 'beta', 'nu', 'seed_noise', 'sigma_obs']
-        """
+        """The priors the posterior was fitted with (the law's defaults if the file has none)."""
         if "priors" in self.meta:
             return from_dict(self.meta["priors"])
         return {**self.law.default_priors(), **NOISE_PRIORS}
 
     @cached_property
     def families(self) -> list[str]:
-        """Model families of a family fit (``--family-col``); empty for one law.
-
-        Examples
-        --------
-        >>> post.families  # doctest: +SKIP
-        ['gpt3', 'olmo', 'opt']
-        """
-        from bayescale.law.families import family_names
-
+        """Model families of a family fit (``--family-col``); empty for one law."""
         return family_names(self.tree)
 
     @property
     def n_draws(self) -> int:
-        """Total number of posterior draws (chains x draws).
-
-        Examples
-        --------
-        >>> Posterior.load("examples/isoflop_runs.posterior.nc").n_draws  # doctest: +SKIP
-        4000
-        """
+        """Total number of posterior draws (chains x draws)."""
         sizes = self.tree["posterior"].dataset.sizes
         return int(sizes["chain"] * sizes["draw"])
 
     @cached_property
     def data(self) -> pd.DataFrame:
-        """The runs the posterior was fitted on (``params``, ``tokens``, ``loss``, labels).
-
-        Examples
-        --------
-        >>> post.data[["params", "tokens", "loss"]].describe()  # doctest: +SKIP
-        """
+        """The runs the posterior was fitted on (``params``, ``tokens``, ``loss``, labels)."""
         return store.fitted_data(self.tree)
 
     def summary(self, level: float = 0.9, kind: str = "eti") -> pd.DataFrame:
@@ -345,14 +311,14 @@ class Posterior:
 
         Examples
         --------
-        >>> post.summary(level=0.9).loc["alpha", ["median", "lower", "upper"]]  # doctest: +SKIP
+        >>> from bayescale.law.simulate import known_draws
+        >>> post = Posterior.from_draws(known_draws())
+        >>> post.summary(level=0.9).loc["alpha", ["median", "lower", "upper"]].round(3).tolist()
+        [0.348, 0.337, 0.36]
         """
-
         _check_level(level)
         _check_kind(kind)
         if self.families:
-            from bayescale.law.families import family_summary
-
             return family_summary(self.tree, self.law, level, kind)
         names = list(self.draws())
         stats = chain_stats(self.tree["posterior"].dataset, names)
@@ -399,7 +365,12 @@ class Posterior:
 
         Examples
         --------
-        >>> post.predict(params=70e9, tokens=1.4e12, level=0.9)  # doctest: +SKIP
+        >>> from bayescale.law.simulate import known_draws
+        >>> post = Posterior.from_draws(known_draws())
+        >>> frame = post.predict(params=70e9, tokens=1.4e12, level=0.9)
+        >>> frame[["loss_median", "loss_lower", "loss_upper"]].round(3)
+           loss_median  loss_lower  loss_upper
+        0        1.977         1.9       2.054
         """
         _check_level(level)
         _check_kind(interval_kind)
@@ -449,10 +420,12 @@ class Posterior:
 
         Examples
         --------
-        >>> post.optimal(compute=[1e21, 5.88e23])  # doctest: +SKIP
+        >>> from bayescale.law.simulate import known_draws
+        >>> post = Posterior.from_draws(known_draws())
+        >>> best = post.optimal(compute=5.88e23).iloc[0]
+        >>> f"N* {best.params_median:.3g}, D*/N* {best.tokens_per_param_median:.3g}"
+        'N* 7.43e+10, D*/N* 17.7'
         """
-        from bayescale.posterior.optimal import optimal_draws
-
         _check_level(level)
         _check_kind(interval_kind)
         _check_seed(random_seed)
@@ -495,11 +468,13 @@ class Posterior:
 
         Examples
         --------
-        >>> post.exponents(level=0.9).loc["a", "median"]  # doctest: +SKIP
-        0.517
+        >>> from bayescale.law.simulate import known_draws
+        >>> post = Posterior.from_draws(known_draws())
+        >>> post.exponents(level=0.9).round(3)
+           median  lower  upper
+        a   0.513  0.501  0.524
+        b   0.487  0.476  0.499
         """
-        from bayescale.posterior.optimal import exponent_draws
-
         _check_level(level)
         _check_kind(interval_kind)
         a, b = exponent_draws(self.law, self.draws(family=family))
@@ -516,9 +491,9 @@ class Posterior:
         level: float = 0.9,
         interval_kind: str = "eti",
         random_seed: int = 0,
-        thresholds: Any = None,
+        thresholds: Thresholds | None = None,
         family: str | None = None,
-    ) -> Any:
+    ) -> RiskReview:
         """Risk review of one planned run (see :func:`bayescale.posterior.risk.review`).
 
         The new run's loss interval equals :meth:`predict`'s with the same ``random_seed``. In a
@@ -527,11 +502,11 @@ class Posterior:
 
         Examples
         --------
-        >>> post.risk(70e9, 1.4e12, target_loss=1.95).verdict_line  # doctest: +SKIP
+        >>> from bayescale.law.simulate import known_draws
+        >>> post = Posterior.from_draws(known_draws())
+        >>> post.risk(7e9, 1.4e11, target_loss=2.2).verdict_line
+        'CAUTION: P(loss < 2.2) = 0.658 < 0.8'
         """
-        from bayescale.posterior.risk import review
-        from bayescale.posterior.warnings import prior_pull, runs_off_the_law
-
         _check_level(level)
         _check_kind(interval_kind)
         _check_seed(random_seed)

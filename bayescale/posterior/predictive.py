@@ -1,10 +1,11 @@
 """Predictive draws of the loss of a planned run: the law's expected loss and a new run's loss.
 
-Per posterior draw s, the law gives mean_loss_s = L_s(N, D) (parameter uncertainty only). A new
-run adds the noise that no number of small runs removes: its seed deviation u ~ N(0, seed_noise_s)
-and the row noise eps of the fit's likelihood with sd sigma_obs_s (Huber, :mod:`bayescale.law.likelihoods`;
-StudentT(nu_s, 0, sigma_obs_s sqrt(nu_s/(nu_s+2))), sigma_obs being a normal-equivalent scale, see
-``bayescale.inference.model.t_scale``; or Normal), both on ln L: loss_s = mean_loss_s * exp(u + eps).
+Per posterior draw s, the law gives mean_loss_s = L_s(N, D) (parameter uncertainty only). A
+new run adds the noise that no number of small runs removes: its seed deviation
+u ~ N(0, seed_noise_s) and the row noise eps of the fit's likelihood with sd sigma_obs_s
+(:mod:`bayescale.law.likelihoods`: Student-t, Huber or Normal; sigma_obs is a normal-equivalent
+scale), both on ln L: loss_s = mean_loss_s * exp(u + eps). Beyond the fitted runs the law's
+learned discrepancy (:mod:`bayescale.law.calibration`) is added to ln L first.
 """
 
 from __future__ import annotations
@@ -107,9 +108,9 @@ def optimum_new_run_log(
     random_seed: int, key: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`new_run_log` at each draw's optimum (``opt`` from
-    :func:`bayescale.posterior.optimal.optimal_draws`): the target moves with the draw, its discrepancy
-    is taken at that draw's (N*, D*), its noise drawn on ``target_rng(random_seed, key)``
-    (``key``: the budget, or the fixed N or D).
+    :func:`bayescale.posterior.optimal.optimal_draws`): the target moves with the draw, its
+    discrepancy is taken at that draw's (N*, D*), its noise drawn on
+    ``target_rng(random_seed, key)`` (``key``: the budget, or the fixed N or D).
 
     Examples
     --------

@@ -3,8 +3,8 @@
 For a plan (N, D) at compute C = 6 N D, per posterior draw s:
 
 - the law's expected loss L_s(N, D) and a new run's loss L_s(N, D) exp(u + eps), with the same
-  noise draws as :meth:`bayescale.posterior.posterior.Posterior.predict` (same ``random_seed``), so the two
-  commands print the same interval;
+  noise draws as :meth:`bayescale.posterior.posterior.Posterior.predict` (same
+  ``random_seed``), so the two commands print the same interval;
 - P(new run's loss < target): the share of draws whose new-run loss is below the target;
 - the compute-optimal alternative (N*_s, D*_s) at the same C, its loss, and the regret
   L_s(N, D) - L_s(N*_s, D*_s) >= 0, the expected loss the plan gives up;
@@ -143,9 +143,16 @@ class RiskReview:
 
     Examples
     --------
-    >>> review = post.risk(7e9, 1.4e11, target_loss=2.2)  # doctest: +SKIP
-    >>> review.verdict, review.prob_below_target  # doctest: +SKIP
-    ('CAUTION', 0.7)
+    >>> from bayescale.law.simulate import known_draws
+    >>> from bayescale.posterior.posterior import Posterior
+    >>> review = Posterior.from_draws(known_draws()).risk(7e9, 1.4e11, target_loss=2.2)
+    >>> review.verdict, review.reasons
+    ('CAUTION', ['P(loss < 2.2) = 0.658 < 0.8'])
+    >>> print(review.markdown())  # doctest: +ELLIPSIS
+    ### Risk review: N = 7B parameters, D = 140B tokens (5.88e+21 FLOP)
+    <BLANKLINE>
+    **Verdict: CAUTION**: P(loss < 2.2) = 0.658 < 0.8.
+    ...
     """
 
     params: float
@@ -169,34 +176,17 @@ class RiskReview:
 
     @property
     def verdict_line(self) -> str:
-        """One line: the verdict and why.
-
-        Examples
-        --------
-        >>> post.risk(7e9, 1.4e11, target_loss=2.2).verdict_line  # doctest: +SKIP
-        'CAUTION: P(loss < 2.2) = 0.700 < 0.8'
-        """
+        """One line: the verdict and why, e.g. ``CAUTION: P(loss < 2.2) = 0.658 < 0.8``."""
         return f"{self.verdict}: {'; '.join(self.reasons)}"
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain data for JSON.
-
-        Examples
-        --------
-        >>> post.risk(7e9, 1.4e11).as_dict()["verdict_line"]  # doctest: +SKIP
-        'GO: ...'
-        """
+        """Plain data for JSON (with the :attr:`verdict_line`)."""
         out = asdict(self)
         out["verdict_line"] = self.verdict_line
         return out
 
     def markdown(self, source: str | None = None) -> str:
-        """A block ready to paste into a review document.
-
-        Examples
-        --------
-        >>> print(post.risk(70e9, 1.4e12, target_loss=1.95).markdown())  # doctest: +SKIP
-        """
+        """A block ready to paste into a review document (see :class:`RiskReview`)."""
         pct = f"{self.level:.0%} {self.interval.upper()}"
 
         def row(name: str, value: dict[str, float], formatter=fmt.number) -> str:
@@ -449,10 +439,6 @@ def review(
     Returns
     -------
     RiskReview
-
-    Examples
-    --------
-    >>> review(post.law, post.draws(), post.data, 70e9, 1.4e12, target_loss=1.95)  # doctest: +SKIP
     """
     thresholds = thresholds or Thresholds()
     if target_loss is not None and not (np.isfinite(target_loss) and target_loss > 0):

@@ -75,12 +75,6 @@ code { background: #f3f3f3; padding: 0 0.2em; }
 class Report:
     """Paths of a written report: the HTML file and one PNG per figure kind drawn; ``left_out``
     maps a kind that does not apply to the fit (rank plots of one chain) to the reason.
-
-    Examples
-    --------
-    >>> report = write_report(post, "report")  # doctest: +SKIP
-    >>> report.html  # doctest: +SKIP
-    PosixPath('report/report.html')
     """
 
     html: Path
@@ -210,11 +204,6 @@ def write_report(
     family : str, optional
         In a family fit, the family whose law, runs and risk the law figures and the planned
         runs show; a new family's (the population predictive) when None or unseen.
-
-    Examples
-    --------
-    >>> write_report(post, "report", targets=[(70e9, 1.4e12)]).html  # doctest: +SKIP
-    PosixPath('report/report.html')
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

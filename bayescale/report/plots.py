@@ -5,12 +5,6 @@ E, log10 A, log10 B, alpha and beta (A and B span orders of magnitude); the law 
 against compute, isoFLOP curves, compute-optimal frontier, posterior predictive check) are plain
 matplotlib. Bands are computed draw by draw: the law's expected loss (parameter uncertainty) and
 a new run's loss (seed noise included, as in :meth:`Posterior.predict`).
-
-Examples
---------
->>> from bayescale.report.plots import FIGURES
->>> fig = FIGURES["loss-compute"](post, targets=[(70e9, 1.4e12)])  # doctest: +SKIP
->>> fig.savefig("loss_compute.png")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -26,6 +20,7 @@ from bayescale.core.errors import BayescaleError
 from bayescale.core.intervals import interval
 from bayescale.data.compute import compute, tokens_for
 from bayescale.data.runs import FAMILY
+from bayescale.law.families import pooled_names
 from bayescale.posterior.predictive import new_run_log, noise_draws
 
 if TYPE_CHECKING:
@@ -173,8 +168,6 @@ def _annotate_target(ax: Any, x: float, pred: Any, n: float, d: float) -> None:
 def _population_law(post: Posterior) -> dict[str, Any]:
     """A family fit's population-mean law (its ``pop_*`` coordinates) in the law's parameters,
     over chain and draw; with ``--separate-e`` (no population E), each family's own E."""
-    from bayescale.law.families import pooled_names
-
     posterior = post.tree["posterior"].dataset
     theta = {k: posterior[f"pop_{k}"] for k in pooled_names(post.tree)}
     own_e = post.law.own_e_coordinate
@@ -243,10 +236,6 @@ def plot_priors(post: Posterior) -> Figure:
 
     A posterior much narrower than its prior: the data decide. One that follows its prior: the
     data say little about that parameter.
-
-    Examples
-    --------
-    >>> plot_priors(post).savefig("priors.png")  # doctest: +SKIP
     """
     import arviz_plots as azp
 
@@ -269,12 +258,7 @@ def plot_priors(post: Posterior) -> Figure:
 
 
 def plot_trace(post: Posterior) -> Figure:
-    """Trace and density of each chain: chains that disagree show as separate curves.
-
-    Examples
-    --------
-    >>> plot_trace(post).savefig("trace.png")  # doctest: +SKIP
-    """
+    """Trace and density of each chain: chains that disagree show as separate curves."""
     import arviz_plots as azp
 
     pc = azp.plot_trace_dist(_parameter_tree(post, with_prior=False), backend="matplotlib",
@@ -283,12 +267,7 @@ def plot_trace(post: Posterior) -> Figure:
 
 
 def plot_rank(post: Posterior) -> Figure:
-    """Fractional-rank ECDFs per chain: curves outside the envelope flag poor mixing.
-
-    Examples
-    --------
-    >>> plot_rank(post).savefig("rank.png")  # doctest: +SKIP
-    """
+    """Fractional-rank ECDFs per chain: curves outside the envelope flag poor mixing."""
     import arviz_plots as azp
 
     if post.tree["posterior"].dataset.sizes["chain"] < 2:
@@ -302,10 +281,6 @@ def plot_rank(post: Posterior) -> Figure:
 def plot_pair(post: Posterior) -> Figure:
     """Pairwise scatter of the parameters: ridges are the correlations (ln A with alpha, ln B
     with beta, E with both) that leave single parameters poorly identified.
-
-    Examples
-    --------
-    >>> plot_pair(post).savefig("pair.png")  # doctest: +SKIP
     """
     import arviz_plots as azp
 
@@ -361,10 +336,6 @@ def plot_loss_compute(
     family : str, optional
         In a family fit, the family whose law and runs are drawn; a new family's law (the
         population predictive) over every family's runs when None or unseen.
-
-    Examples
-    --------
-    >>> plot_loss_compute(post, targets=[(70e9, 1.4e12)]).savefig("lc.png")  # doctest: +SKIP
     """
     from matplotlib.colors import LogNorm
 
@@ -443,10 +414,6 @@ def plot_isoflop(
     family : str, optional
         In a family fit, the family whose law and runs are drawn; a new family's law (the
         population predictive) over every family's runs when None or unseen.
-
-    Examples
-    --------
-    >>> plot_isoflop(post, budgets=[1e19, 1e20]).savefig("isoflop.png")  # doctest: +SKIP
     """
     from matplotlib.colors import LogNorm
 
@@ -516,7 +483,11 @@ def plot_frontier(
 
     Examples
     --------
-    >>> plot_frontier(post, targets=[(70e9, 1.4e12)]).savefig("frontier.png")  # doctest: +SKIP
+    >>> from bayescale.law.simulate import known_draws
+    >>> from bayescale.posterior.posterior import Posterior
+    >>> fig = plot_frontier(Posterior.from_draws(known_draws()), targets=[(70e9, 1.4e12)])
+    >>> [ax.get_ylabel() for ax in fig.axes]
+    ['optimal parameters N*', 'optimal tokens D*', 'optimal tokens per parameter D*/N*']
     """
     draws = _band_draws(post, random_seed, family)
     n, d, c, loss = _fitted(post, family)
@@ -567,10 +538,6 @@ def plot_frontier(
 def plot_ppc(post: Posterior, *, level: float = 0.9, random_seed: int = 0) -> Figure:
     """Posterior predictive check: each fitted run's residual against N, D and compute, with
     its new-run predictive interval; runs outside it are marked.
-
-    Examples
-    --------
-    >>> plot_ppc(post).savefig("ppc.png")  # doctest: +SKIP
     """
     from matplotlib.ticker import FixedLocator, FuncFormatter
 
@@ -649,7 +616,7 @@ def plot(post: Posterior, kind: str, **kwargs: Any) -> Figure:
     >>> from bayescale.law.simulate import known_draws
     >>> plot(Posterior.from_draws(known_draws()), "histogram")
     Traceback (most recent call last):
-    bayescale.core.errors.BayescaleError: unknown figure 'histogram': use one of priors, trace, rank, pair, loss-compute, isoflop, frontier, ppc
+    bayescale.core.errors.BayescaleError: unknown figure 'histogram': use one of priors, ...
     """
     if kind not in FIGURES:
         raise BayescaleError(f"unknown figure '{kind}': use one of {', '.join(FIGURES)}")
