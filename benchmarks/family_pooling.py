@@ -21,6 +21,10 @@ Usage::
                                                   [--seed-noise 0.01] [--chains 2] [--draws 500]
                                                   [--seeds 1]
                                                   [--methods alone,pooled,separate_e,similar,full]
+                                                  [--out-md PATH | --no-md]
+
+A quicker run leaves out the slowest fits, the pools of every family: ``--methods
+alone,similar,full``; or fewer held-out families: ``--families gpt3,opt``.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from results import Record, add_output_options
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
@@ -60,8 +65,8 @@ def thin(table: pd.DataFrame, per_run: int) -> pd.DataFrame:
     """At most ``per_run`` checkpoints per run, log-evenly spaced in tokens, the last kept.
 
     The sort is stable: GPT-3's digitised curves repeat token counts with other losses, and an
-    unstable sort picked among them by the rest of the table (adding a family changed 136 of
-    GPT-3's 476 kept rows, and its ARE alone from 0.063 to 0.058).
+    unstable sort would pick among them by the rest of the table, so adding a family would change
+    which of GPT-3's rows are kept, and its score alone.
     """
     parts = []
     for _, run in table.sort_values("tokens", kind="stable").groupby("run"):
@@ -113,6 +118,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--seed-noise", type=float, default=None,
                         help="fix the seed noise (e.g. 0.01) instead of estimating it")
+    add_output_options(parser, __file__)
     args = parser.parse_args()
     if not args.colpret.is_dir():
         print(f"ColPret data not found at {args.colpret}", file=sys.stderr)
@@ -121,6 +127,7 @@ def main() -> int:
     if unknown := set(methods) - set(METHODS):
         print(f"unknown method(s) {sorted(unknown)}; choose from {METHODS}", file=sys.stderr)
         return 1
+    record = Record.start(__file__, __doc__)
     base_options = SamplerOptions(chains=args.chains, draws=args.draws, tune=args.draws,
                                   progress=False)
     table = colpret_table(args.colpret, SOURCES)
@@ -171,17 +178,39 @@ def main() -> int:
         results.append(entry)
     mean = {k: float(np.mean([e[k]["are"] for e in results if k in e])) for k in methods
             if any(k in e for e in results)}
+    notes = []
     for name in mean:
         if name not in ("alone", "full") and "alone" in mean:
             both = [e for e in results if name in e]
             wins = sum(e[name]["are"] < e["alone"]["are"] for e in both)
             alone = np.mean([e["alone"]["are"] for e in both])
-            print(f"{name}: mean ARE over seeds lower than alone in {wins} of {len(both)} "
-                  f"families (mean {mean[name]:.4f} against alone's {alone:.4f} on them)")
-    print("mean ARE over families (and seeds), each method over the families it applies to: "
-          + ", ".join(f"{k} {v:.4f}" for k, v in mean.items()))
+            notes.append(f"{name}: mean ARE over seeds lower than alone in {wins} of {len(both)} "
+                         f"families (mean {mean[name]:.4f} against alone's {alone:.4f} on them)")
+            print(notes[-1])
+    notes.append("mean ARE over families (and seeds), each method over the families it applies "
+                 "to: " + ", ".join(f"{k} {v:.4f}" for k, v in mean.items()))
+    print(notes[-1])
     if args.json:
         args.json.write_text(json.dumps({"results": results, "mean_are": mean}, indent=1))
+    if not args.no_md:
+        rows = [{"family": e["family"], "fit sizes": ", ".join(f"{s:.3g}" for s in e["fit_sizes"]),
+                 "target": f"{e['target_size']:.3g}", "method": name,
+                 "ARE": f"{e[name]['are']:.4f}", "90% coverage": f"{e[name]['coverage']:.2f}",
+                 "rel. width": f"{e[name]['rel_width']:.3f}",
+                 "max R-hat": f"{e[name]['max_r_hat']:.3f}",
+                 "divergences": e[name]["divergences"], "seconds": f"{e[name]['seconds']:.0f}"}
+                for e in results for name in METHODS if name in e]
+        if methods != list(METHODS) or args.families != ",".join(HELD_OUT):
+            left = [m for m in METHODS if m not in methods]
+            notes.append(f"A quicker setting than the default: methods {', '.join(methods)}"
+                         f"{' (left out: ' + ', '.join(left) + ')' if left else ''}; held-out "
+                         f"families {args.families.replace(',', ', ')}.")
+        notes.append(f"{args.chains} chains x {args.draws} draws (and as many tuning), "
+                     f"{args.seeds} sampler seed(s) per method, at most {args.per_run} "
+                     f"checkpoints per run, {args.keep_sizes} sizes kept of the held-out family.")
+        record.write(args.out_md, "Pooled family fit against a family alone (ColPret)",
+                     {"Held-out family's largest model, last 30% of its checkpoints": rows},
+                     notes)
     return 0
 
 

@@ -1,58 +1,64 @@
-"""Shared fixtures: fits that run once per session, and paths to the shared public data."""
+"""Shared fixtures, built on :mod:`tests.builders` (import helpers from there, never from here).
+
+``example_fit`` and ``epoch_fit`` sample, for tests marked ``slow``, once per test session
+whatever the number of xdist workers; the others are posteriors of known draws.
+"""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-import numpy as np
 import pytest
 
-from bayescale import Posterior, SamplerOptions, fit, load_runs
-from bayescale.law.simulate import EPOCH_LAW
-
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "examples" / "isoflop_runs.csv"
-SHARED = Path(os.environ.get("BAYESCALE_SHARED", ROOT.parent / "shared"))
-EPOCH_CSV = SHARED / "data" / "chinchilla_epoch" / "svg_extracted_data.csv"
-COLPRET = SHARED / "data" / "colpret"
-
-#: Few draws: enough for the checks below, fast on 2 cores.
-QUICK = SamplerOptions(chains=2, draws=400, tune=400, random_seed=1, progress=False)
+from bayescale import Posterior, load_runs
+from tests import builders
 
 
-def needs_shared(path: Path) -> pytest.MarkDecorator:
-    """Skip (with the reason) where the shared public data is not beside the repository."""
-    return pytest.mark.skipif(not path.exists(), reason=f"shared data not found at {path}")
+@pytest.fixture(scope="session", autouse=True)
+def one_blas_thread():
+    """One OpenBLAS thread per test process: xdist runs one process per core already, and on
+    a busy machine OpenBLAS's threads made each L-BFGS-B step of the point fit (calibration,
+    baseline) 5-20 times slower (``fit_point`` on the example: 0.5 s alone, 5-10 s with
+    two threads)."""
+    import scipy.optimize  # noqa: F401  (loads scipy's OpenBLAS, so that the limit reaches it)
+    from threadpoolctl import threadpool_limits
 
-
-@pytest.fixture(scope="session")
-def example_fit():
-    """The bundled example fitted once (2 chains x 400 draws)."""
-    return fit(load_runs(EXAMPLE), options=QUICK)
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 @pytest.fixture(scope="session")
-def example_posterior(example_fit) -> Posterior:
-    """Posterior of the bundled example."""
-    return example_fit.posterior
+def example_fit(tmp_path_factory):
+    """The bundled example fitted with the QUICK preset (2 chains x 400 draws)."""
+    return builders.fit_once(tmp_path_factory, "example",
+                             lambda: builders.quick_fit(load_runs(builders.EXAMPLE)))
 
 
 @pytest.fixture(scope="session")
-def epoch_fit():
-    """The Epoch AI Chinchilla runs fitted once with the CLI defaults (4 chains x 1000 draws)."""
-    if not EPOCH_CSV.exists():
-        pytest.skip(f"shared data not found at {EPOCH_CSV}")
-    runs = load_runs(EPOCH_CSV, params_col="Model Size", flops_col="Training FLOP")
-    return fit(runs, options=SamplerOptions(random_seed=0, progress=False))
+def epoch_fit(tmp_path_factory):
+    """The Epoch AI Chinchilla runs fitted with the CLI defaults (4 chains x 1000 draws)."""
+    if not builders.EPOCH_CSV.exists():
+        pytest.skip(f"shared data not found at {builders.EPOCH_CSV}")
+    runs = load_runs(builders.EPOCH_CSV, params_col="Model Size", flops_col="Training FLOP")
+    return builders.fit_once(tmp_path_factory, "epoch",
+                             lambda: builders.quick_fit(runs, options=builders.DEFAULTS))
 
 
 @pytest.fixture()
 def known_posterior() -> Posterior:
-    """A posterior with known draws around Epoch's law (no sampling): for arithmetic tests."""
-    rng = np.random.default_rng(0)
-    size = 2000
-    draws = {k: v * np.exp(rng.normal(0, 0.02, size)) for k, v in EPOCH_LAW.items()}
-    draws["sigma_obs"] = np.full(size, 0.002)
-    draws["seed_noise"] = np.full(size, 0.01)
-    return Posterior.from_draws(draws)
+    """2000 known draws around Epoch's law on a stand-in run (no sampling): for arithmetic."""
+    return builders.known_draws_posterior()
+
+
+@pytest.fixture(scope="session")
+def known_example() -> Posterior:
+    """Known draws (2 chains x 400) on the bundled example's runs, with the calibration a fit
+    stores: the fitted example's answers without sampling. Shared: do not change it."""
+    return builders.known_draws_posterior(800, chains=2, data=builders.example_frame(),
+                                          calibration=True, noise_spread=0.2)
+
+
+@pytest.fixture(scope="session")
+def known_example_file(known_example, tmp_path_factory):
+    """:func:`known_example` as a posterior file, for the commands."""
+    path = tmp_path_factory.mktemp("known") / "example.posterior.nc"
+    known_example.save(path)
+    return path

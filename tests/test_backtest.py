@@ -9,25 +9,18 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bayescale import SamplerOptions
 from bayescale.cli import app
 from bayescale.core.errors import BayescaleError
 from bayescale.data.runs import RunTable
 from bayescale.evaluate.backtest import BacktestOptions, backtest, make_splits
+from bayescale.inference.sampling import CompiledCache
 from bayescale.law.baseline import PointFit, fit_baseline, fit_point, profile_alpha
 from bayescale.law.simulate import EPOCH_LAW, chinchilla_loss, isoflop_sweep
-from tests.conftest import SHARED, needs_shared
+from tests.builders import SHARED, bent_loss, known_draws_posterior, needs_shared, quick
 
 BUDGETS = [1e17, 3e17, 1e18, 3e18, 1e19, 3e19, 1e20, 1e21]
 REVISITING_CSV = SHARED / "data/colpret/aggregated_eval/revisiting_lang.csv"
 KEYS = {"are_median", "coverage_50", "coverage_80", "coverage_90", "halfwidth_90_median"}
-
-
-def bent_loss(params: np.ndarray, tokens: np.ndarray, bend: float = 0.04) -> np.ndarray:
-    """Not the Chinchilla form: the "irreducible" term falls with compute as C^-bend."""
-    n, d = np.asarray(params, dtype=float), np.asarray(tokens, dtype=float)
-    return (EPOCH_LAW["E"] * (6 * n * d / 1e17) ** -bend + EPOCH_LAW["A"] * n ** -EPOCH_LAW["alpha"]
-            + EPOCH_LAW["B"] * d ** -EPOCH_LAW["beta"])
 
 
 def table(frame: pd.DataFrame) -> RunTable:
@@ -42,8 +35,8 @@ def misspecified_runs(families: int = 5, noise: float = 0.003) -> RunTable:
     for i in range(families):
         sweep = isoflop_sweep(BUDGETS, 8, seed_noise=0.0, random_seed=i)
         rng = np.random.default_rng(100 + i)
-        loss = bent_loss(sweep["params"], sweep["tokens"]) * np.exp(rng.normal(0, noise,
-                                                                               len(sweep)))
+        loss = bent_loss(sweep["params"], sweep["tokens"], bend=0.04) * np.exp(
+            rng.normal(0, noise, len(sweep)))
         frames.append(pd.DataFrame({"params": sweep["params"], "tokens": sweep["tokens"],
                                     "loss": loss, "family": f"sim{i}"}))
     return table(pd.concat(frames))
@@ -53,11 +46,12 @@ def misspecified_runs(families: int = 5, noise: float = 0.003) -> RunTable:
 MISSPECIFIED_OPTIONS = BacktestOptions(holdout_compute_frac=0.125, n_boot=30)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def misspecified_report():
-    """Hold out each family's 1e21 budget (8 of 64 runs), fit the rest: compiled once."""
-    sampler = SamplerOptions(chains=2, draws=300, tune=300, random_seed=1, progress=False)
-    return backtest(misspecified_runs(), sampler=sampler, options=MISSPECIFIED_OPTIONS)
+    """Hold out each family's 1e21 budget (8 of 64 runs), fit the rest: compiled once (a cache
+    of its own, so that the count is the backtest's)."""
+    return backtest(misspecified_runs(), sampler=quick(draws=300, tune=300),
+                    options=MISSPECIFIED_OPTIONS, cache=CompiledCache())
 
 
 def test_baseline_recovers_the_truth_on_noiseless_data():
@@ -168,6 +162,7 @@ def test_bad_options_are_user_errors():
         make_splits(checkpoint_runs(), BacktestOptions(holdout_models=3))
 
 
+@pytest.mark.slow
 def test_discrepancy_restores_coverage_when_the_law_is_wrong(misspecified_report):
     report = misspecified_report
     assert report["n_cases"] == 5 and report["compiles"] == 1  # compiled once, data swapped
@@ -184,6 +179,7 @@ def test_discrepancy_restores_coverage_when_the_law_is_wrong(misspecified_report
         assert case["coverage_50"] <= case["coverage_80"] <= case["coverage_90"]
 
 
+@pytest.mark.slow
 def test_backtest_json_shape(misspecified_report):
     report = json.loads(json.dumps(misspecified_report, allow_nan=False))
     assert KEYS <= set(report) and KEYS <= set(report["baseline"])
@@ -216,7 +212,39 @@ def cli_backtest(tmp_path, families: int, *options: str):
                                     *options])
 
 
-def test_cli_backtest_json(tmp_path):
+def known_fits(monkeypatch, converged: bool = True) -> list:
+    """The backtest's fits replaced by known draws on each training table (no sampling); the
+    sampler options each fit was given are collected in the list returned. ``converged``
+    False: every fit fails the ESS check (as 30 draws per chain do)."""
+    from bayescale import FitResult
+    from bayescale.core.diagnostics import Diagnostics
+    from bayescale.data.ranges import ranges_of
+    from bayescale.law.calibration import Calibration
+
+    asked = []
+
+    def known_fit(train, spec, sampler, calibration, cache):
+        asked.append(sampler)
+        data = train.data
+        cal = Calibration(drift=-0.01, drift_sd=0.01, scale=0.02, ranges=ranges_of(
+            data["params"].to_numpy(float), data["tokens"].to_numpy(float)))
+        post = known_draws_posterior(sampler.chains * sampler.draws, chains=sampler.chains,
+                                     data=data, calibration=cal if calibration else False)
+        problems = [] if converged else [
+            f"effective sample size 41 < 200 ({sampler.draws} per chain); try more --draws"]
+        diagnostics = Diagnostics(divergences=0, max_r_hat=1.002 if converged else 1.083,
+                                  min_ess_bulk=700.0 if converged else 41.0,
+                                  min_ess_tail=650.0 if converged else 38.0,
+                                  max_depth_hits=0, problems=problems)
+        return FitResult(post, diagnostics, 0.01)
+
+    monkeypatch.setattr("bayescale.evaluate.backtest.fit", known_fit)
+    return asked
+
+
+def test_cli_backtest_json(tmp_path, monkeypatch):
+    """The command's JSON (fits of known draws: the report's figures are checked above)."""
+    asked = known_fits(monkeypatch)
     result = cli_backtest(tmp_path, 1, "--bootstrap", "10", "--draws", "200", "--tune", "200",
                           "--json")
     assert result.exit_code == 0, result.output
@@ -225,12 +253,16 @@ def test_cli_backtest_json(tmp_path):
     assert report["cases"][0]["family"] == "all" and report["cases"][0]["n_test"] == 8
     assert report["are_versus_baseline"]["cases"] == 1
     assert report["are_versus_baseline"]["se"] is None  # one case: no spread to judge by
+    assert [(o.chains, o.draws, o.tune) for o in asked] == [(2, 200, 200)]
 
 
 def test_cli_backtest_prints_the_paired_difference_and_unconverged_fits(tmp_path, monkeypatch):
-    """30 draws per chain cannot reach the ESS check's 200: both fits are named as failed; each
-    case's split-chain warning (here a stand-in for split_tails') gets a line naming the case."""
-    monkeypatch.setattr("bayescale.evaluate.backtest.split_tails", lambda post: ["chains split (test)"])
+    """Both fits fail a convergence check (as 30 draws per chain would): both are named; each
+    case's split-chain warning (here a stand-in for split_tails') gets a line naming the case.
+    Fits of known draws: the printing is the subject."""
+    known_fits(monkeypatch, converged=False)
+    monkeypatch.setattr("bayescale.evaluate.backtest.split_tails",
+                        lambda post: ["chains split (test)"])
     result = cli_backtest(tmp_path, 2, "--family-col", "family", "--bootstrap", "5",
                           "--draws", "30", "--tune", "30")
     assert result.exit_code == 0, result.output
@@ -242,6 +274,7 @@ def test_cli_backtest_prints_the_paired_difference_and_unconverged_fits(tmp_path
     assert {"sim0: chains split (test)", "sim1: chains split (test)"} <= set(lines)
 
 
+@pytest.mark.slow
 def test_cli_backtest_shows_the_baseline_ridge_of_a_two_size_case(tmp_path):
     """Three sizes, the largest held out: the point fit's alpha is arbitrary on the other two,
     and the backtest says how far the ARE of equally good point fits reaches."""

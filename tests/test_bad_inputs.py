@@ -19,8 +19,7 @@ from typer.testing import CliRunner
 from bayescale import Posterior
 from bayescale.cli import app
 from bayescale.data.runs import load_runs
-from bayescale.law.simulate import EPOCH_LAW
-from tests.conftest import EXAMPLE
+from tests.builders import EXAMPLE, known_file
 
 CORPUS = Path(__file__).parent / "bad_inputs"
 runner = CliRunner()
@@ -103,12 +102,7 @@ def test_corpus_has_a_file_per_case():
 # ----------------------------------------------------------------- posterior files
 def _posterior_file(folder: Path) -> Path:
     """A genuine posterior file from known draws (no sampling)."""
-    rng = np.random.default_rng(0)
-    draws = {k: v * np.exp(rng.normal(0, 0.02, 400)) for k, v in EPOCH_LAW.items()}
-    draws |= {"sigma_obs": np.full(400, 0.002), "seed_noise": np.full(400, 0.01)}
-    path = folder / "good.posterior.nc"
-    Posterior.from_draws(draws).save(path)
-    return path
+    return known_file(folder / "good.posterior.nc", size=400)
 
 
 def _truncated(folder: Path) -> Path:

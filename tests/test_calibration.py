@@ -5,19 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bayescale import Posterior
 from bayescale.data.ranges import distance, ranges_of
 from bayescale.law.calibration import Calibration, calibrate
 from bayescale.law.simulate import EPOCH_LAW, chinchilla_loss, isoflop_sweep
+from tests.builders import bent_loss, with_meta
 
 RANGES = ranges_of(np.array([1e8, 1e9]), np.array([2e9, 2e10]))
-
-
-def bent_loss(params: np.ndarray, tokens: np.ndarray, bend: float = 0.03) -> np.ndarray:
-    """Not the Chinchilla form: the "irreducible" term falls with compute as C^-bend."""
-    n, d = np.asarray(params, dtype=float), np.asarray(tokens, dtype=float)
-    return (EPOCH_LAW["E"] * (6 * n * d / 1e17) ** -bend + EPOCH_LAW["A"] * n ** -EPOCH_LAW["alpha"]
-            + EPOCH_LAW["B"] * d ** -EPOCH_LAW["beta"])
 
 
 def test_distance_is_zero_inside_and_grows_linearly_outside():
@@ -86,12 +79,7 @@ def test_predict_adds_the_discrepancy_only_beyond_the_data(known_posterior):
     data = known_posterior.data
     cal = Calibration(drift=-0.02, drift_sd=0.01, scale=0.02,
                       ranges=ranges_of(np.array([1e8, 3e9]), np.array([2e9, 6e10])))
-    meta = {**known_posterior.meta, "calibration": cal.as_dict()}
-    tree = known_posterior.tree.copy()
-    import json
-
-    tree.attrs = {"bayescale": json.dumps(meta)}
-    post = Posterior(tree)
+    post = with_meta(known_posterior, calibration=cal.as_dict())
     assert len(data) == 1
     n, d = np.array([1e9, 3e10]), np.array([2e10, 6e10])  # inside; one decade beyond
     on = post.predict(params=n, tokens=d, random_seed=4)

@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from bayescale import BayescaleError, ModelSpec, SamplerOptions, fit, load_runs
+from bayescale import BayescaleError, ModelSpec, load_runs
 from bayescale.cli import app
 from bayescale.evaluate.compare import compare, pointwise_log_likelihood
 from bayescale.inference.model import build_model
 from bayescale.law.simulate import checkpoint_curves
-from tests.conftest import EXAMPLE, QUICK
+from tests.builders import EXAMPLE, quick, quick_fit
 
 
 @pytest.fixture(scope="module")
 def kaplan_example():
     """The bundled Chinchilla-simulated example, fitted with the Kaplan law."""
-    return fit(load_runs(EXAMPLE), ModelSpec(law="kaplan"), options=QUICK, calibration=False)
+    return quick_fit(load_runs(EXAMPLE), ModelSpec(law="kaplan"), calibration=False)
 
 
 @pytest.mark.slow
@@ -31,9 +32,9 @@ def test_numpy_log_likelihood_matches_pymc(tmp_path, likelihood):
     path = tmp_path / "curves.csv"
     checkpoint_curves([5e7, 2e8, 8e8], checkpoints=6, random_seed=5).to_csv(path, index=False)
     runs = load_runs(path, run_col="run")
-    options = SamplerOptions(chains=2, draws=25, tune=60, random_seed=2, progress=False)
     spec = ModelSpec(likelihood=likelihood)
-    post = fit(runs, spec, options=options, calibration=False).posterior
+    post = quick_fit(runs, spec, quick(draws=25, tune=60, random_seed=2),
+                     calibration=False).posterior
     assert post.meta["likelihood"] == likelihood
     built = build_model(runs, spec)
     reference = pm.compute_log_likelihood(post.tree, model=built.model,
@@ -43,7 +44,8 @@ def test_numpy_log_likelihood_matches_pymc(tmp_path, likelihood):
 
 
 @pytest.mark.slow
-def test_true_law_ranks_first(example_posterior, kaplan_example, tmp_path):
+def test_true_law_ranks_first(example_fit, kaplan_example, tmp_path):
+    example_posterior = example_fit.posterior
     table, _ = compare([example_posterior, kaplan_example.posterior], ["chinchilla", "kaplan"])
     assert list(table.index) == ["chinchilla", "kaplan"]
     assert list(table["rank"]) == [1, 2]
@@ -61,11 +63,11 @@ def test_true_law_ranks_first(example_posterior, kaplan_example, tmp_path):
     assert out["fits"][1]["elpd_diff"] < 0 and out["fits"][1]["dse"] > 0
 
 
-def test_compare_refuses_fits_of_other_rows(example_posterior, known_posterior):
+def test_compare_refuses_fits_of_other_rows(known_example, known_posterior):
     with pytest.raises(BayescaleError, match="same data"):
-        compare([example_posterior, known_posterior], ["a", "b"])
+        compare([known_example, known_posterior], ["a", "b"])
     with pytest.raises(BayescaleError, match="two or more"):
-        compare([example_posterior], ["a"])
+        compare([known_example], ["a"])
 
 
 def test_compare_cli_usage_errors(tmp_path):
@@ -75,13 +77,13 @@ def test_compare_cli_usage_errors(tmp_path):
     assert missing.exit_code == 1 and "no such file" in missing.output
 
 
-def test_compare_table_shows_whole_names_at_80_columns(example_posterior, tmp_path,
+def test_compare_table_shows_whole_names_at_80_columns(known_example_file, tmp_path,
                                                        monkeypatch):
     """At the default 80 columns the fit and law columns were cut to "isof…", "chin…"."""
     monkeypatch.chdir(tmp_path)
     names = ["isoflop_runs.posterior.nc", "isoflop_runs_again.posterior.nc"]
     for name in names:
-        example_posterior.save(name)
+        shutil.copy(known_example_file, name)
     result = CliRunner().invoke(app, ["compare", *names])
     assert result.exit_code == 0, result.output
     rows = [line for line in result.stderr.splitlines() if "chinchilla" in line]

@@ -11,45 +11,42 @@ import xarray as xr
 from scipy import stats
 from typer.testing import CliRunner
 
-from bayescale import BayescaleError, ModelSpec, Posterior, SamplerOptions, fit, load_runs
+from bayescale import BayescaleError, ModelSpec, Posterior, fit, load_runs
 from bayescale.cli import app
 from bayescale.data.runs import RunTable
 from bayescale.inference.model import group_structure
 from bayescale.law.families import FAMILY_NU, family_draws, family_structure
-from bayescale.law.simulate import EPOCH_LAW, checkpoint_curves, chinchilla_loss, isoflop_sweep
+from bayescale.law.simulate import checkpoint_curves, chinchilla_loss, isoflop_sweep
 from bayescale.posterior.store import META_KEY
 from bayescale.posterior.warnings import fit_warnings
+from tests.builders import FAMILY_TRUTHS as TRUTHS
+from tests.builders import (
+    family_curves,
+    known_draws_posterior,
+    known_family_posterior,
+    quick,
+    quick_fit,
+    runs_of,
+)
 
-#: Families whose laws differ a little (as recipes of one kind do); "t" is the target.
-TRUTHS = {
-    "p": {**EPOCH_LAW, "E": 1.75, "alpha": 0.33},
-    "q": {**EPOCH_LAW, "E": 1.90, "alpha": 0.36, "beta": 0.35},
-    "r": {**EPOCH_LAW, "E": 1.80, "A": 520.0, "beta": 0.38},
-    "t": {**EPOCH_LAW, "E": 1.85, "alpha": 0.34},
-}
 TARGET = {"params": 1.6e9, "tokens": 3.2e10}  # the target family's "largest model"
-OPTIONS = SamplerOptions(chains=2, draws=300, tune=400, random_seed=4, progress=False)
+OPTIONS = quick(draws=300, random_seed=4)
 SPEC = ModelSpec(seed_noise=0.005)
 
 
 @pytest.fixture(scope="module")
 def family_fits(tmp_path_factory):
     """Family "t" cut to its two smallest models: fitted pooled with p, q, r, and alone."""
-    frames = [checkpoint_curves(list(np.geomspace(5e7, 1.6e9, 4)) if name != "t" else [5e7, 1e8],
-                                checkpoints=8, truth=truth, family=name, seed_noise=0.005,
-                                random_seed=i)
-              for i, (name, truth) in enumerate(TRUTHS.items())]
     folder = tmp_path_factory.mktemp("families")
-    pooled_path, alone_path = folder / "pooled.csv", folder / "alone.csv"
-    table = pd.concat(frames, ignore_index=True)
-    table.to_csv(pooled_path, index=False)
-    table[table["family"] == "t"].drop(columns="family").to_csv(alone_path, index=False)
-    pooled = fit(load_runs(pooled_path, run_col="run", family_col="family"), SPEC, OPTIONS,
-                 calibration=False)
-    alone = fit(load_runs(alone_path, run_col="run"), SPEC, OPTIONS, calibration=False)
+    table = family_curves()
+    pooled_runs = runs_of(table, folder, "pooled.csv", run_col="run", family_col="family")
+    alone_runs = runs_of(table[table["family"] == "t"].drop(columns="family"), folder,
+                         "alone.csv", run_col="run")
+    pooled = quick_fit(pooled_runs, SPEC, OPTIONS, calibration=False)
+    alone = quick_fit(alone_runs, SPEC, OPTIONS, calibration=False)
     pooled.posterior.save(folder / "pooled.nc")
-    separate = fit(load_runs(pooled_path, run_col="run", family_col="family"),
-                   ModelSpec(seed_noise=0.005, separate_e=True), OPTIONS, calibration=False)
+    separate = quick_fit(pooled_runs, ModelSpec(seed_noise=0.005, separate_e=True), OPTIONS,
+                         calibration=False)
     return pooled, alone, folder / "pooled.nc", separate
 
 
@@ -193,12 +190,14 @@ def test_unconstrained_check_speaks_of_each_seen_family(family_fits):
     assert all(np.isfinite(v) and v > 0 for v in ratios.values()), ratios
 
 
-def test_runs_off_their_familys_law_are_named(family_fits):
+def test_runs_off_their_familys_law_are_named():
     """Clean simulated curves: no run is far from its family's law. Lift one run of family p by
-    0.1 in ln L (20 times the fixed seed noise, its offset's scale) and it is named."""
+    0.1 in ln L (20 times the fixed seed noise, its offset's scale) and it is named. Known
+    draws of the pooled fit (each family's law, the seed noise fixed at 0.005, run offsets)."""
     from bayescale.posterior.warnings import runs_off_the_law
 
-    post = family_fits[0].posterior
+    post = known_family_posterior(family_curves(seed_noise=0.0), TRUTHS, seed_noise=0.005,
+                                  fixed_seed_noise=True, run_offsets=True)
     assert runs_off_the_law(post) == []
     tree = post.tree.copy()
     data = post.data
@@ -294,7 +293,8 @@ def test_each_family_learns_its_own_seed_noise(tmp_path):
               for i, (name, noise) in enumerate(truth_seed.items())]
     path = tmp_path / "seeds.csv"
     pd.concat(frames, ignore_index=True).to_csv(path, index=False)
-    result = fit(load_runs(path, family_col="family"), ModelSpec(), OPTIONS, calibration=False)
+    result = quick_fit(load_runs(path, family_col="family"), ModelSpec(), OPTIONS,
+                       calibration=False)
     post = result.posterior
     seed = post.tree["posterior"].dataset["seed_noise"]
     assert seed.dims == ("chain", "draw", "family")
@@ -365,10 +365,6 @@ def test_families_without_a_repeated_size_keep_the_seed_prior(tmp_path):
     assert built.seed_identified
     assert built.seed_prior_families == ["b"]
     assert built.model.named_vars_to_dims["seed_noise"] == ("family",)
-    post = Posterior.from_draws({"E": np.full(4, 1.8), "A": np.full(4, 480.0),
-                                 "B": np.full(4, 2000.0), "alpha": np.full(4, 0.35),
-                                 "beta": np.full(4, 0.37), "sigma_obs": np.full(4, 0.001),
-                                 "seed_noise": np.full(4, 0.01)})
-    post.meta["seed_noise_prior_families"] = ["b"]
+    post = known_draws_posterior(4, seed_noise_prior_families=["b"])
     [message] = seed_prior_only(post)
     assert message.startswith("family b: no model size has two runs")

@@ -13,7 +13,7 @@ from bayescale import Posterior, SamplerOptions, fit, load_runs
 from bayescale.cli import app
 from bayescale.core.errors import BayescaleError
 from bayescale.law.simulate import EPOCH_LAW, isoflop_sweep
-from tests.conftest import EXAMPLE, QUICK
+from tests.builders import EXAMPLE, known_tree, quick, quick_fit, runs_of
 
 #: Epoch AI's 95% bootstrap intervals (Besiroglu et al. 2024; ../shared/data/chinchilla_epoch).
 EPOCH_INTERVALS = {
@@ -22,12 +22,14 @@ EPOCH_INTERVALS = {
 }
 
 
+@pytest.mark.slow
 def test_epoch_medians_inside_epoch_bootstrap_intervals(epoch_fit):
     summary = epoch_fit.posterior.summary(level=0.9)
     for name, (lo, hi) in EPOCH_INTERVALS.items():
         assert lo <= summary.loc[name, "median"] <= hi, name
 
 
+@pytest.mark.slow
 def test_epoch_fit_converges(epoch_fit):
     diag = epoch_fit.diagnostics
     assert diag.max_r_hat <= 1.01
@@ -37,25 +39,14 @@ def test_epoch_fit_converges(epoch_fit):
 
 
 @pytest.fixture(scope="module")
-def recovery_fit():
+def recovery_fit(tmp_path_factory):
     """A larger simulated sweep (7 budgets x 9 sizes) with known truth and 1% seed noise."""
     data = isoflop_sweep([1e18, 3e18, 1e19, 3e19, 1e20, 3e20, 1e21], sizes_per_budget=9,
                          seed_noise=0.01, random_seed=11)
-    runs = load_runs_from_frame(data)
-    return fit(runs, options=QUICK)
+    return quick_fit(runs_of(data, tmp_path_factory.mktemp("recovery")))
 
 
-def load_runs_from_frame(frame):
-    """Write a frame to a temporary CSV and load it (the loader is file based)."""
-    import tempfile
-    from pathlib import Path
-
-    folder = Path(tempfile.mkdtemp())
-    path = folder / "runs.csv"
-    frame.to_csv(path, index=False)
-    return load_runs(path)
-
-
+@pytest.mark.slow
 def test_parameter_recovery_on_simulated_sweep(recovery_fit):
     """The 95% intervals hold the true law (a benchmark repeats this over many data sets)."""
     summary = recovery_fit.posterior.summary(level=0.95)
@@ -64,19 +55,26 @@ def test_parameter_recovery_on_simulated_sweep(recovery_fit):
     assert recovery_fit.diagnostics.divergences == 0
 
 
+@pytest.mark.slow
 def test_posterior_file_holds_everything_later_commands_need(example_fit, tmp_path):
     path = tmp_path / "fit.nc"
     example_fit.posterior.save(path)
     post = Posterior.load(path)
     meta = post.meta
     assert meta["law"] == "chinchilla" and meta["likelihood"] == "studentt"
-    assert set(meta["priors"]) >= {"E", "A", "B", "alpha", "beta", "sigma_obs", "seed_noise"}
+    # the priors its model used: with no repeated runs, seed_noise is a share of noise_total
+    # and its own prior may go unstored
+    assert set(meta["priors"]) >= {"E", "A", "B", "alpha", "beta", "sigma_obs"}
     assert {"n0", "d0"} <= set(meta["centring"])
     assert len(meta["input"]["sha256"]) == 64 and meta["bayescale_version"]
+    # the point fit the prior check reads (tests/test_warnings_check.py)
+    assert set(meta["calibration"]["point_fit"]) == {"E", "A", "B", "alpha", "beta",
+                                                     "median_abs_residual"}
     assert len(post.data) == 48 and {"params", "tokens", "loss", "run"} <= set(post.data)
     np.testing.assert_allclose(post.draws()["E"], example_fit.posterior.draws()["E"])
 
 
+@pytest.mark.slow
 def test_fit_cli_json_and_default_output(tmp_path):
     src = tmp_path / "runs.csv"
     src.write_bytes(EXAMPLE.read_bytes())
@@ -94,6 +92,7 @@ def test_fit_cli_json_and_default_output(tmp_path):
     assert set(payload["diagnostics"]) >= {"divergences", "max_r_hat", "min_ess_bulk"}
 
 
+@pytest.mark.slow
 def test_failed_convergence_exits_3_and_keeps_the_file(tmp_path):
     out = tmp_path / "short.nc"
     result = CliRunner().invoke(app, ["fit", str(EXAMPLE), "--out", str(out), "--chains", "2",
@@ -103,35 +102,20 @@ def test_failed_convergence_exits_3_and_keeps_the_file(tmp_path):
     assert out.exists()
 
 
-def test_pymc_sampler_fallback_agrees_with_nutpie(example_posterior):
-    runs = load_runs(EXAMPLE)
-    options = SamplerOptions(sampler="pymc", chains=2, draws=300, tune=300, random_seed=2,
-                             progress=False)
-    other = fit(runs, options=options).posterior.summary()
-    mine = example_posterior.summary()
+@pytest.mark.slow
+def test_pymc_sampler_fallback_agrees_with_nutpie(example_fit):
+    options = quick(sampler="pymc", draws=300, tune=300, random_seed=2)
+    other = fit(load_runs(EXAMPLE), options=options).posterior.summary()
+    mine = example_fit.posterior.summary()
     for name in ("E", "alpha", "beta"):
         assert other.loc[name, "median"] == pytest.approx(mine.loc[name, "median"],
                                                           abs=3 * mine.loc[name, "sd"])
 
 
-def _known_tree(chains: int, draws: int, stuck: bool = False):
-    """Draws around Epoch's law (no sampling) with sampler stats: ``stuck`` never moves."""
-    import xarray as xr
-
-    rng = np.random.default_rng(0)
-    shape = (chains, draws)
-    values = {k: v * np.exp((0.0 if stuck else 0.02) * rng.standard_normal(shape))
-              for k, v in EPOCH_LAW.items()}
-    values |= {"sigma_obs": np.full(shape, 0.002), "seed_noise": np.full(shape, 0.01)}
-    posterior = xr.Dataset({k: (("chain", "draw"), v) for k, v in values.items()})
-    stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros(shape, dtype=bool))})
-    return xr.DataTree.from_dict({"posterior": posterior, "sample_stats": stats})
-
-
 def test_one_chain_is_checked_without_r_hat(recwarn):
     from bayescale.core.diagnostics import check
 
-    diag = check(_known_tree(1, 1000), list(EPOCH_LAW))
+    diag = check(known_tree(1, 1000), list(EPOCH_LAW))
     assert np.isnan(diag.max_r_hat) and diag.min_ess_bulk > 500
     assert diag.ok, diag.problems
     assert not recwarn.list  # no "All-NaN axis encountered"
@@ -140,7 +124,7 @@ def test_one_chain_is_checked_without_r_hat(recwarn):
 def test_stuck_sampler_is_named(recwarn):
     from bayescale.core.diagnostics import chain_stats, check
 
-    tree = _known_tree(2, 5, stuck=True)
+    tree = known_tree(2, 5, stuck=True)
     assert np.isnan(chain_stats(tree["posterior"].dataset, ["E"])["r_hat"]["E"])
     diag = check(tree, list(EPOCH_LAW))
     assert diag.problems == ["no parameter varies over the draws (or there are fewer than 4 per "
@@ -154,7 +138,7 @@ def test_fit_cli_with_one_chain(tmp_path, monkeypatch):
     from bayescale.inference.fit import FitResult
 
     def fake_fit(runs, spec, options, calibration):
-        tree = _known_tree(options.chains, options.draws)
+        tree = known_tree(options.chains, options.draws)
         post = Posterior.from_draws({k: np.ravel(v) for k, v in tree["posterior"].items()},
                                     chains=options.chains)
         return FitResult(post, check(tree, list(EPOCH_LAW)), 0.1)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLE
+from tests.builders import EXAMPLE
 
 BAYESCALE = Path(sys.executable).with_name("bayescale")
 

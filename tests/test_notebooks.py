@@ -6,7 +6,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tests.conftest import EPOCH_CSV, ROOT, SHARED
+from tests.builders import EPOCH_CSV, ROOT, SHARED, needs_shared
 
 NOTEBOOKS = ROOT / "notebooks"
 
@@ -27,7 +27,8 @@ def _errors(nb: nbformat.NotebookNode) -> list[str]:
             for out in cell.get("outputs", []) if out.get("output_type") == "error"]
 
 
-@pytest.mark.skipif(not EPOCH_CSV.exists(), reason=f"shared data not found at {EPOCH_CSV}")
+@pytest.mark.slow
+@needs_shared(EPOCH_CSV)
 def test_chinchilla_replication_notebook_runs(monkeypatch):
     nb = run_notebook("chinchilla_replication.ipynb", monkeypatch)
     assert _errors(nb) == []
@@ -47,6 +48,7 @@ def _texts(nb: nbformat.NotebookNode) -> tuple[str, int]:
     return "\n".join(text), figures
 
 
+@pytest.mark.slow
 def test_walkthrough_notebook_runs(monkeypatch):
     nb = run_notebook("walkthrough.ipynb", monkeypatch)
     assert _errors(nb) == []

@@ -1,4 +1,5 @@
-"""Figures: every figure function on a small fitted posterior; the plotted numbers are the law's."""
+"""Figures: every figure function on a posterior of known draws; the plotted numbers are the
+law's."""
 
 from __future__ import annotations
 
@@ -6,19 +7,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import json
-
 import numpy as np
-import pandas as pd
 import pytest
-import xarray as xr
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from bayescale import BayescaleError, Posterior
-from bayescale.law.laws import get_law
-from bayescale.law.simulate import EPOCH_LAW, isoflop_sweep
-from bayescale.posterior.store import META_KEY
 from bayescale.report.plots import (
     FIGURES,
     WITH_TARGETS,
@@ -32,52 +26,16 @@ from bayescale.report.plots import (
     plot_priors,
     plot_rank,
 )
+from tests.builders import TWO_FAMILY_TRUTHS, family_sweeps, known_family_posterior
 
 TARGET = (7e9, 1.4e11)
-#: Two families whose laws differ (E by 0.2 nats).
-TRUTHS = {"p": {**EPOCH_LAW, "E": 1.75}, "q": {**EPOCH_LAW, "E": 1.95, "alpha": 0.36}}
-
-
-def known_family_posterior() -> Posterior:
-    """A family fit of known draws (no sampling): each family's runs lie on its own law, and
-    its draws (2 chains x 200) scatter 1% around it in the law's centred coordinates."""
-    law = get_law("chinchilla")
-    data = pd.concat([isoflop_sweep([1e18, 1e19, 1e20], 5, truth=truth, seed_noise=0.0)
-                      .assign(family=name) for name, truth in TRUTHS.items()], ignore_index=True)
-    n0, d0 = float(np.log(data["params"]).mean()), float(np.log(data["tokens"]).mean())
-    rng = np.random.default_rng(0)
-    theta = {name: {"log_E": np.log(t["E"]), "a_c": np.log(t["A"]) - t["alpha"] * n0,
-                    "b_c": np.log(t["B"]) - t["beta"] * d0, "log_alpha": np.log(t["alpha"]),
-                    "log_beta": np.log(t["beta"])} for name, t in TRUTHS.items()}
-    theta = {name: {k: v + rng.normal(0, 0.01, 400) for k, v in coords.items()}
-             for name, coords in theta.items()}
-    laws = {name: law.from_pooled(coords, n0, d0) for name, coords in theta.items()}
-    shape, names = (2, 200), list(TRUTHS)
-    posterior = xr.Dataset(
-        {p: (("chain", "draw", "family"),
-             np.stack([laws[f][p] for f in names], -1).reshape(*shape, 2))
-         for p in law.parameters}
-        | {f"pop_{k}": (("chain", "draw"), np.mean([theta[f][k] for f in names], 0)
-                        .reshape(shape)) for k in law.pooled}
-        | {"family_sd": (("chain", "draw", "pooled"), np.full((*shape, 5), 0.05)),
-           "sigma_obs": (("chain", "draw"), np.full(shape, 0.002)),
-           "seed_noise": (("chain", "draw"), np.full(shape, 0.005))},
-        coords={"family": names, "pooled": list(law.pooled)})
-    tree = xr.DataTree.from_dict({
-        "posterior": posterior,
-        "constant_data": xr.Dataset({k: ("row", data[k].to_numpy())
-                                     for k in ("params", "tokens", "family")}),
-        "observed_data": xr.Dataset({"loss": ("row", data["loss"].to_numpy())}),
-    })
-    tree.attrs = {META_KEY: json.dumps({"law": "chinchilla", "likelihood": "normal",
-                                        "centring": {"n0": n0, "d0": d0},
-                                        "input": {"path": "<draws>", "n_rows": len(data)}})}
-    return Posterior(tree)
 
 
 @pytest.fixture(scope="module")
 def family_posterior() -> Posterior:
-    return known_family_posterior()
+    """A family fit of known draws (2 chains x 200): each family's runs lie on its own law,
+    and its draws scatter 1% around it."""
+    return known_family_posterior(family_sweeps(), TWO_FAMILY_TRUTHS)
 
 
 def _has_data(ax) -> bool:
@@ -87,9 +45,9 @@ def _has_data(ax) -> bool:
 
 
 @pytest.mark.parametrize("kind", list(FIGURES))
-def test_each_figure_draws_data_and_saves(example_posterior, kind, tmp_path):
+def test_each_figure_draws_data_and_saves(known_example, kind, tmp_path):
     kwargs = {"targets": [TARGET]} if kind in WITH_TARGETS else {}
-    fig = plot(example_posterior, kind, **kwargs)
+    fig = plot(known_example, kind, **kwargs)
     assert isinstance(fig, Figure)
     drawn = [ax for ax in fig.axes if _has_data(ax)]
     assert len(drawn) >= 3 if kind in ("priors", "trace", "rank", "pair", "frontier", "ppc") \
@@ -100,61 +58,61 @@ def test_each_figure_draws_data_and_saves(example_posterior, kind, tmp_path):
     assert path.stat().st_size > 5_000
 
 
-def test_loss_compute_curve_is_the_posterior_median_law(example_posterior):
-    fig = plot_loss_compute(example_posterior, targets=[TARGET])
+def test_loss_compute_curve_is_the_posterior_median_law(known_example):
+    fig = plot_loss_compute(known_example, targets=[TARGET])
     (line,) = [x for x in fig.axes[0].lines if x.get_label() == "N = 7B"]
     compute, loss = line.get_data()
-    draws = example_posterior.draws()
-    assert example_posterior.n_draws <= 1000  # all draws drawn, no subset
-    expected = np.exp(np.median(example_posterior.law.log_loss(
+    draws = known_example.draws()
+    assert known_example.n_draws <= 1000  # all draws drawn, no subset
+    expected = np.exp(np.median(known_example.law.log_loss(
         draws, np.full(compute.size, 7e9), compute / (6 * 7e9)), axis=0))
     np.testing.assert_allclose(loss, expected, rtol=1e-12)
     assert compute.max() > 6 * TARGET[0] * TARGET[1]  # extended to the target
 
 
-def test_frontier_median_is_the_optimum_per_draw(example_posterior):
-    fig = plot_frontier(example_posterior)
+def test_frontier_median_is_the_optimum_per_draw(known_example):
+    fig = plot_frontier(known_example)
     n_ax, d_ax, ratio_ax = fig.axes[:3]
     compute, n_star = n_ax.lines[0].get_data()
-    n_opt, d_opt = example_posterior.law.optimal(example_posterior.draws(), compute[5])
+    n_opt, d_opt = known_example.law.optimal(known_example.draws(), compute[5])
     assert n_star[5] == pytest.approx(np.median(n_opt), rel=1e-12)
     assert d_ax.lines[0].get_ydata()[5] == pytest.approx(np.median(d_opt), rel=1e-12)
     assert ratio_ax.lines[0].get_ydata()[5] == pytest.approx(np.median(d_opt / n_opt), rel=1e-12)
     assert n_ax.get_xscale() == "log" and n_ax.get_yscale() == "log"
 
 
-def test_ppc_counts_every_fitted_row(example_posterior):
-    fig = plot_ppc(example_posterior, level=0.9)
-    rows = len(example_posterior.data)
+def test_ppc_counts_every_fitted_row(known_example):
+    fig = plot_ppc(known_example, level=0.9)
+    rows = len(known_example.data)
     assert f"of {rows} fitted rows" in fig.get_suptitle()
     inside, outside = fig.axes[0].collections[1:3]
     assert len(inside.get_offsets()) + len(outside.get_offsets()) == rows
 
 
-def test_unknown_kind_is_a_user_error(example_posterior):
+def test_unknown_kind_is_a_user_error(known_example):
     with pytest.raises(BayescaleError, match="unknown figure"):
-        plot(example_posterior, "histogram")
+        plot(known_example, "histogram")
 
 
-def test_new_run_band_is_predicts_interval(example_posterior):
+def test_new_run_band_is_predicts_interval(known_example):
     """The light band of the law figures is predict's new-run interval, the law's learned
     extrapolation error included (beyond the runs it is most of the width)."""
     from bayescale.report.plots import _bands
 
     n, d = np.array([7e9, 7e10]), np.array([1.4e11, 1.4e12])
-    band = _bands(example_posterior, example_posterior.draws(), n, d, 0.9, 5)
-    pred = example_posterior.predict(n, d, level=0.9, random_seed=5)
+    band = _bands(known_example, known_example.draws(), n, d, 0.9, 5)
+    pred = known_example.predict(n, d, level=0.9, random_seed=5)
     np.testing.assert_allclose(band["new_lo"], pred["loss_lower"], rtol=1e-12)
     np.testing.assert_allclose(band["new_hi"], pred["loss_upper"], rtol=1e-12)
     assert pred["discrepancy_share"].iloc[1] > 0.5
 
 
-def test_prior_of_a_and_b_is_the_laws(example_posterior):
+def test_prior_of_a_and_b_is_the_laws(known_example):
     """A and B's priors sit at a reference size (A / at^alpha): the figure's prior is the law's
     (it sampled the prior of A / at^alpha as if it were A: median log10 A -0.40, not 2.79)."""
-    prior = _parameter_tree(example_posterior, with_prior=True)["prior"].dataset
-    law = example_posterior.law
-    draws = law.prior_draws(example_posterior.priors, np.random.default_rng(7), 20_000)
+    prior = _parameter_tree(known_example, with_prior=True)["prior"].dataset
+    law = known_example.law
+    draws = law.prior_draws(known_example.priors, np.random.default_rng(7), 20_000)
     for name in ("A", "B"):
         plotted = np.median(np.asarray(prior[f"log10 {name}"]))
         assert plotted == pytest.approx(np.log10(np.median(draws[name])), abs=0.1), name
@@ -167,11 +125,11 @@ def test_rank_plot_of_one_chain_is_a_user_error(known_posterior):
 
 
 @pytest.mark.parametrize("kind", ["isoflop", "loss-compute"])
-def test_target_interval_and_label_fit_in_the_figure(example_posterior, kind):
+def test_target_interval_and_label_fit_in_the_figure(known_example, kind):
     """The y-limits hold the target's whole interval, and its label clears the error bar."""
-    fig = plot(example_posterior, kind, targets=[TARGET])
+    fig = plot(known_example, kind, targets=[TARGET])
     (ax,) = [a for a in fig.axes if a.get_ylabel() == "loss (nats)"]
-    pred = example_posterior.predict(*TARGET).iloc[0]
+    pred = known_example.predict(*TARGET).iloc[0]
     low, high = ax.get_ylim()
     assert low < pred.loss_lower and pred.loss_upper < high
     canvas = FigureCanvasAgg(fig)

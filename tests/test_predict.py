@@ -13,6 +13,7 @@ from bayescale import Posterior
 from bayescale.cli import app
 from bayescale.core.errors import BayescaleError
 from bayescale.law.simulate import EPOCH_LAW, chinchilla_loss
+from tests.builders import known_draws_posterior
 
 
 def test_closed_form_optimum_matches_numeric_minimisation(known_posterior):
@@ -56,11 +57,8 @@ def test_mean_loss_is_the_law_and_new_run_interval_is_wider(known_posterior):
 
 def test_floor_never_shrinks_with_certain_parameters():
     """With the law known exactly, the new-run interval is the seed floor and nothing less."""
-    size = 20000
-    draws = {k: np.full(size, v) for k, v in EPOCH_LAW.items()}
-    draws["sigma_obs"] = np.full(size, 1e-6)
-    draws["seed_noise"] = np.full(size, 0.01)
-    frame = Posterior.from_draws(draws).predict(params=7e9, tokens=1.4e11, level=0.9)
+    post = known_draws_posterior(20000, spread=0.0, sigma_obs=1e-6, seed_noise=0.01)
+    frame = post.predict(params=7e9, tokens=1.4e11, level=0.9)
     truth = float(chinchilla_loss(EPOCH_LAW, 7e9, 1.4e11))
     assert frame["mean_loss_lower"].iloc[0] == pytest.approx(truth)
     assert frame["mean_loss_upper"].iloc[0] == pytest.approx(truth)
@@ -91,6 +89,7 @@ def test_fixed_params_gives_the_budget_where_it_is_optimal(known_posterior):
     assert at_budget["params_median"].iloc[0] == pytest.approx(7e9, rel=0.05)
 
 
+@pytest.mark.slow
 def test_epoch_done_when(epoch_fit):
     """Issue 3: N* at Chinchilla's budget holds Epoch's 73B; 10-30 tokens per parameter; the
     law's expected loss at 70B x 1.4T holds 1.973 and the new-run interval is wider."""
@@ -104,18 +103,12 @@ def test_epoch_done_when(epoch_fit):
     assert width > pred["mean_loss_upper"] - pred["mean_loss_lower"]
 
 
-@pytest.fixture(scope="module")
-def saved_example(example_posterior, tmp_path_factory):
-    path = tmp_path_factory.mktemp("fit") / "example.posterior.nc"
-    example_posterior.save(path)
-    return path
-
-
-def test_predict_cli_json(saved_example, tmp_path):
+def test_predict_cli_json(known_example_file, tmp_path):
     targets = tmp_path / "targets.csv"
     targets.write_text("params,compute\n7B,5.88e21\n70B,5.88e23\n")
-    result = CliRunner().invoke(app, ["predict", str(saved_example), "--targets", str(targets),
-                                      "--json", "--level", "0.8", "--interval", "hdi"])
+    result = CliRunner().invoke(app, ["predict", str(known_example_file), "--targets",
+                                      str(targets), "--json", "--level", "0.8", "--interval",
+                                      "hdi"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["level"] == 0.8 and payload["interval"] == "hdi"
@@ -127,8 +120,8 @@ def test_predict_cli_json(saved_example, tmp_path):
     assert first["loss"]["lower"] < first["loss"]["median"] < first["loss"]["upper"]
 
 
-def test_optimal_cli_json(saved_example):
-    result = CliRunner().invoke(app, ["optimal", str(saved_example), "--compute", "1e21",
+def test_optimal_cli_json(known_example_file):
+    result = CliRunner().invoke(app, ["optimal", str(known_example_file), "--compute", "1e21",
                                       "--compute", "5.88e23", "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
@@ -141,43 +134,45 @@ def test_optimal_cli_json(saved_example):
         assert set(large[key]) == {"median", "lower", "upper"}
 
 
-def test_targets_table_with_disagreeing_compute_is_an_error(saved_example, tmp_path):
+def test_targets_table_with_disagreeing_compute_is_an_error(known_example_file, tmp_path):
     """params, tokens and compute all given must agree (C = 6 N D): one line naming the row."""
     targets = tmp_path / "targets.csv"
     targets.write_text("params,tokens,compute\n7B,140B,5.88e21\n70B,1.4T,1e20\n")
-    result = CliRunner().invoke(app, ["predict", str(saved_example), "--targets", str(targets)])
+    result = CliRunner().invoke(app, ["predict", str(known_example_file), "--targets",
+                                      str(targets)])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert f"{targets}, row 3, column 'compute'" in result.output
     assert "6 x params x tokens = 5.88e+23" in result.output
 
 
-def test_predict_cli_human_table(saved_example):
-    result = CliRunner().invoke(app, ["predict", str(saved_example), "-N", "7B", "-D", "140B"])
+def test_predict_cli_human_table(known_example_file):
+    result = CliRunner().invoke(app, ["predict", str(known_example_file), "-N", "7B", "-D",
+                                      "140B"])
     assert result.exit_code == 0
     assert "7B" in result.stderr and "140B" in result.stderr and result.stdout == ""
 
 
-def test_a_targets_interval_does_not_depend_on_the_other_targets(example_posterior):
+def test_a_targets_interval_does_not_depend_on_the_other_targets(known_example):
     """Each target's noise has its own stream: asked alone or in a list, same interval."""
-    alone = example_posterior.predict(70e9, 1.4e12, random_seed=3).iloc[0]
-    listed = example_posterior.predict([7e9, 70e9, 1e9], [1.4e11, 1.4e12, 2e10],
-                                       random_seed=3).iloc[1]
+    alone = known_example.predict(70e9, 1.4e12, random_seed=3).iloc[0]
+    listed = known_example.predict([7e9, 70e9, 1e9], [1.4e11, 1.4e12, 2e10],
+                                   random_seed=3).iloc[1]
     for key in ("loss_median", "loss_lower", "loss_upper", "seed_floor_share"):
         assert listed[key] == alone[key]
-    assert example_posterior.predict(70e9, 1.4e12, random_seed=4).iloc[0]["loss_lower"] != \
+    assert known_example.predict(70e9, 1.4e12, random_seed=4).iloc[0]["loss_lower"] != \
         alone["loss_lower"]
 
 
-def test_optimal_gives_a_new_runs_loss_and_the_laws(example_posterior):
+def test_optimal_gives_a_new_runs_loss_and_the_laws(known_example):
     """The loss at the optimum as a new run would reach it (noise and the law's discrepancy
     included, as predict) beside the law's expected loss; risk's optimum is the same run."""
     compute = 6.0 * 7e9 * 1.4e11
-    opt = example_posterior.optimal(compute=compute, random_seed=2).iloc[0]
+    opt = known_example.optimal(compute=compute, random_seed=2).iloc[0]
     assert opt["loss_lower"] < opt["mean_loss_lower"] < opt["mean_loss_median"]
     assert opt["mean_loss_median"] < opt["mean_loss_upper"] < opt["loss_upper"]
-    review = example_posterior.risk(7e9, 1.4e11, random_seed=2)
+    review = known_example.risk(7e9, 1.4e11, random_seed=2)
     assert review.optimal["loss"] == {k: opt[f"loss_{k}"] for k in ("median", "lower", "upper")}
-    plain = example_posterior.optimal(compute=compute, random_seed=2, discrepancy=False).iloc[0]
+    plain = known_example.optimal(compute=compute, random_seed=2, discrepancy=False).iloc[0]
     assert plain["loss_upper"] - plain["loss_lower"] < opt["loss_upper"] - opt["loss_lower"]
 
 

@@ -10,32 +10,28 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import numpy as np
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bayescale import Posterior
 from bayescale.cli import app
-from bayescale.law.simulate import EPOCH_LAW
 from bayescale.report.html import write_report
 from bayescale.report.plots import FIGURES
-from tests.conftest import EXAMPLE
-from tests.test_plots import known_family_posterior
+from tests.builders import (
+    TWO_FAMILY_TRUTHS,
+    example_frame,
+    family_sweeps,
+    known_family_posterior,
+    known_file,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def _known_fit(folder, chains: int):
     """Known draws (300 in all) on the example's runs: no sampling, no stored diagnostics."""
-    rng = np.random.default_rng(3)
-    draws = {k: v * np.exp(rng.normal(0, 0.03, 300)) for k, v in EPOCH_LAW.items()}
-    draws["sigma_obs"] = np.abs(rng.normal(0.004, 0.001, 300))
-    draws["seed_noise"] = np.abs(rng.normal(0.01, 0.002, 300))
-    data = pd.read_csv(EXAMPLE)[["params", "tokens", "loss"]]
-    path = folder / f"known{chains}.posterior.nc"
-    Posterior.from_draws(draws, data=data, chains=chains).save(path)
-    return path
+    return known_file(folder / f"known{chains}.posterior.nc", size=300, spread=0.03,
+                      sigma_obs=0.004, seed_noise=0.01, noise_spread=0.2, random_seed=3,
+                      chains=chains, data=example_frame())
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +111,7 @@ def test_one_chain_report_leaves_out_the_rank_plot_and_says_why(tmp_path):
 def test_family_report_says_whose_law_the_figures_draw(tmp_path):
     """A family fit's report (it crashed in the priors figure) names the law of the figures:
     a new family's over every family's runs, or one family's with ``family``."""
-    post = known_family_posterior()
+    post = known_family_posterior(family_sweeps(), TWO_FAMILY_TRUTHS)
     everyone = write_report(post, tmp_path / "all", [(7e9, 1.4e11)], dpi=30)
     assert set(everyone.figures) == set(FIGURES) and not everyone.left_out
     html = unescape(everyone.html.read_text())

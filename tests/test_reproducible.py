@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from bayescale import Posterior
 from bayescale.cli import app
 from bayescale.data.runs import file_sha256
-from tests.conftest import EXAMPLE, QUICK
+from tests.builders import EXAMPLE, QUICK, example_frame, known_draws_posterior
 
 runner = CliRunner()
 
@@ -88,6 +88,43 @@ def test_info_shows_what_the_file_was_made_from(cli_fit):
     assert f"random_seed={QUICK.random_seed}" in text and "chinchilla" in text
 
 
+def test_info_shows_a_files_metadata(tmp_path):
+    """``info`` on a file of known draws with a fit's metadata (the fit itself is checked
+    above): the input's status, the law, priors, sampler options and diagnostics, as JSON and
+    as a table."""
+    from bayescale import ModelSpec
+
+    runs = tmp_path / "runs.csv"
+    shutil.copy(EXAMPLE, runs)
+    path = tmp_path / "runs.posterior.nc"
+    known_draws_posterior(
+        400, chains=2, data=example_frame(),
+        input={"path": str(runs), "sha256": file_sha256(runs), "n_rows": 48, "n_runs": 48,
+               "columns": {"params": "params", "tokens": "tokens", "loss": "loss"}},
+        priors=ModelSpec(likelihood="normal").as_dict()["priors"], sampler=QUICK.as_dict(),
+        diagnostics={"divergences": 0, "max_r_hat": 1.001, "min_ess_bulk": 512.0,
+                     "problems": []},
+        versions={"numpy": "2.0"}, created="2026-01-02T03:04:05Z", bayescale_version="0.1.0",
+    ).save(path)
+    result = runner.invoke(app, ["info", str(path), "--json"])
+    assert result.exit_code == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["file"] == str(path) and info["input_status"] == "matches"
+    assert (info["chains"], info["draws"]) == (2, 200)
+    assert (info["law"], info["likelihood"]) == ("chinchilla", "normal")
+    assert info["sampler"] == QUICK.as_dict() and info["diagnostics"]["max_r_hat"] == 1.001
+
+    human = runner.invoke(app, ["info", str(path)])
+    assert human.exit_code == 0 and human.stdout == ""
+    text = " ".join(human.stderr.split())
+    assert file_sha256(runs)[:40] in text.replace(" ", "")
+    assert "the file there now has the same bytes" in text and "2 chains x 200" in text
+    assert f"random_seed={QUICK.random_seed}" in text and "prior alpha" in text
+    assert "created 2026-01-02T03:04:05Z by bayescale 0.1.0" in text and "problems none" in text
+    runs.unlink()
+    assert "no file there now" in " ".join(runner.invoke(app, ["info", str(path)]).stderr.split())
+
+
 def test_info_notices_a_changed_input(tmp_path):
     from bayescale.cli.info_cmd import input_status
 
@@ -103,9 +140,11 @@ def test_info_notices_a_changed_input(tmp_path):
 
 @pytest.mark.slow
 def test_same_seed_same_draws_with_a_cold_compile_cache(tmp_path):
-    """A model's first fit on a machine (nothing in PyTensor's compile cache) draws what later
-    fits draw: with numba's fastmath, fresh and cached code rounded differently."""
-    env = {**os.environ, "PYTENSOR_FLAGS": f"base_compiledir={tmp_path / 'pytensor'}"}
+    """A model's first fit on a machine (nothing in PyTensor's compile cache, nor in
+    bayescale's own, BAYESCALE_CACHE_DIR) draws what later fits draw: with numba's fastmath,
+    fresh and cached code rounded differently."""
+    env = {**os.environ, "PYTENSOR_FLAGS": f"base_compiledir={tmp_path / 'pytensor'}",
+           "BAYESCALE_CACHE_DIR": str(tmp_path / "bayescale")}
     cli = Path(sys.executable).with_name("bayescale")
     draws = []
     for attempt in ("cold", "warm"):

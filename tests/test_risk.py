@@ -15,6 +15,7 @@ from bayescale.cli import app
 from bayescale.law.laws import get_law
 from bayescale.law.simulate import EPOCH_LAW, chinchilla_loss
 from bayescale.posterior.risk import Thresholds, decide, extrapolation, suggested_runs
+from tests.builders import known_draws_posterior
 
 LAW = get_law("chinchilla")
 FITTED = pd.DataFrame({"params": [1e8, 1e9, 4e9], "tokens": [2e9, 2e10, 8e10],
@@ -24,11 +25,9 @@ FITTED = pd.DataFrame({"params": [1e8, 1e9, 4e9], "tokens": [2e9, 2e10, 8e10],
 def fixed(size: int, seed_noise: float, sigma_obs: float, spread: float = 0.0,
           data: pd.DataFrame | None = None) -> Posterior:
     """Epoch's law with a relative parameter spread (0: every draw the same), Normal noise."""
-    rng = np.random.default_rng(7)
-    draws = {k: v * np.exp(rng.normal(0.0, spread, size)) for k, v in EPOCH_LAW.items()}
-    draws["seed_noise"] = np.full(size, seed_noise)
-    draws["sigma_obs"] = np.full(size, sigma_obs)
-    return Posterior.from_draws(draws, data=FITTED if data is None else data)
+    return known_draws_posterior(size, spread=spread, sigma_obs=sigma_obs,
+                                 seed_noise=seed_noise, random_seed=7,
+                                 data=FITTED if data is None else data)
 
 
 def normal_cdf(z: float) -> float:

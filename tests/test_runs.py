@@ -10,7 +10,7 @@ import pytest
 
 from bayescale.core.errors import BayescaleError
 from bayescale.data.runs import check_identifiable, load_runs, parse_size
-from tests.conftest import EPOCH_CSV, EXAMPLE, needs_shared
+from tests.builders import EPOCH_CSV, EXAMPLE, needs_shared
 
 
 @pytest.mark.parametrize(

@@ -7,21 +7,23 @@ import warnings
 import numpy as np
 import pytest
 
-from bayescale import ModelSpec, SamplerOptions, fit, load_runs
+from bayescale import ModelSpec
 from bayescale.law.simulate import isoflop_sweep
+from tests.builders import quick, quick_fit, runs_of
 
-QUICK = SamplerOptions(chains=2, draws=400, tune=400, random_seed=4, progress=False)
+OPTIONS = quick(random_seed=4)
 BUDGETS = [1e18, 1e19, 1e20, 1e21]
 
 
 @pytest.fixture(scope="module")
 def replicate_fit(tmp_path_factory):
     """3 seeds per configuration, 2% seed noise: the within-configuration scatter."""
-    path = tmp_path_factory.mktemp("seeds") / "runs.csv"
-    isoflop_sweep(BUDGETS, 6, seed_noise=0.02, seeds=3, random_seed=8).to_csv(path, index=False)
-    return fit(load_runs(path, seed_col="seed"), options=QUICK)
+    sweep = isoflop_sweep(BUDGETS, 6, seed_noise=0.02, seeds=3, random_seed=8)
+    return quick_fit(runs_of(sweep, tmp_path_factory.mktemp("seeds"), seed_col="seed"),
+                     options=OPTIONS)
 
 
+@pytest.mark.slow
 def test_repeated_seeds_identify_the_seed_noise(replicate_fit):
     summary = replicate_fit.posterior.summary(level=0.9)
     lo, hi = summary.loc["seed_noise", ["lower", "upper"]]
@@ -31,10 +33,10 @@ def test_repeated_seeds_identify_the_seed_noise(replicate_fit):
     assert replicate_fit.diagnostics.divergences == 0
 
 
+@pytest.mark.slow
 def test_fixed_seed_noise_sets_the_floor(tmp_path):
-    path = tmp_path / "runs.csv"
-    isoflop_sweep(BUDGETS, 6, seed_noise=0.005, random_seed=9).to_csv(path, index=False)
-    result = fit(load_runs(path), ModelSpec(seed_noise=0.03), QUICK)
+    sweep = isoflop_sweep(BUDGETS, 6, seed_noise=0.005, random_seed=9)
+    result = quick_fit(runs_of(sweep, tmp_path), ModelSpec(seed_noise=0.03), OPTIONS)
     draws = result.posterior.draws()
     np.testing.assert_allclose(draws["seed_noise"], 0.03)
     with warnings.catch_warnings():  # a constant has no R-hat: NaN, and no divide warning

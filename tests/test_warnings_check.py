@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from bayescale import Posterior
 from bayescale.cli import app
 from bayescale.law.laws import get_law
-from bayescale.law.simulate import EPOCH_LAW, chinchilla_loss
+from bayescale.law.simulate import EPOCH_LAW, chinchilla_loss, known_draws
 from bayescale.posterior.warnings import (
     far_targets,
     outliers,
@@ -24,17 +24,22 @@ from bayescale.posterior.warnings import (
     two_sizes,
     unconstrained,
 )
+from tests.builders import known_draws_posterior
 
 SIZE = 2000
+#: Tight draws around Epoch's law, with 1% total noise.
+NOISE = {"sigma_obs": 0.006, "seed_noise": 0.008}
 runner = CliRunner()
 
 
-def _draws(rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Tight draws around Epoch's law, with 1% total noise."""
-    draws = {k: v * np.exp(rng.normal(0, 0.02, SIZE)) for k, v in EPOCH_LAW.items()}
-    draws["sigma_obs"] = np.full(SIZE, 0.006)
-    draws["seed_noise"] = np.full(SIZE, 0.008)
-    return draws
+def _draws(seed: int) -> dict[str, np.ndarray]:
+    """The draws of :func:`_known`, to change before they make a posterior."""
+    return known_draws(SIZE, **NOISE, random_seed=seed)
+
+
+def _known(seed: int, data: pd.DataFrame, **extra: np.ndarray) -> Posterior:
+    """Tight draws around Epoch's law, with 1% total noise; ``extra`` replaces draws."""
+    return known_draws_posterior(SIZE, **NOISE, random_seed=seed, data=data, extra=extra)
 
 
 def _runs(rng: np.random.Generator) -> pd.DataFrame:
@@ -48,10 +53,9 @@ def _runs(rng: np.random.Generator) -> pd.DataFrame:
 
 def test_prior_as_wide_as_posterior_is_named():
     rng = np.random.default_rng(0)
-    draws = _draws(rng)
     # beta left at its prior: the data said nothing about it.
-    draws["beta"] = get_law("chinchilla").default_priors()["beta"].sample(rng, SIZE)
-    post = Posterior.from_draws(draws, data=_runs(rng))
+    post = _known(0, _runs(rng),
+                  beta=get_law("chinchilla").default_priors()["beta"].sample(rng, SIZE))
     ratios = sd_ratios(post)
     assert ratios["beta"] > 0.9
     assert max(v for k, v in ratios.items() if k != "beta") < 0.2
@@ -60,8 +64,7 @@ def test_prior_as_wide_as_posterior_is_named():
 
 
 def test_constrained_posterior_gives_no_warning():
-    rng = np.random.default_rng(1)
-    post = Posterior.from_draws(_draws(rng), data=_runs(rng))
+    post = _known(1, _runs(np.random.default_rng(1)))
     assert unconstrained(post) == []
     assert outliers(post) == []
     assert prior_pull(post) == []
@@ -75,10 +78,10 @@ def test_runs_of_two_model_sizes_are_named():
     d = np.tile(np.geomspace(1e10, 1e11, 12), 2)
     loss = chinchilla_loss(EPOCH_LAW, n, d) * np.exp(rng.normal(0, 0.01, n.size))
     runs = pd.DataFrame({"params": n, "tokens": d, "loss": loss, "line": np.arange(2, 26)})
-    [message] = two_sizes(Posterior.from_draws(_draws(rng), data=runs))
+    [message] = two_sizes(_known(6, runs))
     assert "two model sizes (2.8e+09, 4.2e+09)" in message and "--family-col" in message
     three = runs.assign(params=np.repeat([2.8e9, 4.2e9, 8.7e9], 8))
-    assert two_sizes(Posterior.from_draws(_draws(rng), data=three)) == []
+    assert two_sizes(_known(6, three)) == []
 
 
 def test_priors_that_hold_the_law_away_from_the_rows_are_named():
@@ -90,7 +93,7 @@ def test_priors_that_hold_the_law_away_from_the_rows_are_named():
     d = np.tile(np.geomspace(1e10, 3e11, 12), 3)
     loss = chinchilla_loss(flat, n, d) * np.exp(rng.normal(0, 0.001, n.size))
     data = pd.DataFrame({"params": n, "tokens": d, "loss": loss, "line": np.arange(2, 38)})
-    [message] = prior_pull(Posterior.from_draws(_draws(rng), data=data))
+    [message] = prior_pull(_known(3, data))
     assert message.startswith("the law misses the rows by a median ")
     assert "alpha 0.348 against 0.0" in message and "--priors" in message
 
@@ -100,7 +103,7 @@ def test_outlying_rows_are_listed_by_source_row():
     data = _runs(rng)
     data.loc[5, "loss"] *= 1.25   # line 7: 22 noise scales high
     data.loc[17, "loss"] *= 0.9   # line 19: 10 noise scales low
-    post = Posterior.from_draws(_draws(rng), data=data)
+    post = _known(2, data)
     [message] = outliers(post)
     assert message.startswith("2 row(s)")
     assert "rows 7 (+" in message and ", 19 (-" in message
@@ -116,28 +119,25 @@ def test_outlying_rows_are_listed_by_source_row():
     (2e9, 1.0e16, True),       # D 8.3e5, 1/1000 of the smallest fitted D
 ])
 def test_far_targets(params, compute, far):
-    rng = np.random.default_rng(3)
-    post = Posterior.from_draws(_draws(rng), data=_runs(rng))  # N <= 2e9, C = 1e19
+    post = _known(3, _runs(np.random.default_rng(3)))  # N <= 2e9, C = 1e19
     tokens = compute / (6 * params)  # fitted D 8.3e8 ... 3.3e10
     assert bool(far_targets(post, [params], [tokens], [compute])) is far
 
 
-def test_far_target_warning_says_what_the_interval_assumes(example_posterior):
+def test_far_target_warning_says_what_the_interval_assumes(known_example):
     # beyond the runs the interval carries the learned law error, unless it is switched off
     far = ([7e10], [1.4e12], [5.88e23])
-    with_term = far_targets(example_posterior, *far)
-    without = far_targets(example_posterior, *far, discrepancy=False)
+    with_term = far_targets(known_example, *far)
+    without = far_targets(known_example, *far, discrepancy=False)
     assert "error learned within the runs" in with_term[0]
     assert "holds exactly" in without[0] and "learned" not in without[0]
-    uncalibrated = Posterior.from_draws(_draws(np.random.default_rng(3)),
-                                        data=_runs(np.random.default_rng(3)))
+    uncalibrated = _known(3, _runs(np.random.default_rng(3)))
     assert "holds exactly" in far_targets(uncalibrated, *far)[0]
 
 
 def test_cli_says_each_warning_once(tmp_path):
-    rng = np.random.default_rng(4)
     path = tmp_path / "fit.nc"
-    Posterior.from_draws(_draws(rng), data=_runs(rng)).save(path)
+    _known(4, _runs(np.random.default_rng(4))).save(path)
     # Far in both N and compute: one warning line that says both.
     result = runner.invoke(app, ["predict", str(path), "--params", "70B", "--tokens", "1.4T"])
     warnings = [ln for ln in result.stderr.splitlines() if ln.startswith("warning:")]
@@ -159,8 +159,6 @@ def test_runs_the_law_misses_by_far_more_than_their_offsets_are_named(shift, nam
     """Two runs at each of two sizes, one lifted off the law: 0.12 in ln L is 15 times their
     offsets' scale (the seed noise, 0.008); 0.015 is 1.9. A run alone at its size has no
     offset, so its miss (0.12 here) is not judged against one."""
-    rng = np.random.default_rng(5)
-    draws = _draws(rng)
     law = {k: np.array([v]) for k, v in EPOCH_LAW.items()}
     frames = []
     for size, run, lift in ((2e7, "alone", 0.12), (1.3e8, "a", shift), (1.3e8, "b", 0.0),
@@ -171,7 +169,7 @@ def test_runs_the_law_misses_by_far_more_than_their_offsets_are_named(shift, nam
                                     "run": f"r{size:.2g}{run}"}))
     data = pd.concat(frames, ignore_index=True)
     data["line"] = np.arange(len(data)) + 2
-    post = Posterior.from_draws(draws, data=data)
+    post = _known(5, data)
     assert runs_off_the_law(post) == []  # no run offsets in the fit: nothing to compare
     offsets = xr.DataArray(np.zeros((1, SIZE, 5)), dims=("chain", "draw", "run_offset_dim_0"))
     post.tree["posterior"] = xr.DataTree(post.tree["posterior"].dataset.assign(
@@ -183,18 +181,20 @@ def test_runs_the_law_misses_by_far_more_than_their_offsets_are_named(shift, nam
         assert "alone" not in messages[0] and "r1.3e+08b" not in messages[0]
 
 
-def test_fit_stores_the_point_fit_the_prior_check_reads(example_posterior):
-    point = example_posterior.meta["calibration"]["point_fit"]
+def test_the_prior_check_reads_the_stored_point_fit(known_example):
+    """The calibration a fit stores holds the point fit (tests/test_fit.py checks that a fit
+    stores it); the prior check finds the example's law where the point fit is."""
+    point = known_example.meta["calibration"]["point_fit"]
     assert set(point) == {"E", "A", "B", "alpha", "beta", "median_abs_residual"}
     assert point["alpha"] == pytest.approx(0.348, rel=0.2)  # the example's truth: Epoch's law
-    assert prior_pull(example_posterior) == []
+    assert prior_pull(known_example) == []
 
 
 @pytest.mark.parametrize(("nu", "chains_apart", "warned"),
                          [(0.6, True, True), (5.0, True, False), (0.6, False, False)])
 def test_split_chains_under_a_tiny_nu_suggest_the_huber_likelihood(nu, chains_apart, warned):
     rng = np.random.default_rng(2)
-    draws = _draws(rng)
+    draws = _draws(2)
     draws["nu"] = np.full(SIZE, nu) * np.exp(rng.normal(0, 0.05, SIZE))
     if chains_apart:  # two chains, each in its own mode of beta
         draws["beta"][: SIZE // 2] *= 1.3
