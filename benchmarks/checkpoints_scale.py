@@ -1,8 +1,10 @@
 """Fit time against the number of checkpoint rows, with the CLI's default sampler settings.
 
-The table is the ColPret GPT-3 curves (train and validation curves of the eight models, 12,097
-rows, ``examples/colpret_to_table.py --gpt3-split both``), or with ``--simulated`` loss curves
-from a known law (:func:`bayescale.simulate.checkpoint_curves`, 40 runs). Each size is a random
+Checkpoint tables are large (every logged step of every run), so this measures how the fit's
+time grows with the rows, to tell users when to thin their curves. The table is the ColPret
+GPT-3 curves (train and validation curves of the eight models, all rows,
+``examples/colpret_to_table.py --gpt3-split both``), or with ``--simulated`` loss curves from a
+known law (:func:`bayescale.law.simulate.checkpoint_curves`, 40 runs). Each size is a random
 subset of the rows (all runs kept); the time covers model building, compilation and sampling
 (4 chains x 1,000 + 1,000 draws), as ``bayescale fit`` spends it. Leapfrog steps per draw show
 whether a slower fit is the data's size or the posterior's shape.
@@ -10,7 +12,7 @@ whether a slower fit is the data's size or the posterior's shape.
 Usage::
 
     .venv/bin/python benchmarks/checkpoints_scale.py [--sizes 1000,2500,5000,0] [--simulated]
-                                                     [--seed 0]
+                                                     [--seed 0] [--out-md PATH | --no-md]
 
 (size 0 = all rows).
 """
@@ -18,20 +20,26 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import ctypes
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from results import Record, add_output_options
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "examples"))
 
 from colpret_to_table import DEFAULT_COLPRET, colpret_table  # noqa: E402
 
-from bayescale import SamplerOptions, fit, load_runs  # noqa: E402
-from bayescale.simulate import checkpoint_curves  # noqa: E402
+from bayescale import ModelSpec, RunTable, SamplerOptions, fit, load_runs  # noqa: E402
+from bayescale.inference import compile_cache  # noqa: E402
+from bayescale.inference.model import build_model  # noqa: E402
+from bayescale.inference.sampling import strict_math  # noqa: E402
+from bayescale.law.simulate import checkpoint_curves  # noqa: E402
 
 
 def table(simulated: bool, colpret: Path) -> pd.DataFrame:
@@ -44,20 +52,41 @@ def table(simulated: bool, colpret: Path) -> pd.DataFrame:
     return frame[["params", "tokens", "loss", "run"]]
 
 
+def gradient_seconds(runs: RunTable, calls: int = 200) -> float:
+    """Seconds of one log density and gradient evaluation (the compiled C callback that NUTS
+    calls once per leapfrog step), loaded from the compiled-model cache."""
+    double_p = ctypes.POINTER(ctypes.c_double)
+    with strict_math():
+        model = compile_cache.compile_model(build_model(runs, ModelSpec()).model).model
+    x = np.zeros(model.n_dim)
+    grad, logp = np.zeros(model.n_dim), np.zeros(1)
+    call = model.compiled_logp_func.ctypes
+    args = (model.n_dim, x.ctypes.data_as(double_p), grad.ctypes.data_as(double_p),
+            logp.ctypes.data_as(double_p), ctypes.c_void_p(model.user_data.ctypes.data))
+    call(*args)
+    start = time.perf_counter()
+    for _ in range(calls):
+        call(*args)
+    return (time.perf_counter() - start) / calls
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,2500,5000,0")
     parser.add_argument("--simulated", action="store_true")
     parser.add_argument("--colpret", type=Path, default=DEFAULT_COLPRET)
     parser.add_argument("--seed", type=int, default=0, help="random seed of the sampler")
+    add_output_options(parser, __file__)
     args = parser.parse_args()
     if not args.simulated and not args.colpret.is_dir():
         print(f"ColPret data not found at {args.colpret}; try --simulated", file=sys.stderr)
         return 1
+    record = Record.start(__file__, __doc__)
     full = table(args.simulated, args.colpret)
     rng = np.random.default_rng(0)
     print(f"{'rows':>6} {'runs':>5} {'seconds':>8} {'s/1k rows':>9} {'steps/draw':>10} "
           f"{'diverg.':>7} {'max R-hat':>9}")
+    lines = []
     for size in (int(s) for s in args.sizes.split(",")):
         rows = full if size <= 0 or size >= len(full) else full.iloc[
             np.sort(rng.choice(len(full), size, replace=False))]
@@ -66,11 +95,44 @@ def main() -> int:
             rows.to_csv(path, index=False)
             result = fit(load_runs(path, run_col="run"),
                          options=SamplerOptions(random_seed=args.seed, progress=False))
-        steps = float(np.asarray(result.posterior.tree["sample_stats"].dataset["n_steps"]).mean())
+            grad = gradient_seconds(load_runs(path, run_col="run"))
+        stats = result.posterior.tree["sample_stats"].dataset
+        steps = float(np.asarray(stats["n_steps"]).mean())
         diag = result.diagnostics
-        print(f"{len(rows):>6} {rows['run'].nunique():>5} {result.seconds:>8.1f} "
-              f"{1000 * result.seconds / len(rows):>9.2f} {steps:>10.1f} {diag.divergences:>7} "
-              f"{diag.max_r_hat:>9.3f}", flush=True)
+        line = {"rows": len(rows), "runs": rows["run"].nunique(),
+                "seconds": f"{result.seconds:.1f}",
+                "s/1k rows": f"{1000 * result.seconds / len(rows):.2f}",
+                "steps/draw": f"{steps:.1f}",
+                "tree depth": f"{float(np.asarray(stats['depth']).mean()):.2f}",
+                "gradient (us)": f"{1e6 * grad:.0f}",
+                "ns/row": f"{1e9 * grad / len(rows):.0f}",
+                "draws' gradients (s)": f"{grad * float(np.asarray(stats['n_steps']).sum()):.1f}",
+                "divergences": diag.divergences,
+                "max R-hat": f"{diag.max_r_hat:.3f}",
+                "min ESS bulk": f"{diag.min_ess_bulk:.0f}",
+                "checks": "pass" if not diag.problems else "; ".join(diag.problems)}
+        lines.append(line)
+        print(f"{line['rows']:>6} {line['runs']:>5} {line['seconds']:>8} {line['s/1k rows']:>9} "
+              f"{line['steps/draw']:>10} {line['divergences']:>7} {line['max R-hat']:>9}",
+              flush=True)
+        print("        " + ", ".join(f"{key} {line[key]}" for key in
+                                     ("tree depth", "gradient (us)", "ns/row",
+                                      "draws' gradients (s)", "min ESS bulk", "checks")),
+              flush=True)
+    if not args.no_md:
+        data = ("simulated curves (40 runs, `checkpoint_curves`)" if args.simulated else
+                f"ColPret GPT-3 curves, train and validation ({len(full)} rows)")
+        record.write(args.out_md, "Fit time against checkpoint rows",
+                     {"`fit` with the CLI's sampler defaults (4 chains x 1000 + 1000 draws)":
+                          lines},
+                     [f"Data: {data}; each size a random subset of the rows, all runs kept.",
+                      "gradient: one log density and gradient evaluation of the compiled model "
+                      "(one leapfrog step), on one core; draws' gradients: that times the "
+                      "leapfrog steps of the kept draws (all chains, CPU seconds); tuning "
+                      "takes about as many again (its steps are not kept). seconds: model "
+                      "building, compilation (or loading it from the cache), sampling and "
+                      "the calibration's point fits, on a machine shared with other jobs "
+                      "(see the load average above)."])
     return 0
 
 

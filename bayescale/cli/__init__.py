@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from bayescale.cli import (  # each command registers on `app`
     backtest_cmd,
+    cache_cmd,
     compare_cmd,
+    design_cmd,
     fit_cmd,
+    fit_many_cmd,
+    import_cmd,
     info_cmd,
     predict_cmd,
     report_cmd,
@@ -13,8 +17,9 @@ from bayescale.cli import (  # each command registers on `app`
 )
 from bayescale.cli.app import app
 
-__all__ = ["app", "backtest_cmd", "compare_cmd", "fit_cmd", "info_cmd", "main", "predict_cmd",
-           "report_cmd", "risk_cmd"]
+__all__ = ["app", "backtest_cmd", "cache_cmd", "compare_cmd", "design_cmd", "fit_cmd",
+           "fit_many_cmd", "import_cmd", "info_cmd", "main", "predict_cmd", "report_cmd",
+           "risk_cmd"]
 
 
 def main() -> None:

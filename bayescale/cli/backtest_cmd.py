@@ -26,7 +26,7 @@ from bayescale.cli.common import (
 from bayescale.core.diagnostics import MIN_DRAWS
 from bayescale.core.format import convergence_line, paired_points, ridge_line
 from bayescale.inference.model import MAX_SEED_NOISE
-from bayescale.inference.sampling import MIN_TUNE
+from bayescale.inference.sampling import MAX_SEED, MIN_TUNE
 
 
 def _pct(value: float | None) -> str:
@@ -78,7 +78,12 @@ def backtest(
     chains: int = typer.Option(2, min=2, max=64, help="Chains per fit (R-hat compares them)."),
     draws: int = typer.Option(500, min=MIN_DRAWS, help="Kept draws per chain."),
     tune: int = typer.Option(500, min=MIN_TUNE, help="Tuning steps per chain."),
-    random_seed: int = typer.Option(0, min=0, help="Random seed (same seed, same figures)."),
+    random_seed: int = typer.Option(0, min=0, max=MAX_SEED,
+                                    help="Random seed (same seed, same figures)."),
+    law: str = typer.Option("chinchilla", help="Law to fit (muennighoff needs "
+                            "--unique-tokens-col)."),
+    unique_tokens_col: str | None = typer.Option(
+        None, help="Unique tokens each run had seen (the data limit, docs/limits.md)."),
     as_json: bool = JsonOption,
 ) -> None:
     """Backtest the law the Hitchhiker's way: in each family hold out the largest model(s),
@@ -105,7 +110,17 @@ def backtest(
     runs = load_runs(
         runs_file, params_col=params_col, tokens_col=tokens_col, loss_col=loss_col,
         flops_col=flops_col, run_col=run_col, seed_col=seed_col, family_col=family_col,
+        unique_tokens_col=unique_tokens_col,
     )
+    from bayescale.law.laws import LAWS
+
+    if law not in LAWS:
+        raise typer.BadParameter(f"use one of {', '.join(LAWS)}", param_hint="--law")
+    spec = ModelSpec(law=law, likelihood=likelihood, seed_noise=seed_noise)
+    if LAWS[law].covariates:
+        from bayescale.inference.model import check_covariates
+
+        check_covariates(runs, spec)
     options = BacktestOptions(
         holdout_models=holdout_models, holdout_compute_frac=holdout_compute_frac,
         k_smallest=k_smallest, max_token_frac=max_token_frac,
@@ -123,8 +138,7 @@ def backtest(
 
     if not as_json:
         err.print(f"backtesting {len(runs)} rows from {runs_file} ...")
-    report = run_backtest(runs, ModelSpec(likelihood=likelihood, seed_noise=seed_noise),
-                          sampler, options, progress=progress)
+    report = run_backtest(runs, spec, sampler, options, progress=progress)
     if as_json:
         emit_json(report)
         return

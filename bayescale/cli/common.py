@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from bayescale.core.errors import BayescaleError
+from bayescale.core.fileio import WRITTEN
 from bayescale.data.runs import parse_size
 
 #: Messages, tables and warnings go to stderr; stdout carries only machine output (JSON).
@@ -22,28 +23,67 @@ def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def fail(line: str, code: int, as_json: bool) -> typer.Exit:
+    """Print an error's human line on stderr and, with ``--json``, one JSON object on stdout
+    (``{"error": ..., "exit_code": ...}``); returns the exit to raise.
+
+    Examples
+    --------
+    >>> fail("error: runs.csv: no such file", 1, True).exit_code
+    {"error": "runs.csv: no such file", "exit_code": 1}
+    1
+    """
+    print(line, file=sys.stderr)
+    if as_json:
+        message = line.removeprefix("error: ")
+        sys.stdout.write(json.dumps({"error": message, "exit_code": code}) + "\n")
+        sys.stdout.flush()
+    return typer.Exit(code)
+
+
+def interrupted_line(written: list[Any]) -> str:
+    """What an interruption leaves: no file, or the files completed before it.
+
+    Examples
+    --------
+    >>> interrupted_line([])
+    'interrupted: no output file was written'
+    >>> interrupted_line(["runs.posterior.nc"])
+    'interrupted: runs.posterior.nc was written completely before the interruption'
+    """
+    if not written:
+        return "interrupted: no output file was written"
+    files = [str(path) for path in dict.fromkeys(written)]
+    if len(files) == 1:
+        return f"interrupted: {files[0]} was written completely before the interruption"
+    shown = ", ".join(files[:3]) + (", ..." if len(files) > 3 else "")
+    return (f"interrupted: {len(files)} files ({shown}) were written completely before the "
+            "interruption")
+
+
 def user_errors[F: Callable[..., Any]](func: F) -> F:
     """Turn user mistakes into one line on stderr and exit 1; Ctrl-C or SIGTERM exits 130.
 
-    Output files are written atomically, so an interruption leaves nothing half-written.
-    Applied under ``@app.command()`` to every command.
+    Output files are written atomically, so an interruption leaves nothing half-written; one
+    that comes after a file was renamed into place says so. With ``--json``, every error also
+    prints one JSON object on stdout (:func:`fail`). Applied under ``@app.command()`` to every
+    command.
     """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         signal.signal(signal.SIGTERM, _terminate)
+        as_json = bool(kwargs.get("as_json", False))
+        before = len(WRITTEN)
         try:
             return func(*args, **kwargs)
         except BayescaleError as exc:
-            print(f"error: {exc.one_line()}", file=sys.stderr)
-            raise typer.Exit(1) from None
+            raise fail(f"error: {exc.one_line()}", 1, as_json) from None
         except KeyboardInterrupt:
-            print("interrupted: no output file was written", file=sys.stderr)
-            raise typer.Exit(130) from None
+            raise fail(interrupted_line(WRITTEN[before:]), 130, as_json) from None
         except OSError as exc:  # disk full, permissions: the system's reason, in one line
             where = f"{exc.filename}: " if exc.filename else ""
-            print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
-            raise typer.Exit(1) from None
+            raise fail(f"error: {where}{exc.strerror or exc}", 1, as_json) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -62,8 +102,25 @@ def emit_json(obj: Any) -> None:
     >>> emit_json({"verdict": "GO", "loss": 2.18})
     {"verdict": "GO", "loss": 2.18}
     """
-    sys.stdout.write(json.dumps(obj, allow_nan=False) + "\n")
+    sys.stdout.write(json.dumps(_finite(obj), allow_nan=False) + "\n")
     sys.stdout.flush()
+
+
+def _finite(obj: Any) -> Any:
+    """``obj`` with NaN and infinities as null (JSON has no NaN), containers walked.
+
+    Examples
+    --------
+    >>> _finite({"r_hat": float("nan"), "x": [1.0, float("inf")]})
+    {'r_hat': None, 'x': [1.0, None]}
+    """
+    if isinstance(obj, float):
+        return obj if obj == obj and abs(obj) != float("inf") else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def parse_sizes(values: list[str] | None, name: str) -> list[float] | None:

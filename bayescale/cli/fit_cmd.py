@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -31,9 +32,11 @@ from bayescale.core.errors import BayescaleError
 from bayescale.core.fileio import check_writable
 from bayescale.core.format import statistic
 from bayescale.inference.model import MAX_SEED_NOISE
-from bayescale.inference.sampling import MIN_TUNE
+from bayescale.inference.sampling import MAX_SEED, MIN_TUNE
 
 EXIT_DIAGNOSTICS = 3
+#: Rows from which fit says, before sampling, that it will take minutes.
+LARGE_TABLE = 100_000
 
 
 def default_out(path: Path) -> Path:
@@ -68,6 +71,9 @@ def fit(
         None, help="Model-family label: a hierarchical fit, each family its own law, partially "
         "pooled (predict/optimal --family NAME). Pool families of one recipe: unlike ones pull "
         "each other's exponents."),
+    unique_tokens_col: str | None = typer.Option(
+        None, help="Unique tokens the run had seen (at most its tokens): the data limit that "
+        "--law muennighoff needs (docs/limits.md)."),
     separate_e: bool = typer.Option(
         False, "--separate-e", help="With --family-col: each family keeps its own E instead of "
         "pooling it (families trained on different data or tokenizers)."),
@@ -92,7 +98,8 @@ def fit(
     tune: int = typer.Option(1000, min=MIN_TUNE, help="Tuning steps per chain."),
     target_accept: float = typer.Option(0.95, min=0.5, max=0.999,
                                         help="NUTS target acceptance rate."),
-    random_seed: int = typer.Option(0, min=0, help="Random seed (same seed, same draws)."),
+    random_seed: int = typer.Option(0, min=0, max=MAX_SEED,
+                                    help="Random seed (same seed, same draws)."),
     calibration: bool = typer.Option(
         True, "--calibration/--no-calibration",
         help="Learn the law's extrapolation error from the runs (a rolling-origin backtest "
@@ -140,6 +147,7 @@ def fit(
     runs = load_runs(
         runs_file, params_col=params_col, tokens_col=tokens_col, loss_col=loss_col,
         flops_col=flops_col, run_col=run_col, seed_col=seed_col, family_col=family_col,
+        unique_tokens_col=unique_tokens_col,
     )
     runs = select_checkpoints(runs, min_tokens=parse_one_size(min_tokens, "--min-tokens"),
                               max_token_frac=max_token_frac)
@@ -150,11 +158,19 @@ def fit(
     check_writable(out)
     spec = ModelSpec(law=law, likelihood=likelihood, priors=prior_table, seed_noise=seed_noise,
                      separate_e=separate_e)
+    if law_obj.covariates:
+        from bayescale.inference.model import check_covariates
+
+        check_covariates(runs, replace(spec, families=family_col is not None))
     options = SamplerOptions(sampler=sampler, chains=chains, draws=draws, tune=tune,
                              random_seed=random_seed, target_accept=target_accept)
     if not as_json:
         err.print(f"fitting {law_obj.formula} to {len(runs)} rows ({runs.n_runs} runs) "
                   f"from {runs_file} ...")
+    if len(runs) >= LARGE_TABLE:
+        err.print(f"note: {len(runs):,} rows: every step of the sampler visits each row, so "
+                  "expect minutes to hours of sampling; --min-tokens or --max-token-frac keep "
+                  "fewer checkpoints, smaller --draws and --tune shorten it", markup=False)
     result = run_fit(runs, spec, options, calibration=calibration)
     result.posterior.save(out)
     summary = result.posterior.summary(level=level)

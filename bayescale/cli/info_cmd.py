@@ -79,6 +79,8 @@ def info(
          else f"fixed at {meta['seed_noise']}"),
         *((f"prior {name}", prior.describe())
           for name, prior in from_dict(meta.get("priors", {})).items()),
+        *((f"prior {name}", f"given but not used: {why}")
+          for name, why in meta.get("unused_priors", {}).items()),
         ("sampler", _pairs(meta.get("sampler", {}))),
         ("draws", f"{int(sizes.get('chain', 1))} chains x {int(sizes.get('draw', 0))}"),
         ("diagnostics", _pairs({k: v for k, v in diag.items() if k != "problems"})),

@@ -21,6 +21,12 @@ from bayescale.cli.common import (
     user_errors,
     which_family,
 )
+from bayescale.cli.limits_view import (
+    InferenceTokensOption,
+    UniqueTokensOption,
+    limited_optimal,
+    parse_inference_tokens,
+)
 from bayescale.core import format as fmt
 from bayescale.core.errors import BayescaleError
 
@@ -42,19 +48,23 @@ def _targets_from_file(path: Path) -> tuple[list | None, list | None, list | Non
     from bayescale.data.runs import COMPUTE_TOLERANCE, ROW, parse_size, read_table
 
     frame = read_table(path)
+    # headers match up to case and spaces, as a runs table's do ("Params", " tokens")
+    folded = {str(c).strip().casefold(): c for c in frame.columns if c != ROW}
     found = {}
     for name in ("params", "tokens", "compute"):
-        if name in frame.columns:
+        column = name if name in frame.columns else folded.get(name)
+        if column is not None:
             values = []
-            for raw, line in zip(frame[name], frame[ROW], strict=True):
+            for raw, line in zip(frame[column], frame[ROW], strict=True):
                 try:
                     values.append(parse_size(raw))
                 except (ValueError, TypeError):
                     raise BayescaleError(f"'{raw}' is not a number or a size like 70B",
-                                         path=str(path), row=int(line), column=name) from None
+                                         path=str(path), row=int(line),
+                                         column=str(column)) from None
                 if not (np.isfinite(values[-1]) and values[-1] > 0):
                     raise BayescaleError(f"{raw} is not positive and finite",
-                                         path=str(path), row=int(line), column=name)
+                                         path=str(path), row=int(line), column=str(column))
             found[name] = values
     if len(found) < 2:
         raise BayescaleError("a targets table needs two of the columns params, tokens, compute",
@@ -92,6 +102,9 @@ def predict(
     random_seed: int = SeedOption,
     discrepancy: bool = DiscrepancyOption,
     family: str | None = FamilyOption,
+    unique_tokens: str | None = typer.Option(
+        None, "--unique-tokens", help="Unique tokens U of the runs (a law with a data-limit "
+        "term, fit --law muennighoff): D / U epochs."),
     as_json: bool = JsonOption,
 ) -> None:
     """Predict the loss of planned runs: a new run's loss (seed noise included) and the law's
@@ -109,10 +122,11 @@ def predict(
         n, d, c = _targets_from_file(targets)
     elif sum(x is not None for x in (n, d, c)) != 2:
         raise typer.BadParameter("give two of --params, --tokens, --compute (or --targets)")
+    u = parse_one_size(unique_tokens, "--unique-tokens")
     post = Posterior.load(fit_file)
     which = which_family(post, family, as_json)
     frame = post.predict(n, d, c, level=level, interval_kind=interval, random_seed=random_seed,
-                         discrepancy=discrepancy, family=family)
+                         discrepancy=discrepancy, family=family, unique_tokens=u)
     warnings = far_targets(post, frame["params"], frame["tokens"], frame["compute"],
                            discrepancy=discrepancy)
     if as_json:
@@ -163,11 +177,19 @@ def optimal(
     random_seed: int = SeedOption,
     discrepancy: bool = DiscrepancyOption,
     family: str | None = FamilyOption,
+    unique_tokens: str | None = UniqueTokensOption,
+    inference_tokens: str | None = InferenceTokensOption,
+    target_loss: float | None = typer.Option(
+        None, "--target-loss", help="With --inference-tokens: the loss to reach (default: "
+        "the loss of the compute-optimal run at --compute)."),
     as_json: bool = JsonOption,
 ) -> None:
     """Compute-optimal N*, D*, tokens per parameter and loss for budgets C = 6 N D (a new
     run's loss at the optimum, seed noise included, and the law's expected loss there), with
-    the allocation exponents a (N* ~ C^a) and b (D* ~ C^b)."""
+    the allocation exponents a (N* ~ C^a) and b (D* ~ C^b). Under limits (docs/limits.md):
+    --unique-tokens U, the best N, D and epochs with U unique tokens and the loss the limit
+    costs; --inference-tokens T, the N, D reaching the target loss at the least training plus
+    inference FLOPs 6ND + 2NT."""
     from bayescale.posterior.posterior import Posterior
     from bayescale.posterior.warnings import far_targets
 
@@ -175,6 +197,24 @@ def optimal(
     budgets = parse_sizes(compute, "--compute")
     n = parse_one_size(params, "--params")
     d = parse_one_size(tokens, "--tokens")
+    u = parse_one_size(unique_tokens, "--unique-tokens")
+    t = parse_inference_tokens(inference_tokens)
+    if target_loss is not None and t is None:
+        raise typer.BadParameter("needs --inference-tokens", param_hint="--target-loss")
+    if target_loss is not None and not 0 < target_loss < float("inf"):
+        raise typer.BadParameter("must be positive and finite", param_hint="--target-loss")
+    if t is not None or u is not None:
+        if budgets is None and target_loss is None:
+            raise typer.BadParameter("give --compute (the budget, or the target's budget)",
+                                     param_hint="--compute")
+        if budgets is not None and len(budgets) != 1:
+            raise typer.BadParameter("one budget with --unique-tokens or --inference-tokens",
+                                     param_hint="--compute")
+        post = Posterior.load(fit_file)
+        which = which_family(post, family, as_json)
+        limited_optimal(post, budgets[0] if budgets else None, u, t, target_loss, level,
+                        interval, family, which, as_json)
+        return
     if sum(x is not None for x in (budgets, n, d)) != 1:
         raise typer.BadParameter("give --compute (one or more), or --params, or --tokens")
     post = Posterior.load(fit_file)
@@ -225,3 +265,4 @@ def optimal(
     err.print(f"N* ~ C^a with a = {fmt.interval(a['median'], a['lower'], a['upper'])}; "
               f"D* ~ C^b with b = {fmt.interval(b['median'], b['lower'], b['upper'])}")
     say_warnings(warnings)
+

@@ -95,6 +95,12 @@ def plot(
     dpi: int = typer.Option(100, min=30, max=600, help="Resolution of a PNG file."),
     random_seed: int = typer.Option(0, min=0, help="Seed of the noise draws in the bands."),
     family: str | None = FamilyOption,
+    unique_tokens: str | None = typer.Option(
+        None, "--unique-tokens", help="frontier: also the best runs with this many unique "
+        "tokens (a law with a data-limit term)."),
+    inference_tokens: str | None = typer.Option(
+        None, "--inference-tokens", help="frontier: also the runs reaching the same loss at "
+        "the least 6ND + 2NT for this many tokens served."),
 ) -> None:
     """Draw one figure of a posterior to a file."""
     from bayescale.core.fileio import atomic_path, check_writable
@@ -113,14 +119,26 @@ def plot(
     if family is not None and kind not in WITH_TARGETS:
         raise typer.BadParameter(f"only {', '.join(WITH_TARGETS)} draw one family's law",
                                  param_hint="--family")
+    limits = {}
+    if unique_tokens is not None or inference_tokens is not None:
+        from bayescale.cli.common import parse_one_size
+        from bayescale.cli.limits_view import parse_inference_tokens
+
+        if kind != "frontier":
+            raise typer.BadParameter("only the frontier draws constrained optima",
+                                     param_hint="--unique-tokens/--inference-tokens")
+        limits = {"unique_tokens": parse_one_size(unique_tokens, "--unique-tokens"),
+                  "inference_tokens": parse_inference_tokens(inference_tokens)}
     check_writable(out)
     post = Posterior.load(fit_file)
+    if limits.get("unique_tokens") is not None:
+        post.covariates_for(limits["unique_tokens"], 1)  # one error line for a law without U
     _headless()
     kwargs: dict = {}
     if kind in WITH_TARGETS:
         which_family(post, family, quiet=False)
         kwargs = {"targets": targets, "level": level, "random_seed": random_seed,
-                  "family": family}
+                  "family": family, **limits}
     elif kind == "ppc":
         kwargs = {"level": level, "random_seed": random_seed}
     fig = FIGURES[kind](post, **kwargs)

@@ -18,8 +18,15 @@ from bayescale.cli.common import (
     emit_json,
     err,
     parse_one_size,
+    say_warnings,
     user_errors,
     which_family,
+)
+from bayescale.cli.limits_view import (
+    InferenceTokensOption,
+    UniqueTokensOption,
+    parse_inference_tokens,
+    print_limits,
 )
 from bayescale.core import format as fmt
 from bayescale.core.errors import BayescaleError
@@ -60,6 +67,8 @@ def risk(
         10.0, help="CAUTION when the plan's D lies outside the fitted D range (above the "
         "largest or below the smallest) by more."),
     family: str | None = FamilyOption,
+    unique_tokens: str | None = UniqueTokensOption,
+    inference_tokens: str | None = InferenceTokensOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Risk review of a planned run: its predicted loss (seed noise included), the chance it
@@ -89,12 +98,76 @@ def risk(
     which = which_family(post, family, as_json)
     review = post.risk(n, d, target_loss, level=level, interval_kind=interval,
                        random_seed=random_seed, thresholds=thresholds, family=family)
+    limits = _limits(post, n, d, parse_one_size(unique_tokens, "--unique-tokens"),
+                     parse_inference_tokens(inference_tokens), target_loss, level, interval,
+                     random_seed, family)
     if as_json:
-        emit_json({**review.as_dict(), **which})
+        emit_json({**review.as_dict(), **which, **limits})
     elif output_format == "markdown":
         sys.stdout.write(review.markdown(source=str(fit_file)))
     else:
         _print_table(review)
+    if limits and not as_json:
+        print_limits(limits, level, interval)
+        if "data_limit" in limits:
+            plan = limits["data_limit"]["plan"]
+            err.print(f"the plan at {plan['epochs']:.3g} epochs: new run's loss "
+                      f"{fmt.interval(**plan['loss'])} with the data limit", markup=False)
+        if "inference" in limits:
+            share = limits["inference"]["plan_flops_saved_share"]
+            err.print("the inference-aware run saves "
+                      f"{fmt.interval(**share, fmt=fmt.percent)} of the plan's lifetime FLOPs "
+                      "(6ND + 2NT) at the same loss", markup=False)
+        say_warnings(limits.get("warnings", []))
+
+
+def _limits(post, n: float, d: float, unique_tokens: float | None,
+            inference_tokens: float | None, target_loss: float | None, level: float,
+            interval: str, random_seed: int, family: str | None) -> dict:
+    """The plan under a data limit (its epochs and loss, the best allocation at its compute)
+    and under an inference load (the run reaching --target-loss, else the plan's own expected
+    loss, at the least lifetime FLOPs 6ND + 2NT, and the share of the plan's it saves):
+    docs/limits.md."""
+    import numpy as np
+
+    from bayescale.data.compute import compute
+    from bayescale.posterior.limits import data_limited, inference_aware, repetition_warning
+
+    out: dict = {}
+    warnings: list[str] = []
+    budget = float(compute(n, d))
+    if unique_tokens is not None:
+        block = data_limited(post, budget, unique_tokens, level=level, interval_kind=interval,
+                             family=family)
+        frame = post.predict(params=n, tokens=d, level=level, interval_kind=interval,
+                             random_seed=random_seed, family=family,
+                             unique_tokens=unique_tokens)
+        block["plan"] = {"epochs": d / unique_tokens,
+                         "loss": {k: float(frame[f"loss_{k}"].iloc[0]) for k in KEYS},
+                         "mean_loss": {k: float(frame[f"mean_loss_{k}"].iloc[0]) for k in KEYS}}
+        warnings += block.pop("warnings")
+        plan_warning = repetition_warning(d / unique_tokens, block["fitted_max_epochs"])
+        warnings += [plan_warning] if plan_warning else []
+        out["data_limit"] = block
+    if inference_tokens is not None:
+        plan_total = float(budget + 2.0 * n * inference_tokens)
+        if target_loss is None:  # by default the plan's own loss, per draw
+            draws = post.draws(family=family)
+            covariates = post.covariates_for(unique_tokens, 1)
+            plan_log = (post.law.log_loss(draws, [n], [d], covariates) if covariates
+                        else post.law.log_loss(draws, [n], [d]))
+            target = np.exp(plan_log[:, 0])
+        else:
+            target = target_loss
+        block = inference_aware(post, inference_tokens, compute=budget, target_loss=target,
+                                unique_tokens=unique_tokens, level=level,
+                                interval_kind=interval, family=family, plan_total=plan_total)
+        warnings += block.pop("warnings")
+        out["inference"] = block
+    if out:
+        out["warnings"] = warnings
+    return out
+
 
 
 def _print_table(review: RiskReview) -> None:

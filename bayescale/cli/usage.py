@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -26,6 +27,16 @@ def usage_line(exc: Any) -> str:
     return f"error: {ctx.command_path}: {text} (see '{ctx.command_path} --help')"
 
 
+def _error(line: str, code: int, as_json: bool) -> None:
+    """The line on stderr, with ``--json`` one JSON object on stdout too, and exit ``code``."""
+    print(line, file=sys.stderr)
+    if as_json:
+        message = line.removeprefix("error: ")
+        sys.stdout.write(json.dumps({"error": message, "exit_code": code}) + "\n")
+        sys.stdout.flush()
+    sys.exit(code)
+
+
 class OneLineErrors(TyperGroup):
     """The app's command group: usage errors print one line and exit 2; help is unchanged."""
 
@@ -40,14 +51,13 @@ class OneLineErrors(TyperGroup):
         """Run the app; in standalone mode, Click errors become one line and an exit code."""
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        as_json = "--json" in (sys.argv[1:] if args is None else list(args))
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click_errors.NoArgsIsHelpError:
             sys.exit(2)  # Rich already printed the help while raising
         except click_errors.ClickException as exc:
-            print(usage_line(exc), file=sys.stderr)
-            sys.exit(exc.exit_code)
+            _error(usage_line(exc), exc.exit_code, as_json)
         except typer.Abort:
-            print("error: aborted", file=sys.stderr)
-            sys.exit(1)
+            _error("error: aborted", 1, as_json)
         sys.exit(code if isinstance(code, int) else 0)

@@ -2,9 +2,33 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from bayescale.core.errors import BayescaleError
+
 KINDS = ("eti", "hdi")
+#: Fewest draws an interval must hold: below it an "interval" is a pair of neighbouring draws
+#: (for HDI, the two closest, which may lie anywhere), not a measure of the posterior.
+MIN_HELD = 3
+
+
+def check_held(level: float, n_draws: int) -> None:
+    """Refuse a level whose interval of ``n_draws`` draws would hold fewer than
+    :data:`MIN_HELD` of them (the questions asked of a posterior call it with the user's level).
+
+    Examples
+    --------
+    >>> check_held(0.9, 4000)
+    >>> check_held(1e-9, 4000)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    bayescale.core.errors.BayescaleError: a 1e-09 interval of 4000 draws holds fewer than 3 ...
+    """
+    if n_draws and level * n_draws < MIN_HELD:
+        least = math.ceil(MIN_HELD / n_draws * 1e5) / 1e5
+        raise BayescaleError(f"a {level:g} interval of {n_draws} draws holds fewer than "
+                             f"{MIN_HELD} draws: give a level of at least {least:g}")
 
 
 def interval(samples: np.ndarray, level: float, kind: str = "eti") -> tuple[np.ndarray, np.ndarray]:

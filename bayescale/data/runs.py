@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import difflib
+import gzip
 import hashlib
 import json
 import math
 import re
+import shutil
+import tempfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +25,9 @@ from bayescale.data.compute import tokens_for
 
 #: Canonical column names of a run table.
 PARAMS, TOKENS, LOSS, RUN, SEED, FAMILY = "params", "tokens", "loss", "run", "seed", "family"
+#: Canonical column of the unique tokens a row's run had seen by then (the data limit, at most
+#: ``tokens``; ``--unique-tokens-col``), for laws of repeated data.
+UNIQUE = "unique_tokens"
 
 #: A cross-entropy above this (in nats) is more than a uniform guess over a 3M-token vocabulary
 #: (ln 3e6 = 14.9): the column is more likely a perplexity than a loss.
@@ -280,6 +288,52 @@ def _check_text(path: Path) -> None:
             f"the file is binary (it holds NUL bytes), not a text table as '{path.suffix}' says",
             path=str(path),
         )
+    if _encoding(path) != "utf-16":
+        _check_utf8(path)
+
+
+def _check_utf8(path: Path) -> None:
+    """Refuse text that is not UTF-8 (a Latin-1 export), naming the line of the first bad byte:
+    decoding it with replacement characters would merge labels such as "équipe" and "èquipe".
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines, offset = 1, 0
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                start = max(0, exc.start)
+                raise BayescaleError(
+                    f"not UTF-8 text (byte 0x{block[start]:02x} at byte {offset + start + 1}; "
+                    "a Latin-1 or Windows-1252 export?): save the file as UTF-8 (Excel: "
+                    "\"CSV UTF-8\"), e.g. iconv -f latin1 -t utf-8",
+                    path=str(path), row=lines + block[:start].count(b"\n")) from None
+            lines += block.count(b"\n")
+            offset += len(block)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise BayescaleError("not UTF-8 text (the file ends inside a character): save it "
+                                 "as UTF-8", path=str(path), row=lines) from None
+
+
+def _read_gzip(path: Path) -> pd.DataFrame:
+    """A gzip-compressed table (``runs.csv.gz``): decompressed beside nothing the user sees (a
+    temporary folder), read as its inner name says; errors name the compressed file."""
+    inner = path.name[: -len(".gz")]
+    with tempfile.TemporaryDirectory(prefix="bayescale-") as folder:
+        plain = Path(folder) / inner
+        try:
+            with gzip.open(path, "rb") as source, open(plain, "wb") as target:
+                shutil.copyfileobj(source, target)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise BayescaleError(f"not a readable gzip file ({exc})", path=str(path)) from None
+        try:
+            return read_table(plain)
+        except BayescaleError as exc:
+            raise BayescaleError(exc.message, path=str(path), row=exc.row,
+                                 column=exc.column) from None
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -294,6 +348,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
     if path.is_dir():
         raise BayescaleError("is a folder, not a table of runs", path=str(path))
     suffix = path.suffix.lower()
+    if suffix == ".gz" and Path(path.stem).suffix.lower() in _READERS:
+        return _read_gzip(path)
     reader = _READERS.get(suffix)
     if reader is None:
         hint = " (export the sheet as CSV)" if suffix in _SPREADSHEETS else ""
@@ -444,6 +500,7 @@ def load_runs(
     run_col: str | None = None,
     seed_col: str | None = None,
     family_col: str | None = None,
+    unique_tokens_col: str | None = None,
 ) -> RunTable:
     """Read and validate a table of training runs.
 
@@ -459,6 +516,9 @@ def load_runs(
         must agree with C / (6 N) within :data:`COMPUTE_TOLERANCE`.
     run_col, seed_col, family_col : str, optional
         Run (rows of one run are its checkpoints), seed and model family labels.
+    unique_tokens_col : str, optional
+        Unique tokens U the row's run had seen (``unique_tokens``): positive and at most the
+        row's tokens D (D / U is the number of epochs).
 
     Returns
     -------
@@ -493,11 +553,13 @@ def load_runs(
     mapping = {PARAMS: params_col, LOSS: loss_col}
     if tokens_col is not None:
         mapping[TOKENS] = tokens_col
-    for key, option in [(RUN, run_col), (SEED, seed_col), (FAMILY, family_col)]:
+    for key, option in [(RUN, run_col), (SEED, seed_col), (FAMILY, family_col),
+                        (UNIQUE, unique_tokens_col)]:
         if option is not None:
             mapping[key] = option
     options = {PARAMS: "--params-col", TOKENS: "--tokens-col", LOSS: "--loss-col",
-               RUN: "--run-col", SEED: "--seed-col", FAMILY: "--family-col"}
+               RUN: "--run-col", SEED: "--seed-col", FAMILY: "--family-col",
+               UNIQUE: "--unique-tokens-col"}
     for key, name in mapping.items():
         mapping[key] = _pick_column(frame, name, options[key], where)
     if flops_col is not None:
@@ -520,6 +582,8 @@ def load_runs(
                                table_tokens, flops_col)
             out[TOKENS] = implied
     out[LOSS] = _numbers(frame, mapping[LOSS], where, size=False)
+    if UNIQUE in mapping:
+        out[UNIQUE] = _unique_tokens(frame, mapping[UNIQUE], out[TOKENS].to_numpy(), where)
     for key in (RUN, SEED, FAMILY):
         if key in mapping:
             out[key] = _labels(frame, mapping[key], where)
@@ -528,6 +592,20 @@ def load_runs(
     mapping = {key: str(name) for key, name in mapping.items()}
     _check_plausible(out, where, mapping, units)
     return RunTable(data=out, source=where, sha256=file_sha256(path), columns=mapping)
+
+
+def _unique_tokens(frame: pd.DataFrame, column: str, tokens: np.ndarray, path: str) -> np.ndarray:
+    """Unique tokens U: positive sizes (zeros and negatives refused by :func:`_numbers`), and
+    never more than the tokens D the row had seen."""
+    unique = _numbers(frame, column, path, size=True)
+    over = np.flatnonzero(unique > tokens * (1.0 + 1e-9))
+    if over.size:
+        i = over[0]
+        raise BayescaleError(
+            f"{unique[i]:.4g} unique tokens is more than the {tokens[i]:.4g} tokens seen: give "
+            "the unique tokens the run had seen by this row (at most its tokens)",
+            path=path, row=int(frame[ROW].iloc[i]), column=str(column))
+    return unique
 
 
 def _check_plausible(

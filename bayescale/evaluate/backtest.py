@@ -43,7 +43,16 @@ import pandas as pd
 
 from bayescale.core.errors import BayescaleError
 from bayescale.data.compute import compute
-from bayescale.data.runs import FAMILY, LOSS, PARAMS, RUN, TOKENS, RunTable, check_identifiable
+from bayescale.data.runs import (
+    FAMILY,
+    LOSS,
+    PARAMS,
+    RUN,
+    TOKENS,
+    UNIQUE,
+    RunTable,
+    check_identifiable,
+)
 from bayescale.data.selection import select_checkpoints
 from bayescale.inference.fit import fit
 from bayescale.inference.model import ModelSpec
@@ -214,10 +223,12 @@ def score(y: np.ndarray, median: np.ndarray, bounds: dict[float, tuple[Any, Any]
 
 def _posterior_scores(post: Any, test: pd.DataFrame, discrepancy: bool, seed: int) -> dict:
     n, d, y = (test[k].to_numpy() for k in (PARAMS, TOKENS, LOSS))
+    # a law of repeated data predicts each held-out row at its own unique tokens
+    unique = test[UNIQUE].to_numpy() if UNIQUE in post.law.covariates else None
     bounds, median = {}, None
     for level in LEVELS:
         frame = post.predict(params=n, tokens=d, level=level, random_seed=seed,
-                             discrepancy=discrepancy)
+                             discrepancy=discrepancy, unique_tokens=unique)
         bounds[level] = (frame["loss_lower"].to_numpy(), frame["loss_upper"].to_numpy())
         median = frame["loss_median"].to_numpy()
         distance = frame["extrapolation_decades"].to_numpy()

@@ -13,7 +13,7 @@ from bayescale.core.diagnostics import Diagnostics, check
 from bayescale.core.errors import BayescaleError
 from bayescale.data.runs import FAMILY, RunTable, check_identifiable
 from bayescale.inference.model import ModelSpec, build_model
-from bayescale.inference.sampling import CompiledCache, SamplerOptions, sample
+from bayescale.inference.sampling import CompiledCache, SamplerOptions, one_blas_thread, sample
 from bayescale.law.calibration import calibrate_runs
 from bayescale.law.laws import get_law
 from bayescale.posterior import store
@@ -102,17 +102,22 @@ def fit(
     check_identifiable(runs, len(law.parameters))
     start = time.perf_counter()
     built = build_model(runs, spec)
-    tree = sample(built.model, options, cache)
+    with one_blas_thread():
+        tree = sample(built.model, options, cache)
+        calibrated = calibrate_runs(runs).as_dict() if calibration else None
     diagnostics = check(tree, built.checked)
 
+    described = spec.as_dict()  # the priors really used, and the user's that were not
+    described["priors"] = {k: v for k, v in described["priors"].items() if k not in built.unused}
     meta = {
-        **spec.as_dict(),
+        **described,
+        "unused_priors": {k: why for k, why in built.unused.items() if k in spec.priors},
         "centring": {"n0": built.centring.n0, "d0": built.centring.d0},
         "seed_noise_identified": built.seed_identified,
         "seed_noise_prior_families": built.seed_prior_families,
         "sampler": options.as_dict(),
         "diagnostics": diagnostics.as_dict(),
-        "calibration": calibrate_runs(runs).as_dict() if calibration else None,
+        "calibration": calibrated,
         "input": {
             "path": _absolute(runs.source), "sha256": runs.sha256, "columns": runs.columns,
             "n_rows": len(runs), "n_runs": runs.n_runs,

@@ -46,7 +46,7 @@ from bayescale.data.runs import FAMILY, LOSS, PARAMS, TOKENS, RunTable
 from bayescale.law.families import FAMILY_SD, family_structure, pymc_family_log_loss
 from bayescale.law.laws import get_law
 from bayescale.law.likelihoods import LIKELIHOODS, pymc_observe
-from bayescale.law.priors import NOISE_PRIORS, Prior, to_dict
+from bayescale.law.priors import NOISE_PRIORS, Prior, check_support, to_dict
 
 #: Largest fixed seed noise (relative sd of a run's loss) accepted, as ``fit --seed-noise``.
 MAX_SEED_NOISE = 0.5
@@ -104,6 +104,8 @@ class ModelSpec:
         if bad:
             raise BayescaleError(f"priors[{bad[0]!r}] must be a Prior, e.g. "
                                  "bayescale.law.priors.lognormal(0.35, 0.5)")
+        for name, prior in self.priors.items():
+            check_support(name, prior)
 
     def full_priors(self) -> dict[str, Prior]:
         """Defaults of the law and noise, overridden by ``priors``.
@@ -243,6 +245,7 @@ class BuiltModel:
     ``seed_identified`` is False when the data cannot estimate seed noise apart from the law
     (checkpoint runs, one per model size): its posterior is then its prior.
     ``seed_prior_families``: in a family model, the families whose seed noise is so.
+    ``unused``: priors of the spec the model does not use, with the reason.
     """
 
     model: Any
@@ -250,6 +253,27 @@ class BuiltModel:
     checked: list[str]
     seed_identified: bool = True
     seed_prior_families: list[str] = field(default_factory=list)
+    unused: dict[str, str] = field(default_factory=dict)
+
+
+def check_covariates(runs: RunTable, spec: ModelSpec) -> None:
+    """Refuse a law whose other inputs (unique tokens) the runs lack, or a family model of one.
+
+    Examples
+    --------
+    >>> runs = RunTable(pd.DataFrame({"params": [1e8], "tokens": [2e9], "loss": [3.1]}))
+    >>> check_covariates(runs, ModelSpec(law="muennighoff"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    bayescale.core.errors.BayescaleError: <memory>: the muennighoff law needs ...
+    """
+    law = get_law(spec.law)
+    for name in law.covariates:
+        if name not in runs.data:
+            raise BayescaleError(f"the {law.name} law needs each run's {name}: map the column "
+                                 f"with --{name.replace('_', '-')}-col", path=runs.source)
+    if law.covariates and spec.families:
+        raise BayescaleError(f"the {law.name} law has no family model (--family-col) yet: fit "
+                             "each family alone", path=runs.source)
 
 
 def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
@@ -269,6 +293,7 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
     priors = spec.full_priors()
     centre = Centring.of(runs)
     data = runs.data
+    check_covariates(runs, spec)
     group_index, n_groups, by_config = group_structure(runs)
     group_firsts = np.unique(group_index, return_index=True)[1][:n_groups]  # a row of each group
 
@@ -279,9 +304,12 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
         coords["pooled"] = [k for k in law.pooled
                             if not (spec.separate_e and k == law.own_e_coordinate)]
 
-    def log_law(n: Any, d: Any, rows: Any) -> Any:
-        """ln L at centred n, d; ``rows`` picks each point's family in a family model."""
+    def log_law(n: Any, d: Any, rows: Any, covariates: dict[str, Any] | None = None) -> Any:
+        """ln L at centred n, d; ``rows`` picks each point's family in a family model;
+        ``covariates``: the logs of the law's other inputs (a law of N, D gets none)."""
         if not spec.families:
+            if covariates:
+                return law.pymc_log_loss(priors, n0, d0, n, d, covariates)
             return law.pymc_log_loss(priors, n0, d0, n, d)
         return pymc_family_log_loss(law, priors, n0, d0, n, d, family_index[rows],
                                     coords["pooled"])
@@ -295,6 +323,9 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
         d = pm.Data("d_centred", np.log(data[TOKENS].to_numpy()) - centre.d0)
         y = pm.Data("y_obs", np.log(data[LOSS].to_numpy()))
         group = pm.Data("group_index", group_index)
+        # the law's other inputs (unique tokens): their logs; none for a law of N and D alone
+        covariates = {name: pm.Data(f"log_{name}", np.log(data[name].to_numpy()))
+                      for name in law.covariates}
         single = pt.eq(group, n_groups)  # rows outside any group
         # Checkpoint runs are centred on the law at the run's own centre (mean ln N, ln D of its
         # rows): level_r ~ Normal(ln L(N_r, D_r), seed_noise), u_r = level_r - ln L(N_r, D_r).
@@ -316,11 +347,16 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
             at = group_means(np.log(data[[PARAMS, TOKENS]].to_numpy()), group_index, n_groups)
             n_run = pm.Data("n_run_centred", at[:, 0] - centre.n0)
             d_run = pm.Data("d_run_centred", at[:, 1] - centre.d0)
+            run_covariates = {name: pt.concatenate([value, pm.Data(
+                f"log_{name}_run", group_means(np.log(data[[name]].to_numpy()), group_index,
+                                               n_groups)[:, 0])])
+                for name, value in covariates.items()}
             both = log_law(pt.concatenate([n, n_run]), pt.concatenate([d, d_run]),
-                           np.concatenate([np.arange(len(data)), group_firsts]))
+                           np.concatenate([np.arange(len(data)), group_firsts]),
+                           run_covariates)
             mu, at_run = both[: n.shape[0]], both[n.shape[0]:]
         else:
-            mu = log_law(n, d, np.arange(len(data)))
+            mu = log_law(n, d, np.arange(len(data)), covariates)
 
         checked = list(law.parameters)
         if spec.families:
@@ -367,4 +403,26 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
             nu = per_family("nu")[0]
             checked.append("nu")
         pymc_observe(spec.likelihood, mu, scale, y, nu)
-    return BuiltModel(model, centre, checked, seed_identified, seed_prior_families)
+    return BuiltModel(model, centre, checked, seed_identified, seed_prior_families,
+                      unused_priors(spec, n_groups))
+
+
+def unused_priors(spec: ModelSpec, n_groups: int) -> dict[str, str]:
+    """The priors of ``spec`` the model does not use for data with ``n_groups`` latent groups,
+    each with the reason (the seed noise of one row per run is a share of the total noise).
+
+    Examples
+    --------
+    >>> unused_priors(ModelSpec(), 0)  # doctest: +ELLIPSIS
+    {'seed_noise': 'one row per run: the data identify only the total noise ...'}
+    """
+    unused = {}
+    if spec.seed_noise is not None:
+        unused["seed_noise"] = f"--seed-noise fixes the seed noise at {spec.seed_noise:g}"
+    elif not n_groups:
+        unused["seed_noise"] = ("one row per run: the data identify only the total noise (its "
+                                "prior is [sigma_obs]), split into seed noise by a Beta(1, 1) "
+                                "share")
+    if spec.likelihood != "studentt":
+        unused["nu"] = f"the {spec.likelihood} likelihood has no nu (only studentt has)"
+    return unused

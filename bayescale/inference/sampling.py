@@ -17,6 +17,8 @@ from bayescale.core.diagnostics import MIN_DRAWS
 from bayescale.core.errors import BayescaleError
 
 SAMPLERS = ("nutpie", "pymc")
+#: Largest random seed: the samplers take it as an unsigned 64-bit integer.
+MAX_SEED = 2**64 - 1
 #: Fewest tuning steps: nutpie's adaptation panics without one (``early_end < num_tune``).
 MIN_TUNE = 1
 
@@ -67,6 +69,9 @@ class SamplerOptions:
                                  f"{MIN_TUNE}; got {self.chains}, {self.draws}, {self.tune}")
         if not 0.0 < self.target_accept < 1.0:
             raise BayescaleError(f"target_accept must lie in (0, 1), got {self.target_accept}")
+        if not 0 <= self.random_seed <= MAX_SEED:
+            raise BayescaleError(f"random_seed must lie in [0, 2**64 - 1], got "
+                                 f"{self.random_seed}")
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for the posterior file.
@@ -145,16 +150,40 @@ class CompiledCache:
 
     def compiled(self, model: Any) -> Any:
         """A compiled nutpie model holding ``model``'s data."""
-        import nutpie
-
         key = structure_key(model)
         if key not in self._compiled:
-            self._compiled[key] = nutpie.compile_pymc_model(model)
+            self._compiled[key] = compile_nutpie(model)
             self.compiles += 1
             return self._compiled[key]
         self.reuses += 1
         data = {var.name: var.get_value() for var in model.data_vars}
         return self._compiled[key].with_data(**data)
+
+
+def compile_nutpie(model: Any) -> Any:
+    """``nutpie.compile_pymc_model(model)``, its compiled code reused across processes through
+    the disk cache of :mod:`bayescale.inference.compile_cache` (same code, same draws)."""
+    from bayescale.inference import compile_cache
+
+    if compile_cache.supported():
+        return compile_cache.compile_model(model).model
+    import nutpie  # another nutpie than the cache was written for: compile as nutpie does
+
+    return nutpie.compile_pymc_model(model)
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Run BLAS (OpenBLAS, MKL) on one thread inside the block.
+
+    A fit's matrices are small (the point fits of the calibration, a few parameters), so BLAS
+    threads gain nothing; they spin while waiting for work, taking the cores the sampler's
+    chains run on (much worse on a busy machine).
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 @contextlib.contextmanager
@@ -186,7 +215,30 @@ def sample(model: Any, options: SamplerOptions, cache: CompiledCache | None = No
     draws.
     """
     with interrupts_reraised(), strict_math():
-        return _sample(model, options, cache)
+        try:
+            return _sample(model, options, cache)
+        except (BayescaleError, KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as exc:  # nutpie's Rust errors carry a long backtrace: one line
+            raise sampling_failed(exc) from None
+
+
+def sampling_failed(exc: BaseException) -> BayescaleError:
+    """One line for a sampler that could not run, the first line of its own reason.
+
+    Examples
+    --------
+    >>> str(sampling_failed(RuntimeError("All initialization points failed")))
+    ... # doctest: +ELLIPSIS
+    'the sampler found no valid starting point: ... (All initialization points failed)'
+    """
+    text = str(exc).strip()
+    first = text.splitlines()[0].strip() if text else type(exc).__name__
+    first = first[:160]
+    if "initiali" in text.lower() or "starting point" in text.lower():
+        return BayescaleError("the sampler found no valid starting point: the priors (--priors) "
+                              f"or the data leave the model no finite density ({first})")
+    return BayescaleError(f"sampling failed: {first}")
 
 
 def _sample(model: Any, options: SamplerOptions, cache: CompiledCache | None = None) -> Any:
@@ -194,8 +246,7 @@ def _sample(model: Any, options: SamplerOptions, cache: CompiledCache | None = N
     if options.sampler == "nutpie":
         import nutpie
 
-        compiled = (cache.compiled(model) if cache is not None
-                    else nutpie.compile_pymc_model(model))
+        compiled = cache.compiled(model) if cache is not None else compile_nutpie(model)
         return nutpie.sample(
             compiled,
             draws=options.draws,

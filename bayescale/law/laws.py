@@ -17,9 +17,12 @@ import numpy as np
 
 from bayescale.core.errors import BayescaleError
 from bayescale.data.compute import param_tokens
+from bayescale.data.runs import UNIQUE as UNIQUE_TOKENS
 from bayescale.law.priors import Prior, lognormal
 
 Draws = Mapping[str, np.ndarray]
+#: Per-row inputs beyond N and D (run-table column -> values), e.g. ``unique_tokens``.
+Covariates = Mapping[str, Any]
 
 
 def _col(x: np.ndarray) -> np.ndarray:
@@ -90,6 +93,9 @@ class Law(ABC):
     formula: str
     #: Scale coefficients whose priors must be log-normal (the centring is exact for them).
     lognormal_parameters: tuple[str, ...] = ()
+    #: Run-table columns the law needs beside N and D (e.g. ``unique_tokens``): the model
+    #: passes them as ``pm.Data`` (their logs), predictions as ``covariates``. Empty: L(N, D).
+    covariates: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def default_priors(self) -> dict[str, Prior]:
@@ -125,10 +131,12 @@ class Law(ABC):
     exponent_of: ClassVar[Mapping[str, str]] = {}
 
     @abstractmethod
-    def log_loss(self, draws: Draws, params: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    def log_loss(self, draws: Draws, params: np.ndarray, tokens: np.ndarray,
+                 covariates: Covariates | None = None) -> np.ndarray:
         """ln L for every draw (rows) and target (columns).
 
-        ``params`` and ``tokens`` are 1-d (targets shared by all draws) or 2-d (draws x targets).
+        ``params`` and ``tokens`` are 1-d (targets shared by all draws) or 2-d (draws x targets);
+        ``covariates`` the values of :attr:`covariates` shaped alike (laws of N, D ignore it).
 
         Examples
         --------
@@ -140,12 +148,14 @@ class Law(ABC):
 
     @abstractmethod
     def pymc_log_loss(
-        self, priors: Mapping[str, Prior], n0: Any, d0: Any, n: Any, d: Any
+        self, priors: Mapping[str, Prior], n0: Any, d0: Any, n: Any, d: Any,
+        covariates: Covariates | None = None,
     ) -> Any:
         """Inside a PyMC model: create the parameters and return ln L at centred n, d.
 
         ``n0`` and ``d0`` are the centring constants (mean ln N and ln D of the data), ``n`` and
-        ``d`` the centred predictors; :func:`bayescale.inference.model.build_model` calls it.
+        ``d`` the centred predictors, ``covariates`` the logs of :attr:`covariates` (uncentred);
+        :func:`bayescale.inference.model.build_model` calls it.
         """
 
     #: Coordinates pooled across model families (``--family-col``); empty: no family model.
@@ -183,7 +193,8 @@ class Law(ABC):
         """ln L at centred n, d from pooled coordinates (numpy or ``pytensor.tensor`` as xp)."""
         raise NotImplementedError
 
-    def loss(self, draws: Draws, params: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    def loss(self, draws: Draws, params: np.ndarray, tokens: np.ndarray,
+             covariates: Covariates | None = None) -> np.ndarray:
         """L for every draw (rows) and target (columns).
 
         Examples
@@ -193,7 +204,7 @@ class Law(ABC):
         >>> get_law("chinchilla").loss(draws, [7e10], [1.4e12]).round(3)
         array([[1.976]])
         """
-        return np.exp(self.log_loss(draws, params, tokens))
+        return np.exp(self.log_loss(draws, params, tokens, covariates))
 
     def optimal(self, draws: Draws, compute: Any) -> tuple[np.ndarray, np.ndarray]:
         """Per draw, the (N*, D*) minimising L under C = 6 N D, by a bracketed search.
@@ -269,7 +280,8 @@ class Chinchilla(Law):
             "beta": lognormal(0.35, 0.5),
         }
 
-    def log_loss(self, draws: Draws, params: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    def log_loss(self, draws: Draws, params: np.ndarray, tokens: np.ndarray,
+                 covariates: Covariates | None = None) -> np.ndarray:
         """ln L as a log-sum-exp of ln E, ln A - alpha ln N and ln B - beta ln D (stable).
 
         Examples
@@ -284,7 +296,8 @@ class Chinchilla(Law):
             _col(draws["alpha"]), _col(draws["beta"]), _log_row(params), _log_row(tokens))
 
     def pymc_log_loss(
-        self, priors: Mapping[str, Prior], n0: Any, d0: Any, n: Any, d: Any
+        self, priors: Mapping[str, Prior], n0: Any, d0: Any, n: Any, d: Any,
+        covariates: Covariates | None = None,
     ) -> Any:
         """Centred law in PyMC: samples ln A, ln B at the centre, reports A, B as Deterministics.
 
@@ -455,7 +468,8 @@ class Kaplan(Law):
             "alpha_D": lognormal(0.095, 0.7),
         }
 
-    def log_loss(self, draws: Draws, params: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    def log_loss(self, draws: Draws, params: np.ndarray, tokens: np.ndarray,
+                 covariates: Covariates | None = None) -> np.ndarray:
         log_n, log_d = _log_row(params), _log_row(tokens)
         alpha_d = _col(draws["alpha_D"])
         ratio = _col(draws["alpha_N"]) / alpha_d
@@ -463,7 +477,8 @@ class Kaplan(Law):
                                       np.log(_col(draws["D_c"])) - log_d)
 
     def pymc_log_loss(
-        self, priors: Mapping[str, Prior], n0: Any, d0: Any, n: Any, d: Any
+        self, priors: Mapping[str, Prior], n0: Any, d0: Any, n: Any, d: Any,
+        covariates: Covariates | None = None,
     ) -> Any:
         import pymc as pm
         import pytensor.tensor as pt
@@ -481,7 +496,146 @@ class Kaplan(Law):
         return alpha_d * pt.logaddexp(k_n - ratio * n, k_d - d)
 
 
-LAWS: dict[str, Law] = {law.name: law for law in (Chinchilla(), Kaplan())}
+def muennighoff_effective(log_n: Any, log_d: Any, log_u: Any, log_a: Any, log_b: Any,
+                          alpha: Any, beta: Any, r_d: Any, r_n: Any,
+                          xp: Any = np) -> tuple[Any, Any]:
+    """ln N' and ln D', the effective parameters and data of Muennighoff et al. 2023 (eq. 5
+    and 6, "Scaling Data-Constrained Language Models"):
+
+        R_D = D/U_D - 1                D' = U_D + U_D R*_D (1 - exp(-R_D / R*_D))
+        U_N = min(N_opt(U_D), N)       N' = U_N + U_N R*_N (1 - exp(-R_N / R*_N))
+        R_N = N/U_N - 1                N_opt(U) = G (U G)^(beta/alpha)
+
+    with G = (alpha A / (beta B))^(1/(alpha+beta)) (Hoffmann et al. 2022, appendix D.2): N_opt
+    is the compute-optimal size for U unique tokens. U_D is capped at D (a run sees at most D
+    unique tokens). All logs are natural and uncentred; numpy or ``pytensor.tensor`` as xp.
+
+    Examples
+    --------
+    >>> log_n, log_d = muennighoff_effective(np.log(1e9), np.log(4e10), np.log(1e10),
+    ...                                      np.log(521.0), np.log(1488.0), 0.353, 0.360,
+    ...                                      15.4, 5.3)
+    >>> round(float(np.exp(log_d) / 1e10), 2)  # 4 epochs are worth 3.73 fresh ones
+    3.73
+    """
+    log_u = xp.minimum(log_u, log_d)
+    repeats_d = xp.exp(log_d - log_u) - 1.0
+    log_d_eff = log_u + xp.log1p(-r_d * xp.expm1(-repeats_d / r_d))
+    log_g = (xp.log(alpha) + log_a - xp.log(beta) - log_b) / (alpha + beta)
+    log_n_opt = log_g + beta / alpha * (log_u + log_g)
+    log_base = xp.minimum(log_n_opt, log_n)
+    repeats_n = xp.exp(log_n - log_base) - 1.0
+    log_n_eff = log_base + xp.log1p(-r_n * xp.expm1(-repeats_n / r_n))
+    return log_n_eff, log_d_eff
+
+
+class Muennighoff(Law):
+    """L = E + A/N'^alpha + B/D'^beta with the effective N' and D' of repeated data
+    (Muennighoff et al. 2023, eq. 7; see :func:`muennighoff_effective`).
+
+    It needs each run's unique tokens U (``unique_tokens``, ``fit --unique-tokens-col``);
+    without them (a prediction that names no U) the data are fresh, U = D. On fresh data
+    with N at most the compute-optimal size for D, it is Chinchilla's law.
+
+    Examples
+    --------
+    >>> draws = {"E": np.array([1.87]), "A": np.array([521.0]), "B": np.array([1488.0]),
+    ...          "alpha": np.array([0.353]), "beta": np.array([0.360]),
+    ...          "R_D": np.array([15.4]), "R_N": np.array([5.3])}
+    >>> law = Muennighoff()
+    >>> fresh = law.loss(draws, [8.7e9], [1.78e11])
+    >>> repeated = law.loss(draws, [8.7e9], [1.78e11], {"unique_tokens": [4.05e9]})
+    >>> bool(repeated[0, 0] > fresh[0, 0])
+    True
+    """
+
+    name = "muennighoff"
+    parameters = ("E", "A", "B", "alpha", "beta", "R_D", "R_N")
+    formula = "L = E + A/N'^alpha + B/D'^beta (repeated data)"
+    lognormal_parameters = ("A", "B")
+    exponent_of: ClassVar[Mapping[str, str]] = {"A": "alpha", "B": "beta"}
+    covariates: ClassVar[tuple[str, ...]] = (UNIQUE_TOKENS,)
+
+    def default_priors(self) -> dict[str, Prior]:
+        """Chinchilla's priors for E, A, B, alpha, beta; R*_D and R*_N wide around the paper's.
+
+        Examples
+        --------
+        >>> Muennighoff().default_priors()["R_D"].describe()
+        'lognormal(mu=2.734, sigma=0.75)'
+        """
+        # R*_D = 15.4 and R*_N = 5.3 are Muennighoff et al.'s fit (2023, section 3.1). A sigma
+        # of 0.75 in log space puts the 90% prior intervals at [4.5, 53] and [1.5, 18]: from
+        # "repeats lose value after 2-3 epochs" to "after 50", not tuned on any data here.
+        return {**Chinchilla().default_priors(),
+                "R_D": lognormal(15.4, 0.75), "R_N": lognormal(5.3, 0.75)}
+
+    def _unique(self, covariates: Covariates | None, tokens: Any) -> np.ndarray:
+        """ln U as a row (or as given); U = D (fresh data) when no U is given."""
+        if covariates is None or covariates.get(UNIQUE_TOKENS) is None:
+            return _log_row(tokens)
+        return _log_row(covariates[UNIQUE_TOKENS])
+
+    def log_loss(self, draws: Draws, params: np.ndarray, tokens: np.ndarray,
+                 covariates: Covariates | None = None) -> np.ndarray:
+        """ln L with N', D' from each draw's R*_D, R*_N (stable log-sum-exp, as Chinchilla).
+
+        Examples
+        --------
+        >>> draws = {"E": np.array([1.82]), "A": np.array([482.0]), "B": np.array([2085.0]),
+        ...          "alpha": np.array([0.348]), "beta": np.array([0.366]),
+        ...          "R_D": np.array([15.4]), "R_N": np.array([5.3])}
+        >>> np.exp(Muennighoff().log_loss(draws, [7e10], [1.4e12])).round(3)
+        array([[1.976]])
+        """
+        log_a, log_b = np.log(_col(draws["A"])), np.log(_col(draws["B"]))
+        alpha, beta = _col(draws["alpha"]), _col(draws["beta"])
+        log_n, log_d = muennighoff_effective(
+            _log_row(params), _log_row(tokens), self._unique(covariates, tokens), log_a, log_b,
+            alpha, beta, _col(draws["R_D"]), _col(draws["R_N"]))
+        return chinchilla_log_loss(_col(draws["E"]), log_a, log_b, alpha, beta, log_n, log_d)
+
+    def pymc_log_loss(
+        self, priors: Mapping[str, Prior], n0: Any, d0: Any, n: Any, d: Any,
+        covariates: Covariates | None = None,
+    ) -> Any:
+        """Chinchilla's centred parameters (``a_c``, ``b_c``) plus ``R_D`` and ``R_N``; the
+        effective N', D' are computed on raw logs and centred again.
+
+        Examples
+        --------
+        >>> import pymc as pm
+        >>> law = Muennighoff()
+        >>> with pm.Model() as model:
+        ...     log_l = law.pymc_log_loss(law.default_priors(), 20.0, 23.0, np.zeros(3),
+        ...                               np.zeros(3), {"unique_tokens": np.full(3, 22.0)})
+        >>> sorted(model.named_vars)
+        ['A', 'B', 'E', 'R_D', 'R_N', 'a_c', 'alpha', 'b_c', 'beta']
+        """
+        import pymc as pm
+        import pytensor.tensor as pt
+
+        e = priors["E"].pymc("E")
+        alpha = priors["alpha"].pymc("alpha")
+        beta = priors["beta"].pymc("beta")
+        pa, pb = priors["A"], priors["B"]
+        a_c = pm.Normal("a_c", mu=pa.params["mu"] + alpha * (np.log(pa.at) - n0),
+                        sigma=pa.params["sigma"])
+        b_c = pm.Normal("b_c", mu=pb.params["mu"] + beta * (np.log(pb.at) - d0),
+                        sigma=pb.params["sigma"])
+        r_d = priors["R_D"].pymc("R_D")
+        r_n = priors["R_N"].pymc("R_N")
+        log_a, log_b = a_c + alpha * n0, b_c + beta * d0
+        pm.Deterministic("A", pt.exp(log_a))
+        pm.Deterministic("B", pt.exp(log_b))
+        log_u = (covariates or {}).get(UNIQUE_TOKENS)
+        log_u = d + d0 if log_u is None else log_u
+        log_n, log_d = muennighoff_effective(n + n0, d + d0, log_u, log_a, log_b, alpha, beta,
+                                             r_d, r_n, xp=pt)
+        return chinchilla_log_loss(e, a_c, b_c, alpha, beta, log_n - n0, log_d - d0, xp=pt)
+
+
+LAWS: dict[str, Law] = {law.name: law for law in (Chinchilla(), Kaplan(), Muennighoff())}
 
 
 def get_law(name: str) -> Law:

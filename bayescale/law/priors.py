@@ -101,6 +101,27 @@ class Prior:
         draws = self.sample(np.random.default_rng(0), 200_000)
         return float(np.sqrt(np.mean(draws**2)))
 
+    def _scipy(self) -> Any:
+        """The prior as a frozen ``scipy.stats`` distribution."""
+        from scipy import stats
+
+        p = self.params
+        match self.dist:
+            case "lognormal":
+                return stats.lognorm(s=p["sigma"], scale=math.exp(min(p["mu"], 709.0)))
+            case "normal":
+                return stats.norm(p["mu"], p["sigma"])
+            case "halfnormal":
+                return stats.halfnorm(scale=p["sigma"])
+            case "truncnormal":
+                return stats.truncnorm((p["lower"] - p["mu"]) / p["sigma"],
+                                       (p["upper"] - p["mu"]) / p["sigma"], p["mu"], p["sigma"])
+            case "gamma":
+                return stats.gamma(p["alpha"], scale=1.0 / p["beta"])
+            case "uniform":
+                return stats.uniform(p["lower"], p["upper"] - p["lower"])
+        raise AssertionError(self.dist)
+
     def sample(self, rng: np.random.Generator, size: int) -> np.ndarray:
         """Draw from the prior with numpy (prior predictive checks, no compilation).
 
@@ -117,13 +138,8 @@ class Prior:
                 return rng.normal(p["mu"], p["sigma"], size)
             case "halfnormal":
                 return np.abs(rng.normal(0.0, p["sigma"], size))
-            case "truncnormal":
-                out = rng.normal(p["mu"], p["sigma"], 4 * size + 64)
-                out = out[(out > p["lower"]) & (out < p["upper"])]
-                while out.size < size:
-                    more = rng.normal(p["mu"], p["sigma"], 4 * size + 64)
-                    out = np.concatenate([out, more[(more > p["lower"]) & (more < p["upper"])]])
-                return out[:size]
+            case "truncnormal":  # by the inverse CDF: bounded time however far the bounds lie
+                return self._scipy().rvs(size=size, random_state=rng)
             case "gamma":
                 return rng.gamma(p["alpha"], 1.0 / p["beta"], size)
             case "uniform":
@@ -161,6 +177,46 @@ NOISE_PRIORS: dict[str, Prior] = {
     # Student-t degrees of freedom (Juarez & Steel 2010): mass on heavy and light tails.
     "nu": Prior("gamma", {"alpha": 2.0, "beta": 0.1}),
 }
+
+
+#: The range in which a positive parameter's prior must put its central 99%: outside it the
+#: model's log density overflows or underflows and the sampler finds no starting point.
+SANE_RANGE = (1e-100, 1e100)
+
+
+def check_support(name: str, prior: Prior, path: str | None = None) -> None:
+    """Refuse a prior the model cannot use: one whose support allows values at or below zero
+    (every parameter bayescale samples, law coefficients, exponents, E, noise scales and nu,
+    is positive), or whose bulk lies where the log density overflows (a log-normal median of
+    e^1e308, a gamma squeezed onto 0). One line naming the parameter.
+
+    Examples
+    --------
+    >>> check_support("E", Prior("normal", {"mu": -2.0, "sigma": 0.1}))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    bayescale.core.errors.BayescaleError: [E] normal allows values at or below 0, but E must ...
+    >>> check_support("E", lognormal(2.0, 0.5))
+    """
+    p = prior.params
+    advice = "use lognormal, halfnormal, gamma, or truncnormal or uniform with lower >= 0"
+    if prior.dist == "normal" or ("lower" in p and p["lower"] < 0):
+        raise BayescaleError(f"[{name}] {prior.dist} allows values at or below 0, but {name} "
+                             f"must be positive: {advice}", path=path)
+    with np.errstate(all="ignore"):
+        try:
+            low, high = (float(q) for q in prior._scipy().ppf([0.005, 0.995]))
+        except (ValueError, OverflowError, ArithmeticError):
+            low = high = float("nan")
+    where = f"[{low:.3g}, {high:.3g}]"
+    if prior.dist == "lognormal" and abs(p["mu"]) > 230:  # e^230 ~ 1e100
+        low = high = float("nan")
+        where = f"around its median e^{p['mu']:.4g}"
+    if not (math.isfinite(low) and math.isfinite(high) and SANE_RANGE[0] <= low
+            and high <= SANE_RANGE[1]):
+        raise BayescaleError(
+            f"[{name}] {prior.describe()} puts its central 99% {where}, outside "
+            f"[{SANE_RANGE[0]:g}, {SANE_RANGE[1]:g}] where the model's density is finite: give "
+            f"{name} a prior on a realistic scale", path=path)
 
 
 def to_dict(priors: dict[str, Prior]) -> dict[str, dict[str, Any]]:
@@ -224,7 +280,9 @@ def _check(name: str, table: Any, path: str, lognormal_only: bool) -> Prior:
             raise BayescaleError(f"[{name}] {key} must be positive", path=path)
     if "lower" in params and params["lower"] >= params["upper"]:
         raise BayescaleError(f"[{name}] lower must be below upper", path=path)
-    return Prior(dist, params)
+    prior = Prior(dist, params)
+    check_support(name, prior, path)
+    return prior
 
 
 def load_priors(
@@ -260,10 +318,19 @@ def load_priors(
     """
     where = str(path)
     try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
+        raw = Path(path).read_bytes()
     except FileNotFoundError:
         raise BayescaleError("no such file", path=where) from None
+    except IsADirectoryError:
+        raise BayescaleError("is a folder, not a TOML file of priors", path=where) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BayescaleError(f"not UTF-8 text (byte 0x{raw[exc.start]:02x}): TOML files are "
+                             "UTF-8; save it as UTF-8", path=where,
+                             row=raw[:exc.start].count(b"\n") + 1) from None
+    try:
+        data = tomllib.loads(text.removeprefix("\ufeff"))
     except tomllib.TOMLDecodeError as exc:
         raise BayescaleError(f"not valid TOML ({exc})", path=where) from None
     unknown = sorted(set(data) - set(defaults))

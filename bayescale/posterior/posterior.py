@@ -15,7 +15,7 @@ import pandas as pd
 
 from bayescale.core.diagnostics import chain_stats
 from bayescale.core.errors import BayescaleError
-from bayescale.core.intervals import KINDS, interval, summarize
+from bayescale.core.intervals import KINDS, check_held, interval, summarize
 from bayescale.data.compute import compute as flop_of
 from bayescale.data.compute import params_for, tokens_for
 from bayescale.data.ranges import distance, ranges_of
@@ -35,6 +35,27 @@ from bayescale.posterior.predictive import (
 )
 from bayescale.posterior.risk import RiskReview, Thresholds, review
 from bayescale.posterior.warnings import prior_pull, runs_off_the_law
+
+#: Draws x targets that :meth:`Posterior.predict` holds at once (one chunk of targets): about
+#: 8 MB per float64 array, so memory does not grow with the number of targets.
+PREDICT_CHUNK_VALUES = 1_000_000
+
+
+def _check_draws(draws: dict[str, np.ndarray], positive: tuple[str, ...]) -> None:
+    """Refuse draws no question can use: not finite, a law parameter or nu at or below 0, a
+    noise scale below 0 (a fit under priors that allowed such values, by an earlier version)."""
+    for name, values in draws.items():
+        values = np.asarray(values, dtype=float)
+        if name in positive or name == "nu":
+            bad, want = ~(values > 0) | ~np.isfinite(values), "positive finite numbers"
+        elif name in ("sigma_obs", "seed_noise", "huber_k"):
+            bad, want = ~(values >= 0) | ~np.isfinite(values), "finite numbers >= 0"
+        else:
+            bad, want = ~np.isfinite(values), "finite numbers"
+        if bad.any():
+            raise BayescaleError(f"{int(bad.sum())} of {values.size} draws of {name} are not "
+                                 f"{want} (e.g. {values[bad][0]:.3g}): fitted under a prior "
+                                 "that allows impossible values; fit again")
 
 
 def _check_level(level: float) -> None:
@@ -181,7 +202,7 @@ class Posterior:
         tree = store.read(path)
         try:
             post = cls(tree, where)
-            post.draws()
+            _check_draws(post.draws(), post.law.parameters)
         except BayescaleError as exc:
             raise BayescaleError(exc.message, path=where) from None
         except Exception as exc:
@@ -194,8 +215,8 @@ class Posterior:
     def save(self, path: str | Path) -> None:
         """Write the posterior to NetCDF atomically (never a half-written file).
 
-        The arrays' sha256 goes in the file (:func:`bayescale.posterior.store.content_digest`);
-        :meth:`load` checks it.
+        The sha256 of the arrays and of the arrays with the metadata go in the file
+        (:func:`bayescale.posterior.store.full_digest`); :meth:`load` checks them.
 
         Examples
         --------
@@ -265,12 +286,35 @@ class Posterior:
         """
         data = self.data
         if not self.families:
-            return self.law.log_loss(self.draws(), data["params"], data["tokens"])
+            return self.law.log_loss(self.draws(), data["params"], data["tokens"],
+                                     self.row_covariates())
         out = np.empty((self.n_draws, len(data)))
         for family, mine in self._family_rows():
             out[:, mine] = self.law.log_loss(self.draws(family=family), data["params"][mine],
                                              data["tokens"][mine])
         return out
+
+    def row_covariates(self) -> dict[str, np.ndarray] | None:
+        """The law's other inputs (unique tokens) at each fitted row; None for a law of N, D."""
+        if not self.law.covariates:
+            return None
+        return {name: self.data[name].to_numpy() for name in self.law.covariates}
+
+    def covariates_for(self, unique_tokens: Any, size: int) -> dict[str, np.ndarray] | None:
+        """``unique_tokens`` of planned runs as the law's covariates (None: fresh data).
+
+        Raises :class:`~bayescale.core.errors.BayescaleError` when the law has no data-limit
+        term (a law of N and D cannot tell repeated tokens from fresh ones).
+        """
+        if unique_tokens is None:
+            return None
+        if "unique_tokens" not in self.law.covariates:
+            raise BayescaleError(f"unique tokens need a law with a data-limit term (fit --law "
+                                 f"muennighoff); this fit's law, {self.law.name}, has none")
+        values = _positive("unique_tokens", unique_tokens)
+        if values.size not in (1, size):
+            raise BayescaleError("unique_tokens must be one value or one per target")
+        return {"unique_tokens": np.broadcast_to(values, (size,)).astype(float)}
 
     def _family_rows(self) -> list[tuple[str, np.ndarray]]:
         """Each family of a family fit with the mask of its fitted rows."""
@@ -344,12 +388,15 @@ class Posterior:
         random_seed: int = 0,
         discrepancy: bool = True,
         family: str | None = None,
+        unique_tokens: Any = None,
     ) -> pd.DataFrame:
         """Predicted loss of planned runs, with credible intervals.
 
         Give two of ``params`` (N), ``tokens`` (D) and ``compute`` (C = 6 N D); each a number
         or an array of targets. In a family fit, ``family`` names the family (a new family's
-        population predictive when None or unseen).
+        population predictive when None or unseen). ``unique_tokens`` (a law with a data-limit
+        term only, :mod:`bayescale.posterior.limits`): the unique tokens U of each run, which
+        then repeats its data D / U times (fresh data when omitted).
 
         Returns
         -------
@@ -373,23 +420,56 @@ class Posterior:
         0        1.977         1.9       2.054
         """
         _check_level(level)
+        check_held(level, self.n_draws)
         _check_kind(interval_kind)
         _check_seed(random_seed)
         n, d, c = resolve_targets(params, tokens, compute)
         draws = self.draws(family=family)
-        mean_log = self.law.log_loss(draws, n, d)
+        covariates = self.covariates_for(unique_tokens, n.size)
         stored = self.calibration_for(family)
-        law_log, new_log = new_run_log(mean_log, draws, n, d, stored if discrepancy else None,
-                                       random_seed)
-        out = pd.DataFrame({"params": n, "tokens": d, "compute": c})
-        for prefix, values in (("loss", new_log), ("mean_loss", mean_log)):
-            for key, col in _flat(summarize(values, level, interval_kind), prefix).items():
-                out[key] = np.exp(col)
-        out["seed_floor_share"] = floor_share(law_log, new_log, level)
-        ranges = (stored.ranges if stored is not None
-                  else ranges_of(self.data["params"], self.data["tokens"]))
-        out["extrapolation_decades"] = distance(ranges, n, d)
-        out["discrepancy_share"] = discrepancy_share(mean_log, law_log, new_log, level)
+        # Targets in chunks: each holds (draws x chunk) arrays, so memory stays flat however
+        # many targets; a target's draws depend only on it and the seed, not on its chunk.
+        step = max(1, PREDICT_CHUNK_VALUES // max(1, self.n_draws))
+        parts = [self._predict_chunk(
+            draws, slice(i, i + step), n, d, c, covariates, stored, discrepancy, level,
+            interval_kind, random_seed) for i in range(0, max(n.size, 1), step)]
+        out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        shares = ["seed_floor_share", "discrepancy_share"]
+        bad = ~np.isfinite(out[[k for k in out if k.startswith(("loss_", "mean_loss_"))]
+                               + shares].to_numpy(float))
+        if bad.any():
+            row = int(np.flatnonzero(bad.any(axis=1))[0])
+            raise BayescaleError(
+                f"no finite prediction at N = {n[row]:.4g}, D = {d[row]:.4g}: the posterior's "
+                "draws give no positive finite loss there (priors that allow impossible "
+                "values, such as E or sigma_obs below 0?); fit again with priors on positive "
+                "values")
+        return out
+
+    def _predict_chunk(self, draws: dict[str, np.ndarray], rows: slice, n: np.ndarray,
+                       d: np.ndarray, c: np.ndarray, covariates: dict[str, np.ndarray] | None,
+                       stored: Calibration | None, discrepancy: bool, level: float,
+                       interval_kind: str, random_seed: int) -> pd.DataFrame:
+        """:meth:`predict`'s frame for the targets ``rows``."""
+        n, d, c = n[rows], d[rows], c[rows]
+        if covariates is not None:
+            covariates = {k: v[rows] for k, v in covariates.items()}
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            mean_log = (self.law.log_loss(draws, n, d, covariates) if covariates is not None
+                        else self.law.log_loss(draws, n, d))
+            law_log, new_log = new_run_log(mean_log, draws, n, d,
+                                           stored if discrepancy else None, random_seed)
+            out = pd.DataFrame({"params": n, "tokens": d, "compute": c})
+            if covariates is not None:
+                out["unique_tokens"] = covariates["unique_tokens"]
+            for prefix, values in (("loss", new_log), ("mean_loss", mean_log)):
+                for key, col in _flat(summarize(values, level, interval_kind), prefix).items():
+                    out[key] = np.exp(col)
+            out["seed_floor_share"] = floor_share(law_log, new_log, level)
+            ranges = (stored.ranges if stored is not None
+                      else ranges_of(self.data["params"], self.data["tokens"]))
+            out["extrapolation_decades"] = distance(ranges, n, d)
+            out["discrepancy_share"] = discrepancy_share(mean_log, law_log, new_log, level)
         return out
 
     def optimal(
@@ -427,6 +507,7 @@ class Posterior:
         'N* 7.43e+10, D*/N* 17.7'
         """
         _check_level(level)
+        check_held(level, self.n_draws)
         _check_kind(interval_kind)
         _check_seed(random_seed)
         given = [x is not None for x in (compute, params, tokens)]
@@ -476,6 +557,7 @@ class Posterior:
         b   0.487  0.476  0.499
         """
         _check_level(level)
+        check_held(level, self.n_draws)
         _check_kind(interval_kind)
         a, b = exponent_draws(self.law, self.draws(family=family))
         rows = {name: {k: float(v) for k, v in summarize(x, level, interval_kind).items()}
@@ -508,6 +590,7 @@ class Posterior:
         'CAUTION: P(loss < 2.2) = 0.658 < 0.8'
         """
         _check_level(level)
+        check_held(level, self.n_draws)
         _check_kind(interval_kind)
         _check_seed(random_seed)
         n, d = (_positive(k, v) for k, v in (("params", params), ("tokens", tokens)))

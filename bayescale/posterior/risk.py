@@ -322,7 +322,8 @@ def _uncertainty(
             "suggested_runs": runs,
             "advice": (f"The law's own extrapolation error is {law_error:.0%} of the interval: "
                        "it grows with the distance beyond the fitted runs; runs closer to the "
-                       f"plan in N and D{example} shrink it, more small runs do not"),
+                       f"plan in N and D{example} shrink it, more small runs do not; "
+                       "`bayescale design` picks which runs, within a budget"),
         }
     if runs:
         tail = f"most on the way to the plan, closer to the target: e.g. runs at {where}"
@@ -332,7 +333,8 @@ def _uncertainty(
         "seed_floor_share": share, "law_error_share": law_error, "dominated_by": "parameters",
         "suggested_runs": runs,
         "advice": (f"Parameter uncertainty is {1 - share - law_error:.0%} of the interval: more "
-                   f"runs would narrow it, {tail}"),
+                   f"runs would narrow it, {tail}; `bayescale design` picks which runs, "
+                   "within a budget"),
     }
 
 

@@ -251,7 +251,7 @@ def seed_prior_only(post: Posterior) -> list[str]:
     """A warning when the seed noise could not be estimated (one checkpoint run per model size),
     in the whole fit or in some families of a family fit.
     """
-    prior = post.priors["seed_noise"].describe()
+    prior = post.priors["seed_noise"].describe() if "seed_noise" in post.priors else "?"
     if not post.meta.get("seed_noise_identified", True):
         return ["no model size has two runs, so seed noise cannot be told from the law's size "
                 f"dependence: the seed-noise floor is the prior {prior}; give --seed-noise if you "
@@ -304,10 +304,19 @@ def split_tails(post: Posterior, nu_below: float = SPLIT_NU) -> list[str]:
             "join them; --likelihood huber has one (a gross outlier then keeps a bounded pull)"]
 
 
+def unused_priors(post: Posterior) -> list[str]:
+    """A warning for each prior the user gave that the model did not use (the fit stores which
+    and why: a seed-noise prior on one row per run, a nu prior without a Student-t).
+    """
+    return [f"the prior [{name}] given in --priors was not used: {why}"
+            for name, why in post.meta.get("unused_priors", {}).items()]
+
+
 def fit_warnings(post: Posterior) -> list[str]:
     """Everything worth a warning after a fit: two model sizes only, unconstrained parameters,
     outlying rows, priors that hold the law away from the rows or runs, a seed-noise floor that
-    is only the prior, Student-t chains split between modes.
+    is only the prior, Student-t chains split between modes, priors given but not used.
     """
     return (two_sizes(post) + unconstrained(post) + outliers(post) + prior_pull(post)
-            + runs_off_the_law(post) + seed_prior_only(post) + split_tails(post))
+            + runs_off_the_law(post) + seed_prior_only(post) + split_tails(post)
+            + unused_priors(post))

@@ -43,6 +43,12 @@ CAPTIONS = {
     "ppc": "Posterior predictive check: each fitted row's residual against N, D and compute, "
            "with its new-run predictive interval (grey). Rows outside it are marked; about "
            "(1 - level) of them should be, spread evenly, with no trend.",
+    "design": "Which runs to add before the first target (without one: the compute-optimal "
+              "run at 10x the largest fitted compute), from bayescale design: candidate runs "
+              "(squares) coloured by the expected reduction of the target's interval per FLOP, "
+              "within a budget of a tenth of the target's compute (the dashed line); the chosen "
+              "run circled. For another budget or a batch: bayescale design FIT --target N:D "
+              "--budget C --runs k.",
 }
 #: What the figures of a family fit (``--family-col``) draw, added to their captions.
 FAMILY_CAPTIONS = {
@@ -54,6 +60,7 @@ TITLES = {
     "priors": "Posterior over prior", "trace": "Trace plots", "rank": "Rank plots",
     "pair": "Pair plot", "loss-compute": "Loss against compute", "isoflop": "IsoFLOP curves",
     "frontier": "Compute-optimal frontier", "ppc": "Posterior predictive check",
+    "design": "Which runs to add (design)",
 }
 
 _STYLE = """
@@ -164,6 +171,9 @@ def _caption(post: Posterior, kind: str, family: str | None) -> str:
     """A figure's caption (plain text), with what a family fit's figure draws."""
     if not post.families:
         return CAPTIONS[kind]
+    if kind == "design":
+        whose = f"family {family}" if family in post.families else "a new family"
+        return f"{CAPTIONS[kind]} Family fit: the target and the runs are {whose}'s."
     if kind not in WITH_TARGETS:
         return " ".join(filter(None, (CAPTIONS[kind], FAMILY_CAPTIONS.get(kind))))
     if family in post.families:

@@ -477,9 +477,14 @@ def plot_frontier(
     level: float = 0.9,
     random_seed: int = 0,
     family: str | None = None,
+    unique_tokens: float | None = None,
+    inference_tokens: float | None = None,
 ) -> Figure:
     """The compute-optimal frontier N*(C), D*(C) and D*/N* with bands, over the fitted range
-    and beyond to the targets; ``family`` as in :func:`plot_loss_compute`.
+    and beyond to the targets; ``family`` as in :func:`plot_loss_compute`. With
+    ``unique_tokens`` and/or ``inference_tokens`` the constrained optima's medians beside it
+    (:mod:`bayescale.posterior.limits`): the best run with that many unique tokens, and the run
+    reaching the compute-optimal loss at C with the least 6ND + 2NT.
 
     Examples
     --------
@@ -500,6 +505,7 @@ def plot_frontier(
         for key, values in (("N*", n_opt), ("D*", d_opt), ("D*/N*", d_opt / n_opt)):
             lo, hi = interval(values, level)
             curves[key].append((np.median(values), lo, hi))
+    constrained = _constrained_curves(post, draws, grid, unique_tokens, inference_tokens)
     best = []
     for budget in _clusters(c):
         rows = np.flatnonzero(np.abs(np.log(c / budget)) < np.log(1.3))
@@ -519,6 +525,8 @@ def plot_frontier(
             fitted = {"N*": n[best], "D*": d[best], "D*/N*": d[best] / n[best]}[key]
             ax.scatter(c[best], fitted, color="k", s=18, zorder=3,
                        label="lowest-loss run per budget")
+        for label, (at, values), style in constrained:
+            ax.plot(at, values[key], style, lw=1.6, label=label)
         for (tn, td), tc in zip(targets, t_c, strict=True):
             value = {"N*": tn, "D*": td, "D*/N*": td / tn}[key]
             ax.scatter([tc], [value], marker="*", s=160, color="crimson", zorder=4,
@@ -533,6 +541,32 @@ def plot_frontier(
     fig.suptitle(f"Compute-optimal allocation under C = 6ND, {level:.0%} credible bands"
                  f"{_whose_law(post, family)}")
     return fig
+
+
+def _constrained_curves(post: Posterior, draws: dict[str, np.ndarray], grid: np.ndarray,
+                        unique_tokens: float | None, inference_tokens: float | None) -> list:
+    """Medians of the data-limited and inference-aware optima at 16 of the grid's budgets."""
+    from bayescale.posterior.limits import data_limited_draws, inference_draws
+
+    at = grid[:: max(1, grid.size // 16)]
+    out = []
+    if unique_tokens is not None:
+        rows = [data_limited_draws(post.law, draws, float(b), unique_tokens) for b in at]
+        out.append((f"with {fmt.size(unique_tokens)} unique tokens (median)", (at, {
+            "N*": [np.median(r["params"]) for r in rows],
+            "D*": [np.median(r["tokens"]) for r in rows],
+            "D*/N*": [np.median(r["tokens_per_param"]) for r in rows]}), "--"))
+    if inference_tokens is not None:
+        rows = []
+        for budget in at:
+            n_opt, d_opt = post.law.optimal(draws, float(budget))
+            target = np.exp(post.law.log_loss(draws, n_opt[:, None], d_opt[:, None])[:, 0])
+            rows.append(inference_draws(post.law, draws, inference_tokens, target))
+        out.append((f"serving {fmt.size(inference_tokens)} tokens, same loss (median)", (at, {
+            "N*": [np.nanmedian(r["params"]) for r in rows],
+            "D*": [np.nanmedian(r["tokens"]) for r in rows],
+            "D*/N*": [np.nanmedian(r["tokens_per_param"]) for r in rows]}), ":"))
+    return out
 
 
 def plot_ppc(post: Posterior, *, level: float = 0.9, random_seed: int = 0) -> Figure:
@@ -592,6 +626,77 @@ def _row_noise(post: Posterior, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+def plot_design(
+    post: Posterior,
+    targets: Sequence[Target] = (),
+    *,
+    level: float = 0.9,
+    random_seed: int = 0,
+    family: str | None = None,
+    budget: float | None = None,
+    runs: int = 1,
+    result: Any = None,
+) -> Figure:
+    """Candidate runs on the N-D plane coloured by expected reduction per FLOP of the first
+    target's interval (:func:`bayescale.evaluate.design.design`), with the fitted runs, the target
+    and the chosen batch marked. Without targets, the target is the median compute-optimal run
+    at :data:`~bayescale.evaluate.design.DEFAULT_SCALE_UP` times the largest fitted compute;
+    ``budget`` defaults to :data:`~bayescale.evaluate.design.DEFAULT_BUDGET_SHARE` of the
+    target's compute; give a ``result`` (a ``Design``) to draw it without recomputing.
+    """
+    from matplotlib.colors import LogNorm
+
+    from bayescale.evaluate.design import DEFAULT_BUDGET_SHARE, DEFAULT_SCALE_UP, design
+
+    if result is None:
+        if targets:
+            tn, td = targets[0]
+        else:
+            _, _, c, _ = _fitted(post, family)
+            best = post.optimal(compute=DEFAULT_SCALE_UP * c.max(), family=family).iloc[0]
+            tn, td = float(best["params_median"]), float(best["tokens_median"])
+        budget = budget if budget is not None else DEFAULT_BUDGET_SHARE * compute(tn, td)
+        result = design(post, tn, td, budget, runs=runs, level=level, random_seed=random_seed,
+                        family=family)
+    tn, td = result.target["params"], result.target["tokens"]
+    n, d, _, _ = _fitted(post, family)
+    cand_n = np.array([c.params for c in result.candidates])
+    cand_d = np.array([c.tokens for c in result.candidates])
+    value = np.array([c.reduction_per_flop for c in result.candidates]) * 1e18
+    fig, axes = _figure(7.5, 5.5)
+    ax = axes[0]
+    positive = value > 0
+    floor = value[positive].min() if positive.any() else 1e-12
+    points = ax.scatter(cand_n, cand_d, c=np.where(positive, value, floor), s=70,
+                        cmap=_colormap("viridis"), norm=LogNorm(), marker="s", zorder=2,
+                        label="candidate runs")
+    fig.colorbar(points, ax=ax, label=f"expected reduction of the {result.level:.0%} width "
+                                      "per 1e18 FLOP (nats)")
+    ax.scatter(n, d, color="k", s=14, zorder=3, label="fitted runs")
+    batch = result.batch
+    if batch:
+        ax.scatter([c.params for c in batch], [c.tokens for c in batch], s=220,
+                   facecolors="none", edgecolors="crimson", linewidths=1.8, zorder=4,
+                   label=f"chosen batch ({len(batch)})")
+    ax.scatter([tn], [td], marker="*", s=260, color="crimson", zorder=5,
+               label=f"target: {fmt.size(tn)} params, {fmt.size(td)} tokens")
+    line_n = np.geomspace(min(n.min(), cand_n.min()) / 2, max(tn, cand_n.max()) * 2, 50)
+    ax.plot(line_n, tokens_for(result.budget, line_n), ls="--", color="0.5", lw=1,
+            label=f"budget {fmt.flop(result.budget)} (C = 6ND)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_ylim(min(d.min(), cand_d.min()) / 2, max(td, cand_d.max()) * 2)
+    ax.set_xlabel("parameters N")
+    ax.set_ylabel("tokens D")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.suptitle(f"Which runs to add: expected {result.level:.0%} width now "
+                 f"{result.width_now:.3g} nats"
+                 + (f", after the batch {result.batch_effect.expected_width:.3g}"
+                    if result.batch_effect is not None else ""))
+    return fig
+
+
 #: Figure kind (as in ``bayescale plot FIT KIND``) -> function.
 FIGURES: dict[str, Callable[..., Figure]] = {
     "priors": plot_priors,
@@ -602,9 +707,10 @@ FIGURES: dict[str, Callable[..., Figure]] = {
     "isoflop": plot_isoflop,
     "frontier": plot_frontier,
     "ppc": plot_ppc,
+    "design": plot_design,
 }
 #: Kinds that draw planned runs (``targets``).
-WITH_TARGETS = ("loss-compute", "isoflop", "frontier")
+WITH_TARGETS = ("loss-compute", "isoflop", "frontier", "design")
 
 
 def plot(post: Posterior, kind: str, **kwargs: Any) -> Figure:

@@ -1,0 +1,308 @@
+"""Training logs into a run table: Weights & Biases history exports and TensorBoard event
+directories, joined to a manifest that gives each run its model size.
+
+A training log knows steps, tokens and losses but not the model's size; the manifest (a CSV
+with ``run``, ``params`` and optionally ``family``, ``seed`` and other labels) supplies it. The
+result is the table that ``bayescale fit`` and ``fit-many`` read: ``run``, ``params``,
+``tokens``, the manifest's other columns, then one column per logged metric.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bayescale.core.errors import BayescaleError
+from bayescale.core.fileio import atomic_path
+from bayescale.data.runs import PARAMS, ROW, RUN, TOKENS, parse_size, read_table
+
+#: The tokens column of a W&B export (Composer / OLMo / LLM Foundry log it under this name).
+DEFAULT_TOKENS = "throughput/total_tokens"
+#: Columns of a W&B history export that are bookkeeping, not metrics.
+_BOOKKEEPING = ("_step", "_runtime", "_timestamp", "_wandb*", "Step", "step")
+_GLOB = set("*?[")
+
+
+def match_columns(columns: Iterable[str], pattern: str, *, option: str = "--loss-cols",
+                  where: str | None = None) -> list[str]:
+    """The columns named by ``pattern``: a glob over names (``'eval/*'``), or a
+    comma-separated list of names and globs. In the order of ``columns``.
+
+    Examples
+    --------
+    >>> cols = ["params", "tokens", "eval/c4/CrossEntropyLoss", "eval/pile/CrossEntropyLoss"]
+    >>> match_columns(cols, "eval/*")
+    ['eval/c4/CrossEntropyLoss', 'eval/pile/CrossEntropyLoss']
+    >>> match_columns(cols, "eval/pile/CrossEntropyLoss, eval/c4/CrossEntropyLoss")
+    ['eval/c4/CrossEntropyLoss', 'eval/pile/CrossEntropyLoss']
+    >>> match_columns(cols, "train/*")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    bayescale.core.errors.BayescaleError: --loss-cols 'train/*' matches no column; columns ...
+    """
+    names = [str(c) for c in columns]
+    items = [item.strip() for item in pattern.split(",") if item.strip()]
+    shown = ", ".join(repr(c) for c in names[:12]) + (", ..." if len(names) > 12 else "")
+    if not items:
+        raise BayescaleError(f"{option} is empty: give a glob ('eval/*') or names, comma "
+                             "separated", path=where)
+    chosen: set[str] = set()
+    for item in items:
+        if _GLOB & set(item):
+            hits = [c for c in names if fnmatch.fnmatchcase(c, item)]
+        else:
+            hits = [c for c in names if c == item] or [
+                c for c in names if c.strip().casefold() == item.casefold()]
+        if not hits:
+            raise BayescaleError(f"{option} '{item}' matches no column; columns are: {shown}",
+                                 path=where)
+        chosen.update(hits)
+    return [c for c in names if c in chosen]
+
+
+@dataclass
+class ImportResult:
+    """What ``import`` made: the run table and what it dropped on the way.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        ``run``, ``params``, ``tokens``, the manifest's other columns, one column per metric.
+    duplicates : int
+        Exact duplicate log rows dropped (exporters repeat rows).
+    unlisted : list of str
+        Runs in the log folder that the manifest does not name (not imported).
+    metrics : list of str
+        The metric columns.
+    """
+
+    table: pd.DataFrame
+    duplicates: int
+    unlisted: list[str]
+    metrics: list[str]
+
+
+def read_manifest(path: str | Path) -> pd.DataFrame:
+    """The manifest: ``run`` and ``params`` (sizes such as ``125M``) required, other columns
+    (``family``, ``seed``, ...) kept as labels; one row per run."""
+    frame = read_table(path)
+    where = str(path)
+    folded = {str(c).strip().casefold(): c for c in frame.columns if c != ROW}
+    for need in (RUN, PARAMS):
+        if need not in folded:
+            raise BayescaleError(f"the manifest needs a '{need}' column (run: the log's file "
+                                 "or folder name without extension; params: the model size)",
+                                 path=where, column=need)
+    frame = frame.rename(columns={folded[k]: k for k in folded if k in (RUN, PARAMS)})
+    frame[RUN] = frame[RUN].astype(str).str.strip()
+    for value, line in zip(frame[PARAMS], frame[ROW], strict=True):
+        try:
+            size = parse_size(value)
+        except ValueError:
+            size = float("nan")
+        if not (size > 0 and np.isfinite(size)):
+            raise BayescaleError(f"'{value}' is not a model size (a number or 125M, 7B)",
+                                 path=where, row=int(line), column=PARAMS)
+    repeated = frame[RUN].duplicated()
+    if repeated.any():
+        line = int(frame[ROW][repeated].iloc[0])
+        raise BayescaleError(f"run '{frame[RUN][repeated].iloc[0]}' is listed twice",
+                             path=where, row=line, column=RUN)
+    if TOKENS in folded:
+        raise BayescaleError("the manifest has a 'tokens' column: tokens come from the logs "
+                             "(--tokens-col), one value per logged step; drop the column",
+                             path=where, column=folded[TOKENS])
+    return frame
+
+
+def _metric_names(columns: Iterable[str], tokens_col: str, pattern: str | None) -> list[str]:
+    names = [c for c in map(str, columns)
+             if c != tokens_col and not any(fnmatch.fnmatchcase(c, b) for b in _BOOKKEEPING)]
+    return match_columns(names, pattern, option="--metrics") if pattern else names
+
+
+def _to_numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every column as floats; blank cells and text NaN."""
+    return frame.apply(lambda col: pd.to_numeric(col, errors="coerce"))
+
+
+def join_logs(
+    histories: dict[str, tuple[pd.DataFrame, str]],
+    manifest: pd.DataFrame,
+    *,
+    tokens_col: str = DEFAULT_TOKENS,
+    metrics: str | None = None,
+    final_only: bool = False,
+) -> ImportResult:
+    """Join per-run histories (run -> (frame, where it came from)) to the manifest.
+
+    Per run: exact duplicate rows dropped (counted), rows without tokens dropped, rows of one
+    token count merged (each metric's last value logged there: W&B logs evaluations and
+    training losses of one step on separate rows), sorted by tokens; ``final_only`` keeps the
+    last row (most tokens). Metric columns absent from a run are blank there.
+    """
+    frames, duplicates, names = [], 0, []
+    for run, (history, where) in histories.items():
+        if tokens_col not in history.columns:
+            raise BayescaleError(
+                f"no tokens column '{tokens_col}' (columns: "
+                f"{', '.join(repr(str(c)) for c in list(history.columns)[:8])}"
+                f"{', ...' if len(history.columns) > 8 else ''}): name it with --tokens-col",
+                path=where)
+        dup = history.duplicated()
+        duplicates += int(dup.sum())
+        history = _to_numbers(history[~dup])
+        run_metrics = [m for m in _metric_names(history.columns, tokens_col, None)
+                       if history[m].notna().any()]
+        history = history[history[tokens_col] > 0]
+        merged = (history[[tokens_col, *run_metrics]].groupby(tokens_col, sort=True).last()
+                  .reset_index().rename(columns={tokens_col: TOKENS}))
+        merged = merged.dropna(how="all", subset=run_metrics) if run_metrics else merged
+        if final_only:
+            merged = merged.tail(1)
+        frames.append(merged.assign(**{RUN: run}))
+        names += [m for m in run_metrics if m not in names]
+    chosen = match_columns(names, metrics, option="--metrics") if metrics else names
+    if not chosen:
+        raise BayescaleError("the logs hold no metric column besides the tokens")
+    labels = manifest.drop(columns=[ROW]).set_index(RUN)
+    table = pd.concat(frames, ignore_index=True)
+    table = table.join(labels, on=RUN)
+    front = [RUN, PARAMS, TOKENS, *[c for c in labels.columns if c != PARAMS]]
+    table = table.reindex(columns=[*front, *chosen])
+    table = table.dropna(how="all", subset=chosen).reset_index(drop=True)
+    table[TOKENS] = table[TOKENS].round().astype("int64")
+    return ImportResult(table=table, duplicates=duplicates, unlisted=[], metrics=chosen)
+
+
+def _find_logs(folder: Path, manifest: pd.DataFrame, manifest_path: str,
+               locate: Callable[[Path, str], Path | None], what: str,
+               present: list[str]) -> tuple[dict[str, Path], list[str]]:
+    """Each manifest run's log; one error naming the first run without one."""
+    found = {}
+    for run, line in zip(manifest[RUN], manifest[ROW], strict=True):
+        place = locate(folder, run)
+        if place is None:
+            close = ", ".join(repr(p) for p in present[:8]) or "none"
+            raise BayescaleError(f"run '{run}' has no {what} in {folder} (there: {close})",
+                                 path=manifest_path, row=int(line), column=RUN)
+        found[run] = place
+    unlisted = sorted(set(present) - set(found))
+    return found, unlisted
+
+
+def _check_folder(folder: Path) -> None:
+    if not folder.exists():
+        raise BayescaleError("no such folder", path=str(folder))
+    if not folder.is_dir():
+        raise BayescaleError("is a file: give the folder of the logs", path=str(folder))
+
+
+def import_wandb(folder: str | Path, manifest_path: str | Path, *,
+                 tokens_col: str = DEFAULT_TOKENS, metrics: str | None = None,
+                 final_only: bool = False) -> ImportResult:
+    """A folder of W&B history exports (one ``<run>.csv`` per run: ``_step``, the tokens
+    column, ``eval/<set>/CrossEntropyLoss`` ...) as a run table."""
+    folder = Path(folder)
+    _check_folder(folder)
+    manifest = read_manifest(manifest_path)
+    present = sorted(p.stem for p in folder.glob("*.csv"))
+
+    def locate(root: Path, run: str) -> Path | None:
+        path = root / f"{run}.csv"
+        return path if path.is_file() else None
+
+    found, unlisted = _find_logs(folder, manifest, str(manifest_path), locate,
+                                 "history file (<run>.csv)", present)
+    histories = {}
+    for run, path in found.items():
+        frame = read_table(path).drop(columns=[ROW])
+        histories[run] = (frame, str(path))
+    result = join_logs(histories, manifest, tokens_col=tokens_col, metrics=metrics,
+                       final_only=final_only)
+    result.unlisted = unlisted
+    return result
+
+
+def _event_dirs(root: Path) -> list[Path]:
+    """``root`` and each folder under it that holds an event file."""
+    dirs = []
+    for here, _, files in os.walk(root):
+        if any(name.startswith("events.out.tfevents") for name in files):
+            dirs.append(Path(here))
+    return sorted(dirs)
+
+
+def read_events(run_dir: Path) -> pd.DataFrame:
+    """The scalars of one TensorBoard run folder as a frame: one row per step, one column per
+    tag (tags of a sub-folder prefixed with its path: ``eval/...``). Scalars logged as
+    summaries (PyTorch, tensorboardX) and as scalar tensors (TF 2) are both read."""
+    try:
+        from tensorboard.backend.event_processing import event_accumulator
+        from tensorboard.util import tensor_util
+    except ImportError:
+        raise BayescaleError("reading TensorBoard logs needs the tensorboard package: pip "
+                             "install 'bayescale[logs]'") from None
+    columns: dict[str, dict[int, float]] = {}
+    for sub in _event_dirs(run_dir):
+        prefix = "" if sub == run_dir else f"{sub.relative_to(run_dir).as_posix()}/"
+        acc = event_accumulator.EventAccumulator(
+            str(sub), size_guidance={event_accumulator.SCALARS: 0,
+                                     event_accumulator.TENSORS: 0})
+        try:
+            acc.Reload()
+        except Exception as exc:  # a damaged event file: protobuf and IO errors of many types
+            raise BayescaleError(f"not a readable TensorBoard event file ({exc})",
+                                 path=str(sub)) from None
+        tags = acc.Tags()
+        for tag in tags.get("scalars", []):
+            values = columns.setdefault(prefix + tag, {})
+            for event in acc.Scalars(tag):
+                values[int(event.step)] = float(event.value)
+        for tag in tags.get("tensors", []):
+            values = columns.setdefault(prefix + tag, {})
+            for event in acc.Tensors(tag):
+                array = tensor_util.make_ndarray(event.tensor_proto)
+                if array.size == 1 and array.dtype.kind in "fiu":
+                    values[int(event.step)] = float(array.ravel()[0])
+    frame = pd.DataFrame({tag: pd.Series(v, dtype=float) for tag, v in columns.items() if v})
+    return frame.sort_index().rename_axis("_step").reset_index()
+
+
+def import_tensorboard(folder: str | Path, manifest_path: str | Path, *,
+                       tokens_col: str = DEFAULT_TOKENS, metrics: str | None = None,
+                       final_only: bool = False) -> ImportResult:
+    """A folder of TensorBoard runs (``<run>/events.out.tfevents.*``, sub-folders too) as a
+    run table; the tokens are a logged scalar (``tokens_col``), aligned with the metrics by
+    step."""
+    folder = Path(folder)
+    _check_folder(folder)
+    manifest = read_manifest(manifest_path)
+    present = sorted(p.name for p in folder.iterdir() if p.is_dir() and _event_dirs(p))
+
+    def locate(root: Path, run: str) -> Path | None:
+        path = root / run
+        return path if path.is_dir() and _event_dirs(path) else None
+
+    found, unlisted = _find_logs(folder, manifest, str(manifest_path), locate,
+                                 "event files (<run>/events.out.tfevents.*)", present)
+    histories = {run: (read_events(path), str(path)) for run, path in found.items()}
+    result = join_logs(histories, manifest, tokens_col=tokens_col, metrics=metrics,
+                       final_only=final_only)
+    result.unlisted = unlisted
+    return result
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write a run table atomically: Parquet for ``.parquet``/``.pq``, else CSV."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)

@@ -1,0 +1,286 @@
+"""Allocation under the limits labs have: finite unique data and inference cost, per draw.
+
+- **Data limit** (:func:`data_limited_draws`): with U unique tokens, the (N, D) minimising the
+  law's loss under C = 6 N D when D > U repeats the data D / U times; the law must have a
+  data-limit term (Muennighoff et al. 2023, :class:`bayescale.law.laws.Muennighoff`). The
+  unlimited optimum (fresh data, U = D) beside it gives the loss the limit costs.
+- **Inference cost** (:func:`inference_draws`): the (N, D) reaching a target loss at the least
+  lifetime FLOPs 6 N D + 2 N T for T tokens served (Sardana et al. 2024, "Beyond
+  Chinchilla-Optimal", eq. 2), beside the compute-optimal run reaching the same loss (T
+  ignored in the choice, counted in its cost). Any law; with ``unique_tokens`` under the data
+  limit too.
+
+Both are solved draw by draw on a grid of ln N refined once around each draw's best point
+(resolution about 0.3% in N); for the inference cost, the D reaching the target at each N is
+found by bisection on ln D (the loss falls with D).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bayescale.core.errors import BayescaleError
+from bayescale.core.intervals import summarize
+from bayescale.data.compute import compute as flop_of
+from bayescale.data.compute import tokens_for
+from bayescale.law.laws import Law
+
+if TYPE_CHECKING:
+    from bayescale.posterior.posterior import Posterior
+
+Draws = Mapping[str, np.ndarray]
+
+#: Search range of ln N (parameters) and ln D (tokens).
+LOG_N_RANGE = (np.log(1e5), np.log(1e15))
+LOG_D_RANGE = (np.log(1e5), np.log(1e17))
+#: Points of the coarse grid of ln N, and of its refinement between a draw's neighbours.
+GRID, REFINE = 256, 64
+#: Bisection steps on ln D (interval 27 nats / 2^50).
+BISECT = 50
+
+
+def _size(law: Law, draws: Draws) -> int:
+    return int(np.asarray(draws[law.parameters[0]]).size)
+
+
+def _minimise(objective: Callable[[np.ndarray], np.ndarray], lo: np.ndarray,
+              hi: np.ndarray) -> np.ndarray:
+    """Per draw (rows), the ln N in [lo, hi] minimising ``objective`` (draws x points):
+    a grid, then a finer grid between the best point's neighbours."""
+    span = np.linspace(0.0, 1.0, GRID)
+    grid = lo[:, None] + span * (hi - lo)[:, None]
+    values = objective(grid)
+    best = np.nanargmin(np.where(np.isfinite(values), values, np.inf), axis=1)
+    rows = np.arange(grid.shape[0])
+    left = grid[rows, np.clip(best - 1, 0, GRID - 1)]
+    right = grid[rows, np.clip(best + 1, 0, GRID - 1)]
+    fine = left[:, None] + np.linspace(0.0, 1.0, REFINE) * (right - left)[:, None]
+    values = objective(fine)
+    best = np.argmin(np.where(np.isfinite(values), values, np.inf), axis=1)
+    return fine[rows, best]
+
+
+def _unique_covariates(law: Law, unique_tokens: float | None, shape: tuple[int, ...]
+                       ) -> dict[str, np.ndarray] | None:
+    if unique_tokens is None:
+        return None
+    if "unique_tokens" not in law.covariates:
+        raise BayescaleError(f"--unique-tokens needs a law with a data-limit term (fit --law "
+                             f"muennighoff); this fit's law, {law.name}, has none")
+    if not np.isfinite(unique_tokens) or unique_tokens <= 0:
+        raise BayescaleError(f"unique tokens must be positive and finite, got {unique_tokens}")
+    return {"unique_tokens": np.full(shape, float(unique_tokens))}
+
+
+def data_limited_draws(law: Law, draws: Draws, compute: float,
+                       unique_tokens: float) -> dict[str, np.ndarray]:
+    """Per draw, the best N, D under C = 6 N D with U unique tokens, and what the limit costs.
+
+    Returns ``params``, ``tokens``, ``epochs`` (D / U), ``tokens_per_param``, ``loss`` (the
+    law's mean loss there), and at the unlimited optimum (fresh data) ``unlimited_params``,
+    ``unlimited_tokens``, ``unlimited_loss``; ``limit_cost`` = loss - unlimited_loss (nats).
+
+    Examples
+    --------
+    >>> from bayescale.law.laws import get_law
+    >>> draws = {"E": np.array([1.87]), "A": np.array([521.0]), "B": np.array([1488.0]),
+    ...          "alpha": np.array([0.353]), "beta": np.array([0.36]),
+    ...          "R_D": np.array([15.4]), "R_N": np.array([5.3])}
+    >>> out = data_limited_draws(get_law("muennighoff"), draws, 1e22, 1e10)
+    >>> bool(out["epochs"][0] > 1), bool(out["limit_cost"][0] > 0)
+    (True, True)
+    """
+    size = _size(law, draws)
+
+    def loss_at(log_n: np.ndarray) -> np.ndarray:
+        d = tokens_for(compute, np.exp(log_n))
+        return law.log_loss(draws, np.exp(log_n), d,
+                            _unique_covariates(law, unique_tokens, log_n.shape))
+
+    half = np.log(compute / 6.0)
+    lo = np.full(size, max(LOG_N_RANGE[0], half - LOG_D_RANGE[1]))
+    hi = np.full(size, min(LOG_N_RANGE[1], half - LOG_D_RANGE[0]))
+    log_n = _minimise(loss_at, lo, hi)
+    n = np.exp(log_n)
+    d = tokens_for(compute, n)
+    loss = np.exp(loss_at(log_n[:, None])[:, 0])
+    free_n, free_d = law.optimal(draws, compute)
+    free_loss = np.exp(law.log_loss(draws, free_n[:, None], free_d[:, None])[:, 0])
+    return {"params": n, "tokens": d, "epochs": d / unique_tokens, "tokens_per_param": d / n,
+            "loss": loss, "unlimited_params": free_n, "unlimited_tokens": free_d,
+            "unlimited_loss": free_loss, "limit_cost": loss - free_loss}
+
+
+def tokens_to_reach(law: Law, draws: Draws, log_n: np.ndarray, log_target: np.ndarray,
+                    unique_tokens: float | None = None) -> np.ndarray:
+    """Per draw and ln N (draws x points), ln D at which the law's loss falls to the target
+    (``log_target`` per draw); NaN where even D = 1e17 tokens does not reach it."""
+    lo = np.full(log_n.shape, LOG_D_RANGE[0])
+    hi = np.full(log_n.shape, LOG_D_RANGE[1])
+    covariates = _unique_covariates(law, unique_tokens, log_n.shape)
+    goal = log_target[:, None]
+    reachable = law.log_loss(draws, np.exp(log_n), np.exp(hi), covariates) <= goal
+    for _ in range(BISECT):
+        mid = (lo + hi) / 2
+        above = law.log_loss(draws, np.exp(log_n), np.exp(mid), covariates) > goal
+        lo, hi = np.where(above, mid, lo), np.where(above, hi, mid)
+    return np.where(reachable, hi, np.nan)
+
+
+def inference_draws(law: Law, draws: Draws, inference_tokens: float, target_loss: Any,
+                    unique_tokens: float | None = None) -> dict[str, np.ndarray]:
+    """Per draw, the N, D reaching ``target_loss`` (one or one per draw) at the least lifetime
+    FLOPs 6 N D + 2 N T (Sardana et al. 2024), and the compute-optimal run (least 6 N D)
+    reaching the same loss.
+
+    Returns ``params``, ``tokens``, ``tokens_per_param``, ``training_flops``,
+    ``inference_flops``, ``total_flops``; the compute-optimal run's ``chinchilla_params``,
+    ``chinchilla_tokens``, ``chinchilla_total_flops`` (its training plus serving T tokens);
+    ``flops_saved`` (the difference) and ``flops_saved_share`` (of the compute-optimal run's
+    total). NaN for draws whose law never reaches the target.
+
+    Examples
+    --------
+    >>> from bayescale.law.laws import get_law
+    >>> draws = {"E": np.array([1.82]), "A": np.array([482.0]), "B": np.array([2085.0]),
+    ...          "alpha": np.array([0.348]), "beta": np.array([0.366])}
+    >>> out = inference_draws(get_law("chinchilla"), draws, 1e13, 2.0)
+    >>> bool(out["params"][0] < out["chinchilla_params"][0]), bool(out["flops_saved"][0] > 0)
+    (True, True)
+    """
+    if not np.isfinite(inference_tokens) or inference_tokens < 0:
+        raise BayescaleError(f"inference tokens must be zero or more, got {inference_tokens}")
+    size = _size(law, draws)
+    log_target = np.log(np.broadcast_to(np.asarray(target_loss, dtype=float), (size,)))
+    lo, hi = np.full(size, LOG_N_RANGE[0]), np.full(size, LOG_N_RANGE[1])
+
+    def solve(served: float) -> tuple[np.ndarray, np.ndarray]:
+        def cost(log_n: np.ndarray) -> np.ndarray:
+            log_d = tokens_to_reach(law, draws, log_n, log_target, unique_tokens)
+            n = np.exp(log_n)
+            return np.log(flop_of(n, np.exp(log_d)) + 2.0 * n * served)
+
+        log_n = _minimise(cost, lo, hi)
+        log_d = tokens_to_reach(law, draws, log_n[:, None], log_target, unique_tokens)[:, 0]
+        return np.where(np.isfinite(log_d), np.exp(log_n), np.nan), np.exp(log_d)
+
+    n, d = solve(float(inference_tokens))
+    n0, d0 = solve(0.0)
+    training, serving = flop_of(n, d), 2.0 * n * inference_tokens
+    total = training + serving
+    chinchilla_total = flop_of(n0, d0) + 2.0 * n0 * inference_tokens
+    return {"params": n, "tokens": d, "tokens_per_param": d / n, "training_flops": training,
+            "inference_flops": serving, "total_flops": total, "chinchilla_params": n0,
+            "chinchilla_tokens": d0, "chinchilla_total_flops": chinchilla_total,
+            "flops_saved": chinchilla_total - total,
+            "flops_saved_share": (chinchilla_total - total) / chinchilla_total}
+
+
+def fitted_epochs(data: Any) -> float | None:
+    """The most epochs (tokens / unique tokens) among the fitted rows; None without them."""
+    if "unique_tokens" not in data:
+        return None
+    return float(np.max(data["tokens"].to_numpy() / data["unique_tokens"].to_numpy()))
+
+
+def repetition_warning(epochs: float, fitted: float | None,
+                       what: str = "the plan") -> str | None:
+    """A warning line when a plan repeats its data more often than any fitted run did.
+
+    Examples
+    --------
+    >>> repetition_warning(40.0, 4.0).split(":")[0]
+    'the plan repeats its data 40 times (epochs), beyond the 4 the law was fitted on'
+    """
+    if fitted is None or epochs <= fitted * 1.05:
+        return None
+    return (f"{what} repeats its data {epochs:.3g} times (epochs), beyond the {fitted:.3g} "
+            "the law was fitted on: the value of repeated tokens there is the prior's and the "
+            "form's extrapolation (R_D), not measured")
+
+
+def summarise(values: Mapping[str, np.ndarray], level: float, kind: str) -> dict[str, dict]:
+    """Median and ``level`` interval of each quantity's draws (NaN draws left out)."""
+    out = {}
+    for name, samples in values.items():
+        finite = np.asarray(samples, dtype=float)
+        finite = finite[np.isfinite(finite)]
+        if finite.size == 0:
+            out[name] = {"median": float("nan"), "lower": float("nan"), "upper": float("nan")}
+            continue
+        out[name] = {k: float(v) for k, v in summarize(finite, level, kind).items()}
+    return out
+
+
+def data_limited(post: Posterior, compute: float, unique_tokens: float, *, level: float = 0.9,
+                 interval_kind: str = "eti", family: str | None = None) -> dict[str, Any]:
+    """The data-limited optimum of a posterior at ``compute``: each quantity of
+    :func:`data_limited_draws` as median and interval, and the warnings (plans that repeat
+    data beyond the fitted epochs).
+
+    Examples
+    --------
+    >>> from bayescale.law.simulate import known_draws
+    >>> from bayescale.posterior.posterior import Posterior
+    >>> data_limited(Posterior.from_draws(known_draws()), 1e22, 1e10)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    bayescale.core.errors.BayescaleError: --unique-tokens needs a law with a data-limit term ...
+    """
+    _unique_covariates(post.law, unique_tokens, (1,))
+    draws = post.draws(family=family)
+    values = data_limited_draws(post.law, draws, float(compute), float(unique_tokens))
+    summary = summarise(values, level, interval_kind)
+    warning = repetition_warning(summary["epochs"]["median"], fitted_epochs(post.data),
+                                 "the best run under the data limit")
+    return {"compute": float(compute), "unique_tokens": float(unique_tokens),
+            "fitted_max_epochs": fitted_epochs(post.data), **summary,
+            "warnings": [warning] if warning else []}
+
+
+def inference_aware(post: Posterior, inference_tokens: float, *, compute: float | None = None,
+                    target_loss: float | None = None, unique_tokens: float | None = None,
+                    level: float = 0.9, interval_kind: str = "eti",
+                    family: str | None = None,
+                    plan_total: float | None = None) -> dict[str, Any]:
+    """The lifetime-optimal N, D of a posterior for T = ``inference_tokens`` served.
+
+    The target loss is ``target_loss``, else per draw the law's loss at the compute-optimal
+    run of ``compute``. Each quantity of :func:`inference_draws` as median and interval, and
+    ``reached``, the share of draws whose law reaches the target. With ``plan_total`` (a
+    planned run's 6ND + 2NT, ``risk``): ``plan_flops_saved_share``, the share of it saved.
+    """
+    if target_loss is None and compute is None:
+        raise BayescaleError("give --compute (the target is then the loss of its compute-"
+                             "optimal run) or --target-loss")
+    if target_loss is not None and not np.all(np.isfinite(target_loss) & (
+            np.asarray(target_loss) > 0)):
+        raise BayescaleError(f"target loss must be positive and finite, got {target_loss}")
+    draws = post.draws(family=family)
+    if target_loss is None:
+        n_opt, d_opt = post.law.optimal(draws, float(compute))
+        target = np.exp(post.law.log_loss(draws, n_opt[:, None], d_opt[:, None])[:, 0])
+    else:  # one loss, or one per draw (risk: the plan's own loss)
+        target = np.broadcast_to(np.asarray(target_loss, dtype=float), (post.n_draws,))
+    values = inference_draws(post.law, draws, float(inference_tokens), target, unique_tokens)
+    if plan_total is not None:
+        values["plan_flops_saved_share"] = (plan_total - values["total_flops"]) / plan_total
+    summary = summarise({"target_loss": target, **values}, level, interval_kind)
+    warnings = []
+    if unique_tokens is not None:
+        epochs = summary["tokens"]["median"] / unique_tokens
+        warning = repetition_warning(epochs, fitted_epochs(post.data),
+                                     "the inference-aware run")
+        warnings += [warning] if warning else []
+    reached = float(np.mean(np.isfinite(values["params"])))
+    if reached < 1.0:
+        warnings.append(f"{1 - reached:.0%} of the posterior draws never reach the target loss "
+                        "(it lies at or below their irreducible loss): the intervals are of "
+                        "the others")
+    if plan_total is not None:
+        summary["plan_total_flops"] = float(plan_total)
+    return {"inference_tokens": float(inference_tokens), "compute": compute,
+            "unique_tokens": unique_tokens, "reached": reached, **summary,
+            "warnings": warnings}

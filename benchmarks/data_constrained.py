@@ -1,0 +1,193 @@
+"""Repeated data (issue 26): does the Muennighoff law forecast many-epoch runs from few-epoch ones?
+
+On Muennighoff et al.'s (2023) public runs (``../shared/data/colpret/aggregated_eval``,
+datablations; MIT licence, see the README there), each of ``--law muennighoff`` (effective N'
+and D' of repeated data) and ``--law chinchilla`` (which cannot tell a repeated token from a
+fresh one) is fitted on the same rows and scored on the same held-out rows:
+
+- **c4, oscar** (``datablations_losses.csv``; each family alone): 2.8B, 4.2B and 8.7B models
+  trained to the same tokens with 1-44 epochs of fewer unique tokens. Fit on the runs of at most
+  4 epochs, predict those of 7, 14 and 44 epochs. Checkpoints of at least 10B tokens (the
+  Hitchhiker's Guide's cut), at most 20 per fitted run (evenly spaced), a run label per run
+  (``--run-col``); held-out rows: the last 30% of each run's tokens, at most 10 per run. The
+  unique tokens of a checkpoint are min(tokens per epoch, tokens seen).
+- **contour** (``datablations_contour_losses.csv``): final losses of 7M-8.7B models on C4, up
+  to 9000 epochs. Fit on the runs of at most 16 epochs, predict those of more. Unique tokens
+  are ``token_num / epochs``: the file's ``tokens_per_epoch`` column says 1.5B for every row,
+  but its run names (``146m91b100m``: 146M parameters, 91B tokens, 100M unique) and
+  token_num / epochs agree with each other and not with it.
+
+Scores: ARE of the posterior median of a new run's loss (mean |L - L_hat| / L) and coverage of
+its 90% interval (calibrated discrepancy included, as ``predict``), per family and model size;
+PSIS-LOO of both fits on the training rows (``compare``); the posteriors of R*_D and R*_N
+beside the paper's 15.4 and 5.3. Priors are the laws' defaults (docs/limits.md), not tuned on
+these runs.
+
+    .venv/bin/python benchmarks/data_constrained.py [--chains 2 --draws 500 --tune 500]
+        [--cases c4,oscar,contour] [--out-md PATH | --no-md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from results import Record, add_output_options
+
+from bayescale import ModelSpec, SamplerOptions, fit, load_runs
+from bayescale.evaluate.compare import compare
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "colpret" / "aggregated_eval"
+SIZES = {"2.8B": 2.8e9, "4.2B": 4.2e9, "8.7B": 8.7e9}
+PAPER = {"R_D": 15.4, "R_N": 5.3}
+MIN_TOKENS, TRAIN_ROWS, TEST_ROWS, SCORE_FRAC = 1e10, 20, 10, 0.3
+LAWS = ("muennighoff", "chinchilla")
+
+
+def _even(frame: pd.DataFrame, most: int) -> pd.DataFrame:
+    """At most ``most`` rows of each run, evenly spaced by position (tokens sorted)."""
+    parts = []
+    for _, rows in frame.sort_values("tokens").groupby("run", sort=False):
+        keep = np.unique(np.linspace(0, len(rows) - 1, min(most, len(rows))).astype(int))
+        parts.append(rows.iloc[keep])
+    return pd.concat(parts, ignore_index=True)
+
+
+def family_case(family: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training and held-out rows of one datablations family."""
+    raw = pd.read_csv(DATA / "datablations_losses.csv")
+    raw = raw[(raw["data"] == family) & (raw["token_num"] >= MIN_TOKENS)]
+    frame = pd.DataFrame({
+        "params": raw["num_params"].map(SIZES), "tokens": raw["token_num"].astype(float),
+        "loss": raw["loss"], "epochs": raw["epochs"].astype(int),
+        "unique_tokens": np.minimum(raw["tokens_per_epoch"], raw["token_num"]),
+        "size": raw["num_params"], "run": raw["num_params"] + "-" + raw["epochs"].astype(str)})
+    train = _even(frame[frame["epochs"] <= 4], TRAIN_ROWS)
+    test = frame[(frame["epochs"] >= 7) & (frame["epochs"] <= 44)]
+    last = test.groupby("run")["tokens"].transform("max")
+    test = _even(test[test["tokens"] >= (1 - SCORE_FRAC) * last], TEST_ROWS)
+    return train, test
+
+
+def contour_case() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training (<= 16 epochs) and held-out (> 16) final losses of the contour runs."""
+    raw = pd.read_csv(DATA / "datablations_contour_losses.csv")
+    frame = pd.DataFrame({
+        "params": raw["num_params"].astype(float), "tokens": raw["token_num"].astype(float),
+        "loss": raw["openLM_loss"], "epochs": raw["epochs"].astype(float),
+        "unique_tokens": raw["token_num"] / raw["epochs"],
+        "size": raw["num_params"].map(lambda n: f"{n / 1e6:.0f}M"),
+        "run": [f"row{i}" for i in range(len(raw))]})
+    return (frame[frame["epochs"] <= 16].reset_index(drop=True),
+            frame[frame["epochs"] > 16].reset_index(drop=True))
+
+
+def _scores(post, test: pd.DataFrame, seed: int) -> pd.DataFrame:
+    unique = test["unique_tokens"].to_numpy() if post.law.covariates else None
+    frame = post.predict(params=test["params"].to_numpy(), tokens=test["tokens"].to_numpy(),
+                         level=0.9, random_seed=seed, unique_tokens=unique)
+    y = test["loss"].to_numpy()
+    return pd.DataFrame({
+        "size": test["size"].to_numpy(), "epochs": test["epochs"].to_numpy(),
+        "are": np.abs(y - frame["loss_median"].to_numpy()) / y,
+        "covered": (frame["loss_lower"].to_numpy() <= y) & (y <= frame["loss_upper"].to_numpy()),
+        "halfwidth": (frame["loss_upper"] - frame["loss_lower"]).to_numpy() / 2
+        / frame["loss_median"].to_numpy()})
+
+
+def run_case(name: str, train: pd.DataFrame, test: pd.DataFrame, options: SamplerOptions,
+             folder: Path, keep: Path | None = None) -> dict:
+    """Fit both laws on ``train`` (through the loader, as ``fit`` reads a file) and score."""
+    path = folder / f"{name}.csv"
+    train.drop(columns=["size", "epochs"]).to_csv(path, index=False)
+    runs = load_runs(path, run_col="run", unique_tokens_col="unique_tokens")
+    posts, rows, notes = {}, [], []
+    for law in LAWS:
+        start = time.perf_counter()
+        result = fit(runs, ModelSpec(law=law), options)
+        posts[law] = result.posterior
+        if keep is not None:
+            result.posterior.save(keep / f"{name}-{law}.posterior.nc")
+        seconds = time.perf_counter() - start
+        diag = result.diagnostics
+        notes.append(f"{name}, {law}: {len(train)} rows, {seconds:.0f} s, "
+                     f"{diag.divergences} divergences, max R-hat {diag.max_r_hat:.3f}, "
+                     f"min ESS bulk {diag.min_ess_bulk:.0f}"
+                     + ("" if diag.ok else f" (convergence check failed: {diag.problems[0]})"))
+        print(notes[-1], file=sys.stderr)
+        scored = _scores(result.posterior, test, options.random_seed)
+        for group, part in [("all", scored), *scored.groupby("size", sort=False)]:
+            rows.append({"case": name, "law": law, "size": group, "rows": len(part),
+                         "ARE": f"{part['are'].mean():.2%}",
+                         "90% coverage": f"{part['covered'].mean():.0%}",
+                         "90% half-width (median)": f"{part['halfwidth'].median():.2%}"})
+        bands = (((16, 100), (100, 1000), (1000, np.inf)) if name == "contour"
+                 else ((4, 7), (7, 14), (14, 44)))
+        for lo, hi in bands:
+            part = scored[(scored["epochs"] > lo) & (scored["epochs"] <= hi)]
+            rows.append({"case": name, "law": law, "size": f"epochs ({lo:g}, {hi:g}]",
+                         "rows": len(part), "ARE": f"{part['are'].mean():.2%}",
+                         "90% coverage": f"{part['covered'].mean():.0%}",
+                         "90% half-width (median)": f"{part['halfwidth'].median():.2%}"})
+    table, _ = compare([posts[law] for law in LAWS], list(LAWS))
+    loo = [{"case": name, "law": law, **{k: (f"{v:.1f}" if isinstance(v, float) else v)
+                                          for k, v in row.items()}}
+           for law, row in table.iterrows()]
+    summary = posts["muennighoff"].summary(level=0.9)
+    limits = [{"case": name, "parameter": p, "posterior median": f"{summary.loc[p, 'median']:.3g}",
+               "90% interval": f"[{summary.loc[p, 'lower']:.3g}, {summary.loc[p, 'upper']:.3g}]",
+               "paper": PAPER[p]} for p in PAPER]
+    return {"scores": rows, "loo": loo, "limits": limits, "notes": notes}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--chains", type=int, default=2)
+    parser.add_argument("--draws", type=int, default=500)
+    parser.add_argument("--tune", type=int, default=500)
+    parser.add_argument("--random-seed", type=int, default=0)
+    parser.add_argument("--cases", default="c4,oscar,contour")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="save the posterior files in this folder (outside the repository)")
+    add_output_options(parser, __file__)
+    args = parser.parse_args()
+    record = Record.start(__file__, __doc__)
+    options = SamplerOptions(chains=args.chains, draws=args.draws, tune=args.tune,
+                             random_seed=args.random_seed, progress=False)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.cases.split(","):
+            train, test = contour_case() if name == "contour" else family_case(name)
+            results.append(run_case(name, train, test, options, Path(tmp), args.keep))
+    scores = pd.DataFrame([r for res in results for r in res["scores"]])
+    print(scores.to_string(index=False), file=sys.stderr)
+    if args.no_md:
+        return
+    notes = [n for res in results for n in res["notes"]]
+    notes += [
+        "ARE: mean |L - L_hat| / L of the posterior median of a new run's loss; coverage: share "
+        "of held-out rows inside the 90% interval (seed noise and the calibrated discrepancy "
+        "included, as `bayescale predict`).",
+        "Fitted: c4 and oscar on runs of at most 4 epochs, held out 7-44; contour on runs of "
+        "at most 16 epochs, held out more. LOO: PSIS-LOO on the fitted rows (elpd, higher is "
+        "better); both laws fitted on the same rows.",
+        "Priors: the laws' defaults (docs/limits.md); R*_D ~ lognormal(15.4, 0.75) and R*_N ~ "
+        "lognormal(5.3, 0.75) around the paper's values, not tuned on these runs.",
+    ]
+    record.write(args.out_md, "Repeated data: Muennighoff's law against Chinchilla's", tables={
+        "Held-out runs: ARE and 90% coverage": scores,
+        "PSIS-LOO on the fitted rows (bayescale compare)":
+            pd.DataFrame([r for res in results for r in res["loo"]]),
+        "R*_D and R*_N: posterior beside the paper (Muennighoff et al. 2023)":
+            pd.DataFrame([r for res in results for r in res["limits"]]),
+    }, notes=notes)
+
+
+if __name__ == "__main__":
+    main()

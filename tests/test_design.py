@@ -1,0 +1,238 @@
+"""``bayescale design``: preposterior analysis on known draws (reweighting, ranking, the batch,
+JSON, bad input, the figure); one short sampling test of the refit fallback."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from bayescale import BayescaleError
+from bayescale.cli import app
+from bayescale.data.compute import compute
+from bayescale.evaluate.design import (
+    REFIT_OUTCOMES,
+    candidate_grid,
+    design,
+    kish_ess,
+    read_candidates,
+    weighted_quantiles,
+)
+from tests.builders import CACHE, example_frame, known_draws_posterior, quick
+
+TARGET = (7e9, 1.4e11)
+BUDGET = 3e21
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def example_design(known_example):
+    return design(known_example, *TARGET, BUDGET, runs=2, outcomes=32)
+
+
+def test_kish_ess_of_uniform_and_degenerate_weights():
+    assert kish_ess(np.full((2, 50), 3.0)).tolist() == [50.0, 50.0]
+    w = np.r_[np.ones(10), np.zeros(90)]
+    assert float(kish_ess(w)) == pytest.approx(10.0)
+
+
+def test_weighted_quantiles_follow_the_weights():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=20_000)
+    weights = np.exp(-0.5 * (values - 1.0) ** 2)[None]  # N(0,1) x N(1,1) -> N(0.5, 1/2)
+    lo, hi = weighted_quantiles(values, weights, [0.05, 0.95])[0]
+    assert (lo + hi) / 2 == pytest.approx(0.5, abs=0.03)
+    assert hi - lo == pytest.approx(2 * 1.6449 * np.sqrt(0.5), rel=0.03)
+
+
+def test_an_uninformative_run_changes_nothing():
+    """Huge noise: the outcome says nothing, the weights stay flat, the width stays."""
+    post = known_draws_posterior(1000, sigma_obs=2.0, data=example_frame())
+    plan = design(post, *TARGET, BUDGET, candidates=pd.DataFrame(
+        {"params": [2e9], "tokens": [4e10]}), outcomes=16)
+    (cand,) = plan.candidates
+    assert cand.ess > 0.95 * plan.draws
+    assert cand.parts["parameters"] == pytest.approx(plan.parts_now["parameters"], rel=0.05)
+    assert plan.parts_now["law error"] == 0.0  # no calibration stored
+
+
+def test_a_run_at_the_target_removes_the_law_error_and_most_parameter_spread(known_example):
+    plan = design(known_example, *TARGET, 2 * compute(*TARGET),
+                  candidates=pd.DataFrame({"params": [TARGET[0]], "tokens": [TARGET[1]]}),
+                  outcomes=32)
+    (cand,) = plan.candidates
+    assert plan.parts_now["law error"] > 0
+    assert cand.distance_after == 0.0
+    assert cand.parts["law error"] == pytest.approx(0.0, abs=1e-12)
+    assert cand.parts["parameters"] < 0.7 * plan.parts_now["parameters"]
+    assert cand.expected_width < plan.width_now
+    assert cand.shrinks in ("parameters", "law error")
+
+
+def test_the_seed_floor_never_shrinks(example_design):
+    floor = example_design.parts_now["seed floor"]
+    for cand in example_design.candidates:
+        assert abs(cand.part_reductions["seed floor"]) < 0.3 * floor
+
+
+def test_candidates_are_ranked_by_reduction_per_flop_within_budget(example_design):
+    per_flop = [c.reduction_per_flop for c in example_design.candidates]
+    assert per_flop == sorted(per_flop, reverse=True)
+    assert all(c.compute <= BUDGET * (1 + 1e-9) for c in example_design.candidates)
+    for c in example_design.candidates:
+        assert c.reduction == pytest.approx(example_design.width_now - c.expected_width)
+        assert c.reduction_per_flop == pytest.approx(c.reduction / c.compute)
+        assert c.compute == pytest.approx(compute(c.params, c.tokens))
+
+
+def test_the_batch_fits_the_budget_and_beats_its_first_run(example_design):
+    batch, effect = example_design.batch, example_design.batch_effect
+    assert 1 <= len(batch) <= 2 and effect is not None
+    assert sum(c.compute for c in batch) <= BUDGET * (1 + 1e-9)
+    assert effect.compute == pytest.approx(sum(c.compute for c in batch))
+    assert effect.reduction >= batch[0].reduction - 1e-12
+    assert {id(c) for c in example_design.candidates if c.chosen} == {id(c) for c in batch}
+
+
+def test_same_seed_same_design(known_example):
+    a = design(known_example, *TARGET, BUDGET, outcomes=16, random_seed=3)
+    b = design(known_example, *TARGET, BUDGET, outcomes=16, random_seed=3)
+    assert a.as_dict() == b.as_dict()
+
+
+def test_default_grid_lies_between_the_runs_and_the_target(known_example):
+    grid = candidate_grid(known_example, *TARGET, BUDGET)
+    assert len(grid) > 10
+    assert grid["params"].max() <= TARGET[0] * (1 + 1e-9)
+    assert grid["compute"].max() <= BUDGET * (1 + 1e-9)
+
+
+def test_read_candidates_takes_sizes_and_compute(tmp_path):
+    path = tmp_path / "c.csv"
+    path.write_text("N,compute\n7B,4.2e21\n1.5e9,1e21\n")
+    frame = read_candidates(path)
+    assert frame["params"].tolist() == [7e9, 1.5e9]
+    assert frame["tokens"][0] == pytest.approx(1e11)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("", "empty file"),
+    ("params,tokens\n", "no rows"),
+    ("size,steps\n1,2\n", "need columns params and tokens"),
+    ("params,tokens\n1B,lots\n", "row 2, column tokens"),
+    ("params,tokens\n1B,-5\n", "must be positive"),
+])
+def test_bad_candidates_files(tmp_path, text, message):
+    path = tmp_path / "c.csv"
+    path.write_text(text)
+    with pytest.raises(BayescaleError, match=message):
+        read_candidates(path)
+
+
+def test_target_inside_the_fitted_runs_says_so(known_example):
+    with pytest.raises(BayescaleError, match="inside the fitted runs"):
+        design(known_example, 1e9, 2e10, BUDGET)
+
+
+def test_budget_below_the_cheapest_candidate(known_example):
+    with pytest.raises(BayescaleError, match="below the cheapest candidate"):
+        design(known_example, *TARGET, 1e15)
+
+
+def test_a_family_fit_designs_for_one_family():
+    from tests.builders import TWO_FAMILY_TRUTHS, family_sweeps, known_family_posterior
+
+    post = known_family_posterior(family_sweeps(), TWO_FAMILY_TRUTHS)
+    plan = design(post, *TARGET, BUDGET, outcomes=16, family="p", max_refits=5)
+    assert plan.refits == 0 and plan.batch
+    assert plan.distance_now > 0
+    with pytest.raises(BayescaleError, match="no model families"):
+        design(known_draws_posterior(200, data=example_frame()), *TARGET, BUDGET, family="p")
+
+
+# ------------------------------------------------------------------------------ the CLI
+def _design(path, *extra):
+    return runner.invoke(app, ["design", str(path), *map(str, extra)])
+
+
+def test_cli_json_is_one_object(known_example_file):
+    result = _design(known_example_file, "--target", "7B:140B", "--budget", "3e21", "--runs",
+                     "2", "--outcomes", "16", "--json")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["target"] == {"params": 7e9, "tokens": 1.4e11, "compute": compute(7e9, 1.4e11)}
+    assert out["budget"] == 3e21 and out["interval"] == "eti"
+    for key in ("params", "tokens", "compute", "expected_width", "reduction",
+                "reduction_per_flop", "shrinks", "ess", "method", "chosen"):
+        assert key in out["candidates"][0]
+    assert 1 <= len(out["batch"]) <= 2
+    assert out["batch_compute"] <= 3e21
+    assert "expected_width" in out["batch_effect"] and "params" not in out["batch_effect"]
+
+
+def test_cli_table(known_example_file):
+    result = _design(known_example_file, "--target", "7B:140B", "--budget", "3e21",
+                     "--outcomes", "16")
+    assert result.exit_code == 0, result.output
+    assert "ranked by expected reduction per FLOP" in result.output
+    assert "chosen batch of 1" in result.output
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (["--target", "1B:20B", "--budget", "3e21"], 1, "inside the fitted runs"),
+    (["--target", "7B:140B", "--budget", "1e12"], 1, "below the cheapest candidate"),
+    (["--target", "7B", "--budget", "3e21"], 2, "is not N:D"),
+    (["--target", "7B:140B", "--budget", "lots"], 2, "not a number"),
+])
+def test_cli_bad_input_is_one_line(known_example_file, args, code, message):
+    result = _design(known_example_file, *args)
+    assert result.exit_code == code
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_bad_candidates_file_is_one_line(known_example_file, tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("")
+    result = _design(known_example_file, "--target", "7B:140B", "--budget", "3e21",
+                     "--candidates", path)
+    assert result.exit_code == 1
+    assert result.output.strip().count("\n") == 0 and "empty file" in result.output
+
+
+# ---------------------------------------------------------------- the figure and risk
+def test_design_figure(known_example, example_design):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from bayescale.report.plots import FIGURES, WITH_TARGETS, plot
+
+    assert "design" in FIGURES and "design" in WITH_TARGETS
+    fig = plot(known_example, "design", result=example_design)
+    ax = fig.axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("parameters N", "tokens D")
+    labels = ax.get_legend_handles_labels()[1]
+    assert "fitted runs" in labels and any(lab.startswith("target") for lab in labels)
+    fig = plot(known_example, "design")  # no target: the optimum at 10x the largest compute
+    assert any(lab.startswith("target") for lab in fig.axes[0].get_legend_handles_labels()[1])
+
+
+def test_risk_points_to_design_where_law_error_or_parameters_dominate(known_example):
+    review = known_example.risk(*TARGET)
+    assert review.uncertainty["dominated_by"] in ("law error", "parameters")
+    assert "bayescale design" in review.uncertainty["advice"]
+
+
+# ---------------------------------------------------------------- the refit fallback
+@pytest.mark.slow
+def test_low_ess_falls_back_to_a_refit(example_fit):
+    post = example_fit.posterior
+    plan = design(post, *TARGET, BUDGET, outcomes=8, min_ess_share=1.0, max_refits=1,
+                  candidates=pd.DataFrame({"params": [3e9], "tokens": [6e10]}),
+                  options=quick(draws=200, tune=200), cache=CACHE)
+    (cand,) = plan.candidates
+    assert cand.method == "refit" and plan.refits == REFIT_OUTCOMES
+    assert 0 < cand.expected_width < 2 * plan.width_now

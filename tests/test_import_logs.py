@@ -1,0 +1,142 @@
+"""``bayescale import wandb|tensorboard``: training logs written from a simulated law load into
+one run table; duplicates, final rows and bad input. No sampling."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from bayescale.cli import app
+from bayescale.core.errors import BayescaleError
+from bayescale.data.logs import import_tensorboard, import_wandb, match_columns
+from bayescale.data.runs import load_runs
+from tests.logs_builders import (
+    METRIC_TRUTHS,
+    TOKENS,
+    histories,
+    manifest,
+    write_tensorboard,
+    write_wandb,
+)
+
+runner = CliRunner()
+
+
+def run(args: list) -> object:
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def one_line_error(result, code: int = 1) -> str:
+    assert result.exit_code == code, (result.exit_code, result.stderr, result.exception)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory):
+    """The same simulated runs as a W&B export folder (3 exact duplicate rows) and as
+    TensorBoard event folders, with their manifest."""
+    root = tmp_path_factory.mktemp("logs")
+    runs = histories()
+    return {"runs": runs, "manifest": manifest(runs, root / "manifest.csv"),
+            "wandb": write_wandb(runs, root / "wandb", duplicate=3),
+            "tb": write_tensorboard(runs, root / "tb"), "root": root}
+
+
+def test_wandb_and_tensorboard_give_one_table(logs):
+    wandb = import_wandb(logs["wandb"], logs["manifest"])
+    tb = import_tensorboard(logs["tb"], logs["manifest"])
+    assert wandb.duplicates == 3 and tb.duplicates == 0
+    assert list(wandb.table.columns[:4]) == ["run", "params", "tokens", "seed"]
+    assert set(METRIC_TRUTHS) <= set(wandb.metrics)
+    # train and eval rows of one step are merged: one row per logged step
+    assert len(wandb.table) == sum(f["_step"].nunique() for f in logs["runs"].values())
+    pd.testing.assert_frame_equal(wandb.table, tb.table, check_dtype=False, rtol=1e-6)
+
+
+def test_cli_writes_a_table_fit_reads(logs, tmp_path):
+    out = tmp_path / "runs.csv"
+    result = run(["import", "wandb", logs["wandb"], "--manifest", logs["manifest"], "--out", out,
+                  "--metrics", "eval/*", "--json"])
+    assert result.exit_code == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["duplicates_dropped"] == 3 and answer["metrics"] == list(METRIC_TRUTHS)
+    runs = load_runs(out, loss_col="eval/c4/CrossEntropyLoss", run_col="run")
+    assert runs.n_runs == len(logs["runs"])
+    human = run(["import", "tensorboard", logs["tb"], "--manifest", logs["manifest"],
+                 "--out", tmp_path / "tb.parquet"])
+    assert human.exit_code == 0, human.stderr
+    assert "written to" in human.stderr
+    assert len(pd.read_parquet(tmp_path / "tb.parquet")) == len(pd.read_csv(out))
+
+
+def test_final_only_keeps_each_runs_last_row(logs):
+    table = import_wandb(logs["wandb"], logs["manifest"], final_only=True).table
+    assert len(table) == len(logs["runs"])
+    for name, frame in logs["runs"].items():
+        assert table.set_index("run").loc[name, "tokens"] == frame[TOKENS].max()
+
+
+def test_unlisted_runs_are_named(logs, tmp_path):
+    short = tmp_path / "manifest.csv"
+    pd.read_csv(logs["manifest"]).head(2).to_csv(short, index=False)
+    result = import_wandb(logs["wandb"], short)
+    assert result.table["run"].nunique() == 2
+    assert len(result.unlisted) == len(logs["runs"]) - 2
+
+
+def test_manifest_naming_a_missing_log(logs, tmp_path):
+    bad = tmp_path / "manifest.csv"
+    frame = pd.read_csv(logs["manifest"])
+    frame.loc[len(frame)] = ["run-missing", "7B", 0]
+    frame.to_csv(bad, index=False)
+    for kind in ("wandb", "tb"):
+        line = one_line_error(run(["import", "wandb" if kind == "wandb" else "tensorboard",
+                                   logs[kind], "--manifest", bad, "--out", tmp_path / "x.csv"]))
+        assert "run 'run-missing' has no" in line and f"row {len(frame) + 1}" in line
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_log_without_tokens_column(logs, tmp_path):
+    folder = tmp_path / "wandb"
+    folder.mkdir()
+    name, frame = next(iter(logs["runs"].items()))
+    frame.drop(columns=[TOKENS]).to_csv(folder / f"{name}.csv", index=False)
+    pd.read_csv(logs["manifest"]).head(1).to_csv(tmp_path / "m.csv", index=False)
+    line = one_line_error(run(["import", "wandb", folder, "--manifest", tmp_path / "m.csv",
+                               "--out", tmp_path / "x.csv"]))
+    assert f"no tokens column '{TOKENS}'" in line and "--tokens-col" in line
+
+
+@pytest.mark.parametrize("content, expected", [
+    ("name,params\na,7B\n", "needs a 'run' column"),
+    ("run,params\na,seven\n", "'seven' is not a model size"),
+    ("run,params\na,7B\na,8B\n", "listed twice"),
+])
+def test_bad_manifest(logs, tmp_path, content, expected):
+    (tmp_path / "m.csv").write_text(content)
+    with pytest.raises(BayescaleError, match=expected):
+        import_wandb(logs["wandb"], tmp_path / "m.csv")
+
+
+def test_missing_folder_and_bad_out(logs, tmp_path):
+    line = one_line_error(run(["import", "wandb", tmp_path / "nope", "--manifest",
+                               logs["manifest"], "--out", tmp_path / "x.csv"]))
+    assert "no such folder" in line
+    one_line_error(run(["import", "wandb", logs["wandb"], "--manifest", logs["manifest"],
+                        "--out", tmp_path / "x.txt"]), code=2)
+
+
+def test_match_columns():
+    cols = ["a/x", "a/y", "b"]
+    assert match_columns(cols, "a/*") == ["a/x", "a/y"]
+    assert match_columns(cols, "b, a/y") == ["a/y", "b"]
+    assert match_columns(cols, "B") == ["b"]  # names match up to case, as the loader's
+    with pytest.raises(BayescaleError, match="'c' matches no column"):
+        match_columns(cols, "a/*,c")
+    assert np.all([c in cols for c in match_columns(cols, "*")])

@@ -1,0 +1,319 @@
+"""Allocation under limits (issue 26): the Muennighoff law of repeated data, the data-limited
+optimum, the inference-aware optimum (Sardana et al. 2024) and their bad inputs.
+
+Everything arithmetic runs on known draws; one slow test samples the law.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from bayescale import ModelSpec, Posterior
+from bayescale.cli import app
+from bayescale.core.errors import BayescaleError
+from bayescale.data.runs import load_runs
+from bayescale.law.laws import get_law, muennighoff_effective
+from bayescale.law.simulate import known_draws
+from bayescale.posterior.limits import data_limited_draws, inference_draws
+from tests.builders import quick, quick_fit
+
+#: The paper's fit (Muennighoff et al. 2023, section 3.1), as draws around it.
+PAPER = {"E": 1.87, "A": 521.0, "B": 1488.0, "alpha": 0.353, "beta": 0.360, "R_D": 15.4,
+         "R_N": 5.3}
+CHINCHILLA = ("E", "A", "B", "alpha", "beta")
+
+
+def paper_draws(size: int = 200, spread: float = 0.02, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    draws = {k: v * np.exp(rng.normal(0, spread, size)) for k, v in PAPER.items()}
+    draws["sigma_obs"] = np.full(size, 0.002)
+    draws["seed_noise"] = np.full(size, 0.01)
+    return draws
+
+
+def repeated_runs(seed: int = 0) -> pd.DataFrame:
+    """Final losses of runs at 3 sizes, fresh and repeated data, from the paper's law."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in (1e8, 3e8, 1e9):
+        for d in (2e9, 6e9, 2e10):
+            for epochs in (1, 2, 4, 8, 16, 32):
+                rows.append({"params": n, "tokens": d, "unique_tokens": d / epochs})
+    frame = pd.DataFrame(rows)
+    law = get_law("muennighoff")
+    truth = {k: np.array([v]) for k, v in PAPER.items()}
+    loss = law.loss(truth, frame["params"], frame["tokens"],
+                    {"unique_tokens": frame["unique_tokens"]})[0]
+    frame["loss"] = loss * np.exp(rng.normal(0, 0.003, len(frame)))
+    return frame
+
+
+def muennighoff_file(tmp_path, data: pd.DataFrame | None = None):
+    frame = data if data is not None else pd.DataFrame(
+        {"params": [1e9, 3e9], "tokens": [2e10, 6e10], "loss": [2.6, 2.4],
+         "unique_tokens": [1e10, 3e10]})
+    post = Posterior.from_draws(paper_draws(), law="muennighoff", data=frame)
+    path = tmp_path / "m.posterior.nc"
+    post.save(path)
+    return path
+
+
+def cli(args: list) -> object:
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+# ------------------------------------------------------------------------------ the law
+def test_fresh_data_is_chinchilla_below_the_optimal_size():
+    law, chin = get_law("muennighoff"), get_law("chinchilla")
+    draws = {k: np.array([v]) for k, v in PAPER.items()}
+    n, d = np.array([1e9, 7e10]), np.array([1e11, 1.4e12])  # N below N_opt(D)
+    fresh = law.log_loss(draws, n, d)
+    assert np.allclose(fresh, chin.log_loss(draws, n, d), rtol=1e-12)
+    assert np.allclose(fresh, law.log_loss(draws, n, d, {"unique_tokens": d}), rtol=1e-12)
+
+
+def test_repetition_costs_loss_and_grows_with_epochs():
+    law = get_law("muennighoff")
+    draws = {k: np.array([v]) for k, v in PAPER.items()}
+    d = 1e11
+    losses = [law.loss(draws, [1e9], [d], {"unique_tokens": [d / e]})[0, 0]
+              for e in (1, 2, 4, 16, 64)]
+    assert all(b > a for a, b in itertools.pairwise(losses))
+    # about 4 epochs cost almost nothing (the paper's finding): under 1% of the loss
+    assert losses[2] / losses[0] - 1 < 0.01
+
+
+def test_effective_data_matches_the_paper_and_pytensor():
+    import pytensor
+    import pytensor.tensor as pt
+
+    _, log_d = muennighoff_effective(np.log(1e9), np.log(4e10), np.log(1e10), np.log(521.0),
+                                         np.log(1488.0), 0.353, 0.36, 15.4, 5.3)
+    expected = 1e10 * (1 + 15.4 * (1 - np.exp(-3 / 15.4)))
+    assert np.isclose(np.exp(log_d), expected, rtol=1e-12)
+    x = pt.dvector("x")
+    out = muennighoff_effective(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8], xp=pt)
+    f = pytensor.function([x], list(out))
+    args = np.array([np.log(8.7e9), np.log(1.78e11), np.log(4e9), np.log(521.0),
+                     np.log(1488.0), 0.353, 0.36, 15.4, 5.3])
+    assert np.allclose(f(args), muennighoff_effective(*args), rtol=1e-10)
+
+
+def test_existing_laws_ignore_covariates():
+    draws = known_draws(50)
+    law = get_law("chinchilla")
+    plain = law.log_loss(draws, [7e10], [1.4e12])
+    assert np.array_equal(plain, law.log_loss(draws, [7e10], [1.4e12],
+                                              {"unique_tokens": [1e9]}))
+    assert get_law("chinchilla").covariates == () and get_law("kaplan").covariates == ()
+
+
+# ------------------------------------------------------------------------- data limit
+def test_data_limit_ample_data_costs_nothing_and_scarce_data_costs_more():
+    law, draws = get_law("muennighoff"), paper_draws(50)
+    ample = data_limited_draws(law, draws, 1e22, 1e14)
+    assert np.all(np.abs(ample["limit_cost"]) < 1e-4)
+    costs = [np.median(data_limited_draws(law, draws, 1e22, u)["limit_cost"])
+             for u in (1e11, 3e10, 1e10)]
+    assert 0 < costs[0] < costs[1] < costs[2]
+    scarce = data_limited_draws(law, draws, 1e22, 1e10)
+    assert np.all(scarce["epochs"] > 1)
+    assert np.allclose(scarce["params"] * scarce["tokens"] * 6, 1e22, rtol=1e-9)
+
+
+def test_data_limit_matches_a_brute_force_grid():
+    law, draws = get_law("muennighoff"), paper_draws(5)
+    out = data_limited_draws(law, draws, 1e22, 1e10)
+    grid = np.geomspace(1e8, 1e11, 4001)
+    loss = law.log_loss(draws, grid, 1e22 / 6 / grid, {"unique_tokens": np.full(grid.size, 1e10)})
+    brute = grid[np.argmin(loss, axis=1)]
+    assert np.allclose(out["params"], brute, rtol=0.01)
+
+
+def test_data_limit_needs_a_law_with_the_term():
+    with pytest.raises(BayescaleError, match="data-limit term"):
+        data_limited_draws(get_law("chinchilla"), known_draws(10), 1e22, 1e10)
+
+
+# --------------------------------------------------------------------- inference cost
+def brute_force(law, draws, target, served, unique=None):
+    """Per draw, the (N, D) on a fine 2-d grid reaching the target at the least 6ND + 2NT."""
+    n = np.geomspace(1e8, 1e12, 1200)
+    d = np.geomspace(1e10, 1e14, 1200)
+    nn, dd = np.meshgrid(n, d, indexing="ij")
+    best = []
+    for s in range(np.asarray(draws["E"]).size):
+        one = {k: v[s:s + 1] for k, v in draws.items()}
+        cov = None if unique is None else {"unique_tokens": np.full(nn.size, unique)}
+        loss = law.loss(one, nn.ravel(), dd.ravel(), cov).reshape(nn.shape)
+        cost = np.where(loss <= target[s], 6 * nn * dd + 2 * nn * served, np.inf)
+        i, j = np.unravel_index(np.argmin(cost), cost.shape)
+        best.append((n[i], d[j], cost[i, j]))
+    return np.array(best)
+
+
+@pytest.mark.parametrize("law_name", ["chinchilla", "muennighoff"])
+def test_inference_optimum_matches_brute_force(law_name):
+    law = get_law(law_name)
+    draws = paper_draws(4) if law_name == "muennighoff" else known_draws(4)
+    n_opt, d_opt = law.optimal(draws, 1e23)
+    target = np.exp(law.log_loss(draws, n_opt[:, None], d_opt[:, None])[:, 0])
+    out = inference_draws(law, draws, 2e12, target)
+    brute = brute_force(law, draws, target, 2e12)
+    # the same answer within the grid's resolution (0.8% per step in N and D; the cost is flat
+    # near its minimum, so N and D move a few steps for a tiny change in cost)
+    assert np.allclose(out["params"], brute[:, 0], rtol=0.05)
+    assert np.allclose(out["tokens"], brute[:, 1], rtol=0.05)
+    assert np.all(out["total_flops"] <= brute[:, 2] * (1 + 1e-3))
+    assert np.all(out["total_flops"] >= brute[:, 2] * (1 - 0.02))
+
+
+def test_inference_without_serving_is_the_compute_optimal_run():
+    law, draws = get_law("chinchilla"), known_draws(20)
+    n_opt, d_opt = law.optimal(draws, 1e22)
+    target = np.exp(law.log_loss(draws, n_opt[:, None], d_opt[:, None])[:, 0])
+    out = inference_draws(law, draws, 0.0, target)
+    assert np.allclose(out["params"], n_opt, rtol=0.01)
+    assert np.allclose(out["chinchilla_params"], n_opt, rtol=0.01)
+    assert np.allclose(out["flops_saved"] / out["total_flops"], 0.0, atol=1e-4)
+
+
+def test_more_inference_means_smaller_models_trained_longer():
+    """Sardana et al. 2024: a larger T gives a smaller N and more tokens per parameter."""
+    law, draws = get_law("chinchilla"), known_draws(20)
+    out = [inference_draws(law, draws, t, 2.1) for t in (0.0, 1e11, 1e12, 1e13, 1e14)]
+    for small, large in itertools.pairwise(out):
+        assert np.all(large["params"] < small["params"])
+        assert np.all(large["tokens_per_param"] > small["tokens_per_param"])
+        assert np.all(large["flops_saved"] >= small["flops_saved"] - 1e-6 * small["total_flops"])
+    assert np.all(out[-1]["flops_saved"] > 0)
+
+
+def test_unreachable_target_is_nan_not_the_grid_edge():
+    out = inference_draws(get_law("chinchilla"), known_draws(10), 1e12, 1.0)  # below E
+    assert np.all(np.isnan(out["params"])) and np.all(np.isnan(out["total_flops"]))
+
+
+# --------------------------------------------------------------------------------- CLI
+def test_optimal_unique_tokens_json(tmp_path):
+    path = muennighoff_file(tmp_path)
+    result = cli(["optimal", path, "-C", "1e22", "--unique-tokens", "5B", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)["data_limit"]
+    assert out["epochs"]["median"] > 2 and out["limit_cost"]["median"] > 0
+    assert out["fitted_max_epochs"] == pytest.approx(2.0)
+    assert any("beyond the 2" in w for w in json.loads(result.stdout)["warnings"])
+
+
+def test_optimal_inference_tokens_json(tmp_path):
+    path = muennighoff_file(tmp_path)
+    result = cli(["optimal", path, "-C", "1e22", "--inference-tokens", "2T", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)["inference"]
+    assert out["params"]["median"] < out["chinchilla_params"]["median"]
+    assert out["flops_saved"]["median"] > 0 and out["reached"] == 1.0
+    result = cli(["optimal", path, "--target-loss", "2.3", "--inference-tokens", "2T", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["inference"]["target_loss"]["median"] == pytest.approx(2.3)
+
+
+def test_risk_with_limits(tmp_path):
+    path = muennighoff_file(tmp_path)
+    result = cli(["risk", path, "-N", "3B", "-D", "100B", "--unique-tokens", "10B",
+                  "--inference-tokens", "1T", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["data_limit"]["plan"]["epochs"] == pytest.approx(10.0)
+    assert out["inference"]["plan_flops_saved_share"]["median"] >= 0
+
+
+# -------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(("value", "message"), [
+    ("0", "is not positive"), ("-5e9", "is not positive"),
+    ("3e10", r"more than the 2e\+10 tokens seen")])
+def test_bad_unique_tokens_column(tmp_path, value, message):
+    path = tmp_path / "runs.csv"
+    path.write_text("params,tokens,loss,u\n1e8,1e9,3.5,1e9\n1e9,2e10,2.8," + value + "\n")
+    with pytest.raises(BayescaleError, match=message) as info:
+        load_runs(path, unique_tokens_col="u")
+    assert "row 3" in str(info.value) and "column 'u'" in str(info.value)
+    out = tmp_path / "out.posterior.nc"
+    result = cli(["fit", path, "--law", "muennighoff", "--unique-tokens-col", "u", "-o", out])
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1 and "row 3" in result.output
+    assert not out.exists()
+
+
+def test_muennighoff_without_the_column(tmp_path):
+    path = tmp_path / "runs.csv"
+    pd.DataFrame({"params": [1e8, 3e8, 1e9] * 3, "tokens": np.repeat([2e9, 6e9, 2e10], 3),
+                  "loss": np.linspace(3.5, 2.7, 9)}).to_csv(path, index=False)
+    out = tmp_path / "out.posterior.nc"
+    result = cli(["fit", path, "--law", "muennighoff", "-o", out])
+    assert result.exit_code == 1, result.output
+    assert "--unique-tokens-col" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", [["optimal", "-C", "1e22"], ["risk", "-N", "1B", "-D", "20B"],
+                                     ["predict", "-N", "1B", "-D", "20B"]])
+def test_unique_tokens_with_a_law_without_the_term(tmp_path, command):
+    path = tmp_path / "c.posterior.nc"
+    Posterior.from_draws(known_draws(100)).save(path)
+    result = cli([command[0], path, *command[1:], "--unique-tokens", "5B"])
+    assert result.exit_code == 1
+    assert "data-limit term" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command", [["optimal", "-C", "1e22"], ["risk", "-N", "1B", "-D", "20B"]])
+def test_negative_inference_tokens(tmp_path, command):
+    path = tmp_path / "c.posterior.nc"
+    Posterior.from_draws(known_draws(100)).save(path)
+    result = cli([command[0], path, *command[1:], "--inference-tokens=-1e12"])
+    assert result.exit_code == 2
+    assert "--inference-tokens" in result.output
+
+
+# ------------------------------------------------------------------------------ sampling
+@pytest.mark.slow
+def test_fit_recovers_a_repeated_data_law(tmp_path):
+    frame = repeated_runs()
+    path = tmp_path / "runs.csv"
+    frame.to_csv(path, index=False)
+    runs = load_runs(path, unique_tokens_col="unique_tokens")
+    result = quick_fit(runs, ModelSpec(law="muennighoff", likelihood="normal"),
+                       quick(draws=300, tune=400), calibration=False)
+    post = result.posterior
+    summary = post.summary(level=0.98)
+    for name in ("R_D", "R_N"):
+        assert summary.loc[name, "lower"] < PAPER[name] < summary.loc[name, "upper"]
+    fitted = post.predict(params=frame["params"], tokens=frame["tokens"],
+                          unique_tokens=frame["unique_tokens"])
+    inside = (fitted["loss_lower"] <= frame["loss"]) & (frame["loss"] <= fitted["loss_upper"])
+    assert inside.mean() > 0.8
+    saved = tmp_path / "m.posterior.nc"
+    post.save(saved)
+    assert Posterior.load(saved).law.name == "muennighoff"
+
+
+# ------------------------------------------------------------------------------ figure
+def test_frontier_shows_the_data_limited_optimum(tmp_path):
+    from bayescale.report.plots import plot_frontier
+
+    post = Posterior.load(muennighoff_file(tmp_path))
+    fig = plot_frontier(post, unique_tokens=5e9)
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert any("5B unique tokens" in label for label in labels)
+
+
+def test_plot_limits_only_on_the_frontier(tmp_path):
+    path = muennighoff_file(tmp_path)
+    out = tmp_path / "f.png"
+    result = cli(["plot", path, "isoflop", "-o", out, "--unique-tokens", "5B"])
+    assert result.exit_code == 2 and not out.exists()
