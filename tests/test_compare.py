@@ -89,3 +89,18 @@ def test_compare_table_shows_whole_names_at_80_columns(known_example_file, tmp_p
     rows = [line for line in result.stderr.splitlines() if "chinchilla" in line]
     assert len(rows) == 2 and all(any(name in row for row in rows) for name in names)
     assert "…" not in result.stderr
+
+
+def test_compare_takes_posteriors_of_draws_on_a_plain_table():
+    # a table with only params, tokens and loss (no run or source-line column): one run per row
+    import pandas as pd
+
+    from bayescale import Posterior
+    from bayescale.law.simulate import EPOCH_LAW, chinchilla_loss, known_draws
+
+    n, d = np.array([1e8, 3e8, 1e9, 3e9]), np.array([2e9, 6e9, 2e10, 6e10])
+    frame = pd.DataFrame({"params": n, "tokens": d, "loss": chinchilla_loss(EPOCH_LAW, n, d)})
+    posts = [Posterior.from_draws(known_draws(400, random_seed=s), data=frame) for s in (0, 1)]
+    table, _ = compare(posts, ["a", "b"])
+    assert sorted(table.index) == ["a", "b"]
+    assert pointwise_log_likelihood(posts[0]).shape == (1, 400, 4)

@@ -275,3 +275,13 @@ def test_risk_equals_predict_given_the_compute_instead_of_the_tokens(known_poste
     assert review.loss == {k: row[f"loss_{k}"] for k in ("median", "lower", "upper")}
     opt = known_posterior.optimal(compute=1e21, random_seed=1).iloc[0]
     assert review.optimal["loss"] == {k: opt[f"loss_{k}"] for k in ("median", "lower", "upper")}
+
+
+def test_far_plan_warning_says_what_the_interval_assumes(known_example, known_posterior):
+    # the verdict's far-plan line agrees with predict's far-target warning: with a stored
+    # calibration the interval includes the learned law error, without one the law holds
+    far = {"params": 7e11, "tokens": 1.4e13}
+    calibrated = known_example.risk(**far).extrapolation["warning"]
+    plain = known_posterior.risk(**far).extrapolation["warning"]
+    assert "includes the law's error learned within the runs" in calibrated
+    assert "assumes the law holds exactly" in plain

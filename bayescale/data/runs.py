@@ -88,7 +88,8 @@ class RunTable:
         """
         if RUN in self.data:
             return self.data[RUN].to_numpy(dtype=str)
-        return np.array([f"row{line}" for line in self.data["line"]], dtype=str)
+        lines = self.data["line"] if "line" in self.data else np.arange(len(self.data)) + 1
+        return np.array([f"row{line}" for line in lines], dtype=str)
 
     @property
     def n_runs(self) -> int:

@@ -231,9 +231,12 @@ class RiskReview:
 
 
 def extrapolation(
-    data: pd.DataFrame, params: float, tokens: float, thresholds: Thresholds
+    data: pd.DataFrame, params: float, tokens: float, thresholds: Thresholds,
+    calibrated: bool = False,
 ) -> dict[str, Any]:
-    """How far (N, D) lies beyond the fitted runs, with a warning when too far.
+    """How far (N, D) lies beyond the fitted runs, with a warning when too far; the warning
+    says what the interval assumes there (with a ``calibrated`` discrepancy term, that the
+    law's learned error keeps growing with the distance; without, that the law holds).
 
     Examples
     --------
@@ -260,7 +263,10 @@ def extrapolation(
     warning = None
     if far:
         warning = (f"{' and '.join(far)}: this far out the law's functional form, not the data, "
-                   "decides the answer; the interval assumes the form holds")
+                   "decides the answer; the interval " + (
+                       "includes the law's error learned within the runs, assumed to keep "
+                       "growing linearly with the distance that far out" if calibrated
+                       else "assumes the law holds exactly that far out"))
     return {"compute_ratio": c_ratio, "params_ratio": n_ratio, "tokens_ratio": d_ratio,
             "tokens_outside": d_outside, "max_compute": max_c, "min_params": min_n,
             "max_params": max_n, "min_tokens": min_d, "max_tokens": max_d, "warning": warning}
@@ -463,7 +469,7 @@ def review(
         return {k: float(np.exp(v) if log else v) for k, v in out.items()}
 
     prob = prob_below(new_log, target_loss) if target_loss is not None else None
-    ext = extrapolation(data, params, tokens, thresholds)
+    ext = extrapolation(data, params, tokens, thresholds, calibration is not None)
     unc = _uncertainty(mean_log, new_log, level, params, tokens, ext, thresholds, law_log)
     regret_summary = triple(regret)
     verdict, reasons = decide(prob, target_loss, regret_summary["median"], ext, thresholds,
