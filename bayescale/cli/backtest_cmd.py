@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -84,6 +85,19 @@ def backtest(
                             "--unique-tokens-col)."),
     unique_tokens_col: str | None = typer.Option(
         None, help="Unique tokens each run had seen (the data limit, docs/limits.md)."),
+    loss_cols: str | None = typer.Option(
+        None, "--loss-cols", metavar="PATTERN",
+        help="Backtest each metric these columns name (a glob such as 'eval/*' or a "
+        "comma-separated list), its column as the loss; needs --out.",
+        show_default="one backtest of --loss-col"),
+    out: Path | None = typer.Option(
+        None, "--out", metavar="DIR", help="With --loss-cols: folder for backtest_summary.csv."),
+    workers: int | None = typer.Option(
+        None, "--workers", min=1, help="With --loss-cols: run the backtests on this many local "
+        "processes.", show_default="in this process"),
+    dask: str | None = typer.Option(
+        None, "--dask", metavar="ADDRESS", help="With --loss-cols: run the backtests on the "
+        "Dask scheduler at ADDRESS (tcp://HOST:8786)."),
     as_json: bool = JsonOption,
 ) -> None:
     """Backtest the law the Hitchhiker's way: in each family hold out the largest model(s),
@@ -107,6 +121,24 @@ def backtest(
         raise typer.BadParameter("must be positive", param_hint="--score-frac")
     if max_token_frac is not None and max_token_frac <= 0:
         raise typer.BadParameter("must be positive", param_hint="--max-token-frac")
+    if loss_cols is None:
+        for value, name in ((out, "--out"), (workers, "--workers"), (dask, "--dask")):
+            if value is not None:
+                raise typer.BadParameter("needs --loss-cols", param_hint=name)
+    else:
+        _backtest_many(
+            runs_file, loss_cols, out, workers, dask, as_json,
+            columns=dict(params=params_col, tokens=tokens_col, flops=flops_col, run=run_col,
+                         seed=seed_col, family=family_col),
+            unique_tokens_col=unique_tokens_col,
+            spec=dict(law=law, likelihood=likelihood, seed_noise=seed_noise),
+            sampler=dict(chains=chains, draws=draws, tune=tune, random_seed=random_seed),
+            backtest=dict(
+                holdout_models=holdout_models, holdout_compute_frac=holdout_compute_frac,
+                k_smallest=k_smallest, max_token_frac=max_token_frac,
+                min_tokens=parse_one_size(min_tokens, "--min-tokens"), score_frac=score_frac,
+                n_boot=bootstrap, calibration=calibration, run_effects=run_effects))
+        return
     runs = load_runs(
         runs_file, params_col=params_col, tokens_col=tokens_col, loss_col=loss_col,
         flops_col=flops_col, run_col=run_col, seed_col=seed_col, family_col=family_col,
@@ -143,6 +175,91 @@ def backtest(
         emit_json(report)
         return
     _print_report(report)
+
+
+def _backtest_many(runs_file: Path, loss_cols: str, out: Path | None, workers: int | None,
+                   dask: str | None, as_json: bool, *, columns: dict[str, Any],
+                   unique_tokens_col: str | None, spec: dict[str, Any],
+                   sampler: dict[str, Any], backtest: dict[str, Any]) -> None:
+    """``backtest --loss-cols``: one backtest per metric, through fit-many's executors."""
+    from bayescale.cli.fit_many_cmd import EXIT_SOME_FAILED, _clean
+    from bayescale.core.fileio import check_writable
+    from bayescale.evaluate.backtest import BacktestOptions
+    from bayescale.evaluate.backtest_many import (
+        BACKTEST_SUMMARY,
+        BacktestManyOptions,
+        run_backtests,
+    )
+    from bayescale.evaluate.batch import FAILED, OK, BatchOptions, Columns, connect_dask, plan
+    from bayescale.inference.model import ModelSpec
+    from bayescale.inference.sampling import SamplerOptions
+    from bayescale.law.laws import LAWS
+
+    if spec["law"] not in LAWS:
+        raise typer.BadParameter(f"use one of {', '.join(LAWS)}", param_hint="--law")
+    if LAWS[spec["law"]].covariates or unique_tokens_col is not None:
+        raise typer.BadParameter("--loss-cols backtests laws of N and D only (no "
+                                 "--unique-tokens-col)", param_hint="--loss-cols")
+    if out is None:
+        raise typer.BadParameter("give the folder for backtest_summary.csv", param_hint="--out")
+    if workers is not None and dask is not None:
+        raise typer.BadParameter("give --workers or --dask, not both", param_hint="--workers")
+    if out.exists() and not out.is_dir():
+        raise typer.BadParameter(f"{out} is a file: give a folder", param_hint="--out")
+    options = BacktestManyOptions(
+        spec=ModelSpec(**spec), sampler=SamplerOptions(**sampler, progress=False),
+        backtest=BacktestOptions(**backtest))
+    check_writable(out, folder=True)
+    client = connect_dask(dask) if dask is not None else None  # an unreachable one fails now
+    try:
+        jobs = plan(runs_file, loss_cols, out, columns=Columns(**columns),
+                    options=BatchOptions(spec=options.spec, sampler=options.sampler))
+        if not as_json:
+            where = (f"on the Dask scheduler at {dask}" if dask else
+                     f"on {workers} local processes" if workers else "in this process")
+            err.print(f"backtesting {len(jobs)} metrics of {runs_file} {where} ...",
+                      markup=False)
+
+        def progress(row: dict[str, Any], counts: Any) -> None:
+            if not as_json:
+                err.print(f"  {row['metric']}: {row['status']} ({counts.done} done, "
+                          f"{counts.failed} failed, {counts.left} left)", markup=False)
+
+        summary = run_backtests(jobs, out, options, workers=workers, client=client,
+                                on_result=progress)
+    finally:
+        if client is not None:
+            client.close()
+    counts = summary["status"].value_counts()
+    if as_json:
+        emit_json({"out": str(out), "metrics": len(summary), "ok": int(counts.get(OK, 0)),
+                   "unconverged": int(counts.get("unconverged", 0)),
+                   "failed": int(counts.get(FAILED, 0)),
+                   "summary": [{k: _clean(v) for k, v in row.items() if k != "seconds"}
+                               for row in summary.to_dict(orient="records")]})
+        if counts.get(FAILED, 0):
+            raise typer.Exit(EXIT_SOME_FAILED)
+        return
+    table = Table(title="Backtest per metric (overall figures; base: the point fit)")
+    for column in ("metric", "cases", "ARE", "cov50/80/90", "hw90", "base ARE", "status"):
+        table.add_column(column, justify="left" if column in ("metric", "status") else "right")
+    for row in summary.to_dict(orient="records"):
+        cov = ("-" if _clean(row["coverage_50"]) is None else
+               "/".join(f"{100 * row[f'coverage_{k}']:.0f}" for k in (50, 80, 90)) + "%")
+        table.add_row(Text(str(row["metric"])), str(_clean(row["n_cases"]) or "-"),
+                      _pct(_clean(row["are_median"])), cov,
+                      _pct(_clean(row["halfwidth_90_median"])),
+                      _pct(_clean(row["baseline_are_median"])), row["status"])
+    err.print(table)
+    for row in summary.to_dict(orient="records"):
+        if row["reason"]:
+            err.print(f"{row['status']}: {row['metric']}: {row['reason']}", markup=False,
+                      highlight=False)
+    err.print(f"{len(summary)} metrics: {counts.get(OK, 0)} ok, "
+              f"{counts.get('unconverged', 0)} unconverged, {counts.get(FAILED, 0)} failed; "
+              f"summary in {out / BACKTEST_SUMMARY}", markup=False)
+    if counts.get(FAILED, 0):
+        raise typer.Exit(EXIT_SOME_FAILED)
 
 
 def _print_report(report: dict) -> None:

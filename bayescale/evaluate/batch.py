@@ -292,9 +292,16 @@ def fit_job(runs: RunTable, options: BatchOptions) -> Outcome:
 
 
 # ---------------------------------------------------------------------------- executors
-def _in_process(jobs: list[Job], options: BatchOptions) -> Iterator[tuple[Job, Outcome]]:
+#: What an executor runs for each job: ``task(job.runs, options)``, a top-level function (so
+#: that it pickles) returning an :class:`Outcome` and never raising for one job's failure.
+Task = Callable[[RunTable, Any], Outcome]
+
+
+def _in_process(jobs: list[Job], options: Any,
+                task: Task | None = None) -> Iterator[tuple[Job, Outcome]]:
+    task = task or fit_job
     for job in jobs:
-        yield job, fit_job(job.runs, options)
+        yield job, task(job.runs, options)
 
 
 def _worker_init() -> None:
@@ -302,14 +309,14 @@ def _worker_init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _processes(jobs: list[Job], options: BatchOptions,
-               workers: int) -> Iterator[tuple[Job, Outcome]]:
+def _processes(jobs: list[Job], options: Any, workers: int,
+               task: Task | None = None) -> Iterator[tuple[Job, Outcome]]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
                                mp_context=multiprocessing.get_context("spawn"))
-    futures = {pool.submit(fit_job, job.runs, options): job for job in jobs}
+    futures = {pool.submit(task or fit_job, job.runs, options): job for job in jobs}
     finished = False
     try:
         for future in as_completed(futures):
@@ -347,13 +354,13 @@ def connect_dask(address: str) -> Any:
                              "running, and is the address its tcp://HOST:PORT?") from None
 
 
-def _dask(jobs: list[Job], options: BatchOptions, address: str,
-          client: Any = None) -> Iterator[tuple[Job, Outcome]]:
+def _dask(jobs: list[Job], options: Any, address: str, client: Any = None,
+          task: Task | None = None) -> Iterator[tuple[Job, Outcome]]:
     from distributed import as_completed
 
     own = client is None
     client = client or connect_dask(address)
-    futures = {client.submit(fit_job, job.runs, options, pure=False,
+    futures = {client.submit(task or fit_job, job.runs, options, pure=False,
                              key=f"bayescale-fit-{job.name}-{job.key[:12]}"): job
                for job in jobs}
     finished = False
@@ -374,6 +381,19 @@ def _dask(jobs: list[Job], options: BatchOptions, address: str,
             client.cancel(list(futures))
         if own:
             client.close()
+
+
+def execute(jobs: list[Job], options: Any, *, workers: int | None = None,
+            dask: str | None = None, client: Any = None,
+            task: Task | None = None) -> Iterator[tuple[Job, Outcome]]:
+    """Run ``task`` (default :func:`fit_job`) on each job's rows: on the Dask scheduler at
+    ``dask`` (or an open ``client``), on ``workers`` local processes, else in this process.
+    Yields each job with its outcome as it finishes; close the iterator to stop the rest."""
+    if client is not None or dask is not None:
+        return _dask(jobs, options, dask or "", client, task)
+    if workers:
+        return _processes(jobs, options, workers, task)
+    return _in_process(jobs, options, task)
 
 
 # ------------------------------------------------------------------------------- the batch
@@ -494,12 +514,7 @@ def run_batch(
         else:
             pending.append(job)
     if pending:
-        if client is not None or dask is not None:
-            results = _dask(pending, options, dask or "", client)
-        elif workers:
-            results = _processes(pending, options, workers)
-        else:
-            results = _in_process(pending, options)
+        results = execute(pending, options, workers=workers, dask=dask, client=client)
         with contextlib.closing(results):
             for job, outcome in results:
                 row = {**base(job), **outcome.row, "reused": False}
