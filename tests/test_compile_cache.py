@@ -160,3 +160,20 @@ def test_two_processes_fill_the_cache_at_once(cache_dir: Path, tmp_path: Path) -
     for name in draws[0].data_vars:
         np.testing.assert_array_equal(draws[0][name].values, draws[1][name].values)
     assert len(list((cache_dir / "models").iterdir())) == 1
+
+
+def test_initial_points_are_pymcs() -> None:
+    """The cache's initial-point function (Python linker) gives the points nutpie's own
+    (PyMC's default compile mode) gives, so the chains start where nutpie would start them."""
+    from pymc.initial_point import make_initial_point_fn
+
+    model = _model()
+    ours = compile_cache._initial_point_fn(model)
+    pymcs = make_initial_point_fn(model=model, overrides=None, default_strategy="support_point",
+                                  jitter_rvs=set(model.free_RVs), return_transformed=True)
+    for seed in (0, 1, 12345):
+        expected = pymcs(seed)
+        got = ours(seed)
+        assert set(got) == set(expected)
+        for name, value in expected.items():
+            np.testing.assert_array_equal(got[name], value, err_msg=name)

@@ -90,6 +90,10 @@ def test_fit_cli_json_and_default_output(tmp_path):
         assert entry["lower"] < entry["median"] < entry["upper"]
         assert set(entry) == {"median", "lower", "upper", "mean", "sd", "r_hat", "ess_bulk"}
     assert set(payload["diagnostics"]) >= {"divergences", "max_r_hat", "min_ess_bulk"}
+    phases = payload["phases"]
+    assert set(phases) == {"model", "sampling", "calibration"}
+    assert all(value > 0 for value in phases.values())
+    assert sum(phases.values()) <= payload["seconds"]
 
 
 @pytest.mark.slow

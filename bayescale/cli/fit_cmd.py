@@ -189,7 +189,7 @@ def fit(
             "noise": {p: e for p, e in entries.items()
                       if p.split("[")[0] not in law_obj.parameters},
             "diagnostics": {k: v for k, v in diag.as_dict().items() if k != "max_depth_hits"},
-            "seconds": result.seconds, "warnings": warnings,
+            "seconds": result.seconds, "phases": result.phases, "warnings": warnings,
         })
     else:
         _print_summary(summary, level, law_obj.formula)

@@ -385,13 +385,17 @@ def _placeholder(*args: Any) -> int:  # pragma: no cover - never run: the code i
 
 
 def _initial_point_fn(model: Any) -> Any:
-    """PyMC's initial points as nutpie makes them (support point, jittered)."""
+    """PyMC's initial points as nutpie makes them (support point, jittered), compiled for
+    PyTensor's Python linker: it runs once per chain, so compiling it to numba code would cost
+    more than it saves (the points are the same)."""
     import nutpie.compile_pymc as cp
+    import pytensor
     from pymc.initial_point import make_initial_point_fn
 
-    return cp._wrap_with_lock(make_initial_point_fn(
-        model=model, overrides=None, default_strategy="support_point",
-        jitter_rvs=set(model.free_RVs), return_transformed=True))
+    with pytensor.config.change_flags(mode="FAST_COMPILE"):
+        return cp._wrap_with_lock(make_initial_point_fn(
+            model=model, overrides=None, default_strategy="support_point",
+            jitter_rvs=set(model.free_RVs), return_transformed=True))
 
 
 def _assemble(model: Any, n_dim: int, n_expanded: int, shape_info: Any,

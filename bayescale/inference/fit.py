@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -32,12 +32,17 @@ class FitResult:
     diagnostics : Diagnostics
         R-hat, ESS, divergences; ``diagnostics.problems`` is empty when every check passed.
     seconds : float
-        Wall time of model building, compilation and sampling.
+        Wall time of model building, compilation, sampling and calibration.
+    phases : dict
+        Wall seconds of each: ``model`` (building the PyMC model), ``sampling`` (compiling or
+        loading the compiled model, then NUTS), ``calibration`` (its point fits); where a slow
+        fit spends its time.
     """
 
     posterior: Posterior
     diagnostics: Diagnostics
     seconds: float
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 def _versions() -> dict[str, str]:
@@ -102,9 +107,14 @@ def fit(
     check_identifiable(runs, len(law.parameters))
     start = time.perf_counter()
     built = build_model(runs, spec)
+    phases = {"model": time.perf_counter() - start}
     with one_blas_thread():
+        began = time.perf_counter()
         tree = sample(built.model, options, cache)
+        phases["sampling"] = time.perf_counter() - began
+        began = time.perf_counter()
         calibrated = calibrate_runs(runs).as_dict() if calibration else None
+        phases["calibration"] = time.perf_counter() - began
     diagnostics = check(tree, built.checked)
 
     described = spec.as_dict()  # the priors really used, and the user's that were not
@@ -129,4 +139,4 @@ def fit(
     stored = store.assemble(tree["posterior"].dataset, _fitted_table(runs), meta,
                             tree["sample_stats"].dataset)
     seconds = time.perf_counter() - start
-    return FitResult(Posterior(stored), diagnostics, seconds)
+    return FitResult(Posterior(stored), diagnostics, seconds, phases)

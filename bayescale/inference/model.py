@@ -326,7 +326,6 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
         # the law's other inputs (unique tokens): their logs; none for a law of N and D alone
         covariates = {name: pm.Data(f"log_{name}", np.log(data[name].to_numpy()))
                       for name in law.covariates}
-        single = pt.eq(group, n_groups)  # rows outside any group
         # Checkpoint runs are centred on the law at the run's own centre (mean ln N, ln D of its
         # rows): level_r ~ Normal(ln L(N_r, D_r), seed_noise), u_r = level_r - ln L(N_r, D_r).
         # The data pin each run's level whatever the law, so NUTS need not follow the thin curved
@@ -397,7 +396,16 @@ def build_model(runs: RunTable, spec: ModelSpec) -> BuiltModel:
             z = pm.Normal("config_z" if by_config else "run_z", 0.0, 1.0, shape=n_groups)
             offsets = pt.concatenate([group_scale * z, pt.zeros(1)])
             mu = mu + offsets[group]
-        scale = pt.where(single, pt.sqrt(sigma_obs**2 + seed**2), row_scale)
+        # rows outside any group have both noise terms in quadrature. A scale all rows share
+        # stays one scalar: a per-row scale costs a log and a check per row in every gradient
+        alone = group_index == n_groups
+        total_noise = pt.sqrt(sigma_obs**2 + seed**2)
+        if alone.all():
+            scale = total_noise
+        elif not alone.any():
+            scale = row_scale
+        else:
+            scale = pt.where(pt.eq(group, n_groups), total_noise, row_scale)
         nu = None
         if spec.likelihood == "studentt":
             nu = per_family("nu")[0]

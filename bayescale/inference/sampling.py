@@ -118,9 +118,9 @@ def interrupts_reraised() -> Iterator[None]:
 def structure_key(model: Any) -> str:
     """sha256 of everything in a PyMC model except its ``pm.Data`` values.
 
-    Covers the free variables and deterministics (names, types, static shapes) and every constant
-    in the graph of the log density and the deterministics, so two models with the same key differ
-    only in their Data containers and one compiled model serves both.
+    Covers the free variables and deterministics (names, types, static shapes) and every
+    operation and constant in the graph of the log density and the deterministics, so two models
+    with the same key differ only in their Data containers and one compiled model serves both.
     """
     from pytensor.graph.basic import Constant
     from pytensor.graph.traversal import ancestors
@@ -129,6 +129,8 @@ def structure_key(model: Any) -> str:
     for var in [*model.free_RVs, *model.deterministics]:
         digest.update(f"{var.name}:{var.type}|".encode())
     for node in ancestors([model.logp(), *model.deterministics]):
+        if node.owner is not None:
+            digest.update(f"{node.owner.op}|".encode())
         if isinstance(node, Constant):
             digest.update(f"{node.type}|".encode())
             digest.update(np.ascontiguousarray(node.data).tobytes())

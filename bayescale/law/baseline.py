@@ -34,6 +34,9 @@ from bayescale.law.laws import chinchilla_power_terms
 #: Huber threshold on ln L residuals (Hoffmann et al. 2022; Besiroglu et al. 2024).
 HUBER_DELTA = 1e-3
 
+#: Rows the grid of starts is screened on at most (see :func:`_screen`).
+SCREEN_ROWS = 1000
+
 #: Hoffmann et al.'s grid of starts, in the order (a, b, e, alpha, beta).
 HOFFMANN_GRID: tuple[np.ndarray, ...] = (
     np.arange(0.0, 25.1, 5.0),
@@ -87,8 +90,13 @@ def _screen(
     The best points of the whole grid tend to share their exponents, and from exponents that
     make a term vanish (alpha = 2 at N = 1e8: A / N^alpha ~ 0) L-BFGS-B cannot move: its
     gradient is zero there, and every start would end in the same flat law. One start per
-    (alpha, beta) pair keeps the starts apart.
+    (alpha, beta) pair keeps the starts apart. A large table (checkpoints) is screened on
+    ``SCREEN_ROWS`` evenly spaced rows: the starts only need to land in the right basin, and
+    the minimisation from them uses every row.
     """
+    if x.size > SCREEN_ROWS:
+        keep = np.linspace(0, x.size - 1, SCREEN_ROWS).round().astype(int)
+        x, y, z, w = x[keep], y[keep], z[keep], w[keep]
     grid = _grid()
     values = np.empty(len(grid))
     chunk = max(1, 2_000_000 // max(1, x.size))

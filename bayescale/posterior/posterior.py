@@ -280,18 +280,23 @@ class Posterior:
                 out[name][:, mine] = values[:, None]
         return out
 
-    def row_log_law(self) -> np.ndarray:
+    def row_log_law(self, every: int = 1) -> np.ndarray:
         """ln L of the law at each fitted row, per draw: (draws, rows); in a family fit, each
-        row's own family's law.
+        row's own family's law. ``every``: only every such draw (a summary of a large table
+        needs no more).
         """
         data = self.data
+
+        def thinned(draws: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            return {name: values[::every] for name, values in draws.items()}
+
         if not self.families:
-            return self.law.log_loss(self.draws(), data["params"], data["tokens"],
+            return self.law.log_loss(thinned(self.draws()), data["params"], data["tokens"],
                                      self.row_covariates())
-        out = np.empty((self.n_draws, len(data)))
+        out = np.empty((len(range(0, self.n_draws, every)), len(data)))
         for family, mine in self._family_rows():
-            out[:, mine] = self.law.log_loss(self.draws(family=family), data["params"][mine],
-                                             data["tokens"][mine])
+            out[:, mine] = self.law.log_loss(thinned(self.draws(family=family)),
+                                             data["params"][mine], data["tokens"][mine])
         return out
 
     def row_covariates(self) -> dict[str, np.ndarray] | None:

@@ -40,13 +40,16 @@ PRIOR_PULL = 3.0
 #: Rows per law parameter the point fit needs before its miss says anything (with 5 rows it
 #: fits Chinchilla's 5 parameters exactly).
 PRIOR_PULL_ROWS_PER_PARAMETER = 4
+#: Draws x rows the residuals' posterior median is computed from at most.
+RESIDUAL_CELLS = 16_000_000
 #: A Student-t nu below this: heavier tails than Cauchy's, a likelihood with several modes.
 SPLIT_NU = 1.0
 
 
 def loss_residuals(post: Posterior) -> np.ndarray:
     """Posterior-median residual ln L_observed - ln L_law of each fitted row (its family's law
-    in a family fit).
+    in a family fit). On a large table the median comes from evenly spaced draws, at most
+    ``RESIDUAL_CELLS`` draws x rows (a warning needs no finer median).
 
     Examples
     --------
@@ -56,7 +59,17 @@ def loss_residuals(post: Posterior) -> np.ndarray:
     True
     """
     observed = np.log(post.data["loss"].to_numpy())
-    return observed - np.median(post.row_log_law(), axis=0)
+    return observed - np.median(post.row_log_law(_every(post)), axis=0)
+
+
+def _every(post: Posterior) -> int:
+    """Every how many draws a per-row posterior median takes (see :data:`RESIDUAL_CELLS`)."""
+    return max(1, -(-post.n_draws * len(post.data) // RESIDUAL_CELLS))
+
+
+def _row_draws(post: Posterior, names: list[str]) -> dict[str, np.ndarray]:
+    """Evenly spaced draws of each row's noise parameters ``names``: name -> (draws, rows)."""
+    return {name: values[:: _every(post)] for name, values in post.row_draws(names).items()}
 
 
 def sd_ratios(post: Posterior, size: int = 20_000, random_seed: int = 0) -> dict[str, float]:
@@ -106,7 +119,7 @@ def outliers(post: Posterior, scales: float = OUTLIER_SCALES) -> list[str]:
     (:func:`loss_residuals`); the scale is the posterior median of a row's total
     noise sqrt(sigma_obs^2 + seed_noise^2) (the model's sd of ln L around the law).
     """
-    noise = post.row_draws(["sigma_obs", "seed_noise"])
+    noise = _row_draws(post, ["sigma_obs", "seed_noise"])
     scale = np.median(np.hypot(noise["sigma_obs"], noise["seed_noise"]), axis=0)
     z = loss_residuals(post) / scale
     far = np.flatnonzero(np.abs(z) > scales)
@@ -178,7 +191,8 @@ def runs_off_the_law(post: Posterior, scales: float = RUN_SCALES) -> list[str]:
     run = (family + "\x1f" + data["run"].astype(str)).to_numpy()  # runs are within a family
     size = (family + "\x1f" + data["params"].map(lambda n: f"{n:.6g}")).to_numpy()
     rows = pd.DataFrame({"run": run, "size": size, "miss": loss_residuals(post),
-                         "seed": np.median(post.row_draws(["seed_noise"])["seed_noise"], axis=0)})
+                         "seed": np.median(_row_draws(post, ["seed_noise"])["seed_noise"],
+                                           axis=0)})
     runs_per_size = rows.groupby("size")["run"].nunique()
     per_run = rows.groupby("run").agg(miss=("miss", "median"), size=("size", "first"),
                                       seed=("seed", "first"))
