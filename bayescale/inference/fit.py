@@ -113,7 +113,7 @@ def fit(
         tree = sample(built.model, options, cache)
         phases["sampling"] = time.perf_counter() - began
         began = time.perf_counter()
-        calibrated = calibrate_runs(runs).as_dict() if calibration else None
+        calibrated = calibrate_runs(runs, law=spec.law).as_dict() if calibration else None
         phases["calibration"] = time.perf_counter() - began
     diagnostics = check(tree, built.checked)
 

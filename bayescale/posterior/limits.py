@@ -27,6 +27,7 @@ from bayescale.core.intervals import summarize
 from bayescale.data.compute import compute as flop_of
 from bayescale.data.compute import tokens_for
 from bayescale.law.laws import Law
+from bayescale.posterior import store
 
 if TYPE_CHECKING:
     from bayescale.posterior.posterior import Posterior
@@ -179,11 +180,11 @@ def inference_draws(law: Law, draws: Draws, inference_tokens: float, target_loss
             "flops_saved_share": (chinchilla_total - total) / chinchilla_total}
 
 
-def fitted_epochs(data: Any) -> float | None:
-    """The most epochs (tokens / unique tokens) among the fitted rows; None without them."""
-    if "unique_tokens" not in data:
-        return None
-    return float(np.max(data["tokens"].to_numpy() / data["unique_tokens"].to_numpy()))
+def fitted_epochs(post: Posterior) -> float | None:
+    """The most epochs (tokens / unique tokens) among the fitted rows, as the posterior file
+    records them (:func:`bayescale.posterior.store.fitted_epochs`); None without them."""
+    recorded = store.fitted_epochs(post.tree)
+    return None if recorded is None else recorded[1]
 
 
 def repetition_warning(epochs: float, fitted: float | None,
@@ -233,10 +234,10 @@ def data_limited(post: Posterior, compute: float, unique_tokens: float, *, level
     draws = post.draws(family=family)
     values = data_limited_draws(post.law, draws, float(compute), float(unique_tokens))
     summary = summarise(values, level, interval_kind)
-    warning = repetition_warning(summary["epochs"]["median"], fitted_epochs(post.data),
+    warning = repetition_warning(summary["epochs"]["median"], fitted_epochs(post),
                                  "the best run under the data limit")
     return {"compute": float(compute), "unique_tokens": float(unique_tokens),
-            "fitted_max_epochs": fitted_epochs(post.data), **summary,
+            "fitted_max_epochs": fitted_epochs(post), **summary,
             "warnings": [warning] if warning else []}
 
 
@@ -271,7 +272,7 @@ def inference_aware(post: Posterior, inference_tokens: float, *, compute: float 
     warnings = []
     if unique_tokens is not None:
         epochs = summary["tokens"]["median"] / unique_tokens
-        warning = repetition_warning(epochs, fitted_epochs(post.data),
+        warning = repetition_warning(epochs, fitted_epochs(post),
                                      "the inference-aware run")
         warnings += [warning] if warning else []
     reached = float(np.mean(np.isfinite(values["params"])))

@@ -463,7 +463,8 @@ class Posterior:
             mean_log = (self.law.log_loss(draws, n, d, covariates) if covariates is not None
                         else self.law.log_loss(draws, n, d))
             law_log, new_log = new_run_log(mean_log, draws, n, d,
-                                           stored if discrepancy else None, random_seed)
+                                           stored if discrepancy else None, random_seed,
+                                           covariates)
             out = pd.DataFrame({"params": n, "tokens": d, "compute": c})
             if covariates is not None:
                 out["unique_tokens"] = covariates["unique_tokens"]
@@ -473,7 +474,8 @@ class Posterior:
             out["seed_floor_share"] = floor_share(law_log, new_log, level)
             ranges = (stored.ranges if stored is not None
                       else ranges_of(self.data["params"], self.data["tokens"]))
-            out["extrapolation_decades"] = distance(ranges, n, d)
+            unique = None if covariates is None else covariates["unique_tokens"]
+            out["extrapolation_decades"] = distance(ranges, n, d, unique)
             out["discrepancy_share"] = discrepancy_share(mean_log, law_log, new_log, level)
         return out
 

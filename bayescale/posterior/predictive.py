@@ -80,10 +80,13 @@ def target_noise(draws: Draws, params: np.ndarray, tokens: np.ndarray,
 def new_run_log(
     mean_log: np.ndarray, draws: Draws, params: np.ndarray, tokens: np.ndarray,
     calibration: Calibration | None, random_seed: int,
+    covariates: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """ln L of the law with its learned discrepancy, and of a new run, per draw and target.
 
-    ``mean_log`` is the law's ln L (draws x targets). The discrepancy's slopes come from
+    ``mean_log`` is the law's ln L (draws x targets); ``covariates`` the targets' other inputs
+    of the law (``unique_tokens``): their epochs beyond the fitted ones add to the distance
+    (:func:`bayescale.data.ranges.distance`). The discrepancy's slopes come from
     ``default_rng(random_seed)`` (one per draw, shared by all targets, as in
     :meth:`bayescale.law.calibration.Calibration.draws`), the noise from :func:`target_noise`: the
     same seed gives the same draws in ``predict``, ``risk``, ``optimal`` and the plots' bands.
@@ -98,8 +101,9 @@ def new_run_log(
     """
     law_log = mean_log
     if calibration is not None:
+        unique = None if covariates is None else covariates.get("unique_tokens")
         law_log = mean_log + calibration.draws(params, tokens, mean_log.shape[0],
-                                               np.random.default_rng(random_seed))
+                                               np.random.default_rng(random_seed), unique)
     return law_log, law_log + target_noise(draws, params, tokens, random_seed)
 
 

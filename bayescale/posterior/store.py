@@ -4,7 +4,8 @@ A posterior file is an ``xarray.DataTree`` in NetCDF (ArviZ 1 convention) with g
 ``posterior``, ``sample_stats``, ``observed_data`` (the losses, ``loss`` by ``row``) and
 ``constant_data`` (N, D, run labels, source rows, by ``row``), and two root attributes:
 ``bayescale``, JSON metadata (law, likelihood, priors, centring, sampler options, diagnostics,
-calibration, the input's path and sha256, versions), ``bayescale_sha256``, the digest of the
+calibration, the input's path and sha256, versions; ``fitted_epochs``, the [min, max] epochs
+D / U of fitted rows with unique tokens), ``bayescale_sha256``, the digest of the
 arrays, and ``bayescale_sha256_meta``, the digest of the arrays and the metadata, so that a
 damaged or edited file fails to load. Files written by earlier versions (the arrays' digest only)
 load unchanged, their arrays checked; every file's metadata is checked against its schema
@@ -25,6 +26,7 @@ import pandas as pd
 
 from bayescale.core.errors import BayescaleError
 from bayescale.core.fileio import atomic_path
+from bayescale.data.ranges import epochs
 from bayescale.law.likelihoods import LIKELIHOODS
 from bayescale.law.priors import FAMILIES
 
@@ -34,6 +36,8 @@ META_KEY = "bayescale"
 DIGEST_KEY = "bayescale_sha256"
 #: Root attribute with the sha256 of the arrays and the metadata (newer files).
 FULL_DIGEST_KEY = "bayescale_sha256_meta"
+#: Metadata entry with the [min, max] epochs (D / U) of the fitted rows with unique tokens.
+EPOCHS_KEY = "fitted_epochs"
 #: Suffixes of run tables, named when one is given where a posterior file is expected.
 _TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".json", ".jsonl")
 
@@ -188,6 +192,13 @@ class _Schema:
                     self.statistic(f"diagnostics.{name}", item)
         if meta.get("calibration") is not None:
             self.calibration("calibration", meta["calibration"])
+        if EPOCHS_KEY in meta:
+            value = meta[EPOCHS_KEY]
+            self.kind(EPOCHS_KEY, value, list, "a list [min, max] of epochs")
+            for number in value:
+                self.number(EPOCHS_KEY, number)
+            if len(value) != 2 or not 1.0 <= value[0] <= value[1]:
+                raise self.fail(EPOCHS_KEY, "[min, max] epochs with 1 <= min <= max", value)
         if "input" in meta:
             source = meta["input"]
             self.kind("input", source, dict, "a table")
@@ -248,8 +259,39 @@ def assemble(draws: Any, data: pd.DataFrame, meta: dict[str, Any],
         "observed_data": xr.Dataset({"loss": ("row", data["loss"].to_numpy())}),
     }
     tree = xr.DataTree.from_dict(groups)
+    if "unique_tokens" in data and EPOCHS_KEY not in meta:
+        meta = {**meta, EPOCHS_KEY: _epochs_range(data["tokens"], data["unique_tokens"])}
     tree.attrs = {META_KEY: json.dumps(meta)}
     return tree
+
+
+def _epochs_range(tokens: Any, unique_tokens: Any) -> list[float]:
+    values = epochs(np.asarray(tokens, dtype=float), np.asarray(unique_tokens, dtype=float))
+    return [float(values.min()), float(values.max())]
+
+
+def fitted_epochs(tree: Any) -> list[float] | None:
+    """[min, max] epochs (D / U) of the fitted rows: the file's ``fitted_epochs`` entry
+    (written by :func:`assemble` when the rows have unique tokens), else from its rows (files of
+    earlier versions); None when the rows have no unique tokens.
+
+    Examples
+    --------
+    >>> import xarray as xr
+    >>> frame = pd.DataFrame({"params": [1e9, 1e9], "tokens": [2e10, 4e10], "loss": [2.5, 2.4],
+    ...                       "unique_tokens": [2e10, 1e10]})
+    >>> fitted_epochs(assemble(xr.Dataset(), frame, {"law": "muennighoff"}))
+    [1.0, 4.0]
+    >>> fitted_epochs(assemble(xr.Dataset(), frame.drop(columns="unique_tokens"), {})) is None
+    True
+    """
+    stored = read_meta(tree).get(EPOCHS_KEY)
+    if stored is not None:
+        return [float(v) for v in stored]
+    constant = tree["constant_data"].dataset
+    if "unique_tokens" not in constant:
+        return None
+    return _epochs_range(constant["tokens"].values, constant["unique_tokens"].values)
 
 
 def read_meta(tree: Any) -> dict[str, Any]:
