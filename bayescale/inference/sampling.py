@@ -158,8 +158,12 @@ class CompiledCache:
             self.compiles += 1
             return self._compiled[key]
         self.reuses += 1
-        data = {var.name: var.get_value() for var in model.data_vars}
-        return self._compiled[key].with_data(**data)
+        compiled = self._compiled[key]
+        # only the data its graphs read: a container they do not use (the group index where
+        # every row shares one noise scale) is no input of the compiled code
+        used = {var.name for var in compiled.shared_var_keys}
+        return compiled.with_data(**{var.name: var.get_value() for var in model.data_vars
+                                     if var.name in used})
 
 
 def compile_nutpie(model: Any) -> Any:
