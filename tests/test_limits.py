@@ -317,3 +317,22 @@ def test_plot_limits_only_on_the_frontier(tmp_path):
     out = tmp_path / "f.png"
     result = cli(["plot", path, "isoflop", "-o", out, "--unique-tokens", "5B"])
     assert result.exit_code == 2 and not out.exists()
+
+
+def test_closed_form_tokens_to_reach_agree_with_the_bisection(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chinchilla's closed-form D for a target loss is what the generic bisection finds,
+    NaN where the target is out of reach, and the lowest D where it is reached below it."""
+    from bayescale.law.laws import Chinchilla, Law
+    from bayescale.posterior.limits import tokens_to_reach
+
+    draws = known_draws(200, random_seed=3)
+    law = Chinchilla()
+    log_n = np.log(np.geomspace(1e5, 1e13, 40))[None, :].repeat(200, axis=0)
+    log_target = np.log(np.full(200, 2.2))
+    closed = tokens_to_reach(law, draws, log_n, log_target)
+    monkeypatch.setattr(Chinchilla, "log_tokens_to_reach", Law.log_tokens_to_reach)
+    searched = tokens_to_reach(law, draws, log_n, log_target)
+    np.testing.assert_array_equal(np.isnan(closed), np.isnan(searched))
+    assert np.isnan(closed).any() and (~np.isnan(closed)).any()
+    np.testing.assert_allclose(closed, searched, atol=1e-9)

@@ -239,6 +239,13 @@ class Law(ABC):
         log_n = (lo + hi) / 2.0
         return np.exp(log_n), np.exp(half - log_n)
 
+    def log_tokens_to_reach(self, draws: Draws, log_n: np.ndarray, log_target: np.ndarray,
+                            covariates: Covariates | None = None) -> np.ndarray | None:
+        """Per draw (rows) and ln N (draws x points), the ln D at which L falls to the target
+        (``log_target``, ln L per draw), NaN where no D reaches it; None when the law has no
+        closed form (:func:`bayescale.posterior.limits.tokens_to_reach` then searches)."""
+        return None
+
     def _along(self, draws: Draws, log_n: np.ndarray, half: np.ndarray) -> np.ndarray:
         """ln L at one ln N per draw on the curve C = 6 N D."""
         log_n, half = log_n.reshape(-1, 1), half.reshape(-1, 1)
@@ -426,6 +433,29 @@ class Chinchilla(Law):
         half = np.log(param_tokens(compute))
         log_n = log_g + beta / (alpha + beta) * half
         return np.exp(log_n), np.exp(half - log_n)
+
+
+    def log_tokens_to_reach(self, draws: Draws, log_n: np.ndarray, log_target: np.ndarray,
+                            covariates: Covariates | None = None) -> np.ndarray:
+        """Closed form: B / D^beta = L - E - A / N^alpha, so
+        ln D = (ln B - ln(L - E - A / N^alpha)) / beta; NaN where E + A / N^alpha >= L.
+
+        Examples
+        --------
+        >>> draws = {"E": np.array([1.82]), "A": np.array([482.0]), "B": np.array([2085.0]),
+        ...          "alpha": np.array([0.348]), "beta": np.array([0.366])}
+        >>> law = Chinchilla()
+        >>> log_d = law.log_tokens_to_reach(draws, np.log([[7e10, 1e6]]), np.log([2.0]))
+        >>> round(float(np.exp(log_d[0, 0]) / 1e12), 3), bool(np.isnan(log_d[0, 1]))
+        (0.651, True)
+        >>> round(float(law.loss(draws, [7e10], np.exp(log_d[0, :1]))[0, 0]), 6)
+        2.0
+        """
+        left = (np.exp(log_target)[:, None] - _col(draws["E"])
+                - _col(draws["A"]) * np.exp(-_col(draws["alpha"]) * log_n))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            log_d = (np.log(_col(draws["B"])) - np.log(left)) / _col(draws["beta"])
+        return np.where(left > 0, log_d, np.nan)
 
 
 class Kaplan(Law):

@@ -118,10 +118,14 @@ def data_limited_draws(law: Law, draws: Draws, compute: float,
 def tokens_to_reach(law: Law, draws: Draws, log_n: np.ndarray, log_target: np.ndarray,
                     unique_tokens: float | None = None) -> np.ndarray:
     """Per draw and ln N (draws x points), ln D at which the law's loss falls to the target
-    (``log_target`` per draw); NaN where even D = 1e17 tokens does not reach it."""
+    (``log_target`` per draw); NaN where even D = 1e17 tokens does not reach it. The law's
+    closed form where it has one (:meth:`Law.log_tokens_to_reach`), else a bisection on ln D."""
     lo = np.full(log_n.shape, LOG_D_RANGE[0])
     hi = np.full(log_n.shape, LOG_D_RANGE[1])
     covariates = _unique_covariates(law, unique_tokens, log_n.shape)
+    solved = law.log_tokens_to_reach(draws, log_n, log_target, covariates)
+    if solved is not None:  # as the bisection: D below its range is its lowest D
+        return np.where(solved <= hi, np.maximum(solved, lo), np.nan)
     goal = log_target[:, None]
     reachable = law.log_loss(draws, np.exp(log_n), np.exp(hi), covariates) <= goal
     for _ in range(BISECT):
