@@ -36,6 +36,13 @@ def _log_row(x: np.ndarray) -> np.ndarray:
     return x.reshape(1, -1) if x.ndim <= 1 else x
 
 
+def _log_unique(covariates: Covariates | None, tokens: Any) -> np.ndarray:
+    """ln U as a row (or as given); U = D (fresh data) when no U is given."""
+    if covariates is None or covariates.get(UNIQUE_TOKENS) is None:
+        return _log_row(tokens)
+    return _log_row(covariates[UNIQUE_TOKENS])
+
+
 def chinchilla_power_terms(log_a: Any, log_b: Any, alpha: Any, beta: Any, log_n: Any,
                            log_d: Any) -> tuple[Any, Any]:
     """ln A - alpha ln N and ln B - beta ln D: the logs of the two power-law terms of
@@ -652,12 +659,6 @@ class Muennighoff(Law):
         return {**Chinchilla().default_priors(),
                 "R_D": lognormal(15.4, 0.75), "R_N": lognormal(5.3, 0.75)}
 
-    def _unique(self, covariates: Covariates | None, tokens: Any) -> np.ndarray:
-        """ln U as a row (or as given); U = D (fresh data) when no U is given."""
-        if covariates is None or covariates.get(UNIQUE_TOKENS) is None:
-            return _log_row(tokens)
-        return _log_row(covariates[UNIQUE_TOKENS])
-
     def log_loss(self, draws: Draws, params: np.ndarray, tokens: np.ndarray,
                  covariates: Covariates | None = None) -> np.ndarray:
         """ln L with N', D' from each draw's R*_D, R*_N (stable log-sum-exp, as Chinchilla).
@@ -673,7 +674,7 @@ class Muennighoff(Law):
         log_a, log_b = np.log(_col(draws["A"])), np.log(_col(draws["B"]))
         alpha, beta = _col(draws["alpha"]), _col(draws["beta"])
         log_n, log_d = muennighoff_effective(
-            _log_row(params), _log_row(tokens), self._unique(covariates, tokens), log_a, log_b,
+            _log_row(params), _log_row(tokens), _log_unique(covariates, tokens), log_a, log_b,
             alpha, beta, _col(draws["R_D"]), _col(draws["R_N"]))
         return chinchilla_log_loss(_col(draws["E"]), log_a, log_b, alpha, beta, log_n, log_d)
 
@@ -783,11 +784,6 @@ class OverfitPenalty(Law):
         return {**Chinchilla().default_priors(), "P": lognormal(0.05, 2.0),
                 "delta": lognormal(1.0, 0.5), "kappa": lognormal(1.0, 0.5)}
 
-    def _unique(self, covariates: Covariates | None, tokens: Any) -> np.ndarray:
-        if covariates is None or covariates.get(UNIQUE_TOKENS) is None:
-            return _log_row(tokens)
-        return _log_row(covariates[UNIQUE_TOKENS])
-
     def log_loss(self, draws: Draws, params: np.ndarray, tokens: np.ndarray,
                  covariates: Covariates | None = None) -> np.ndarray:
         """ln L as a log-sum-exp of Chinchilla's three terms and the penalty (stable).
@@ -805,7 +801,7 @@ class OverfitPenalty(Law):
             _col(draws["E"]), np.log(_col(draws["A"])), np.log(_col(draws["B"])),
             _col(draws["alpha"]), _col(draws["beta"]), log_n, log_d)
         with np.errstate(divide="ignore"):
-            pen = overfit_penalty_log(log_n, log_d, self._unique(covariates, tokens),
+            pen = overfit_penalty_log(log_n, log_d, _log_unique(covariates, tokens),
                                       np.log(_col(draws["P"])), _col(draws["delta"]),
                                       _col(draws["kappa"]))
         return np.logaddexp(chin, pen)
