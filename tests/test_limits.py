@@ -223,6 +223,20 @@ def test_optimal_inference_tokens_json(tmp_path):
     assert json.loads(result.stdout)["inference"]["target_loss"]["median"] == pytest.approx(2.3)
 
 
+def test_inference_under_a_data_limit_targets_the_limited_optimum(tmp_path):
+    """With --unique-tokens the default target is the best run under the limit: the unlimited
+    run's loss lies out of a scarce limit's reach, so no draw would reach it."""
+    path = muennighoff_file(tmp_path)
+    result = cli(["optimal", path, "-C", "1e22", "--unique-tokens", "2B",
+                  "--inference-tokens", "1T", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    inference, limited = out["inference"], out["data_limit"]
+    assert inference["reached"] == 1.0
+    assert inference["target_loss"]["median"] == pytest.approx(limited["loss"]["median"])
+    assert inference["target_loss"]["median"] > limited["unlimited_loss"]["median"]
+
+
 def test_risk_with_limits(tmp_path):
     path = muennighoff_file(tmp_path)
     result = cli(["risk", path, "-N", "3B", "-D", "100B", "--unique-tokens", "10B",

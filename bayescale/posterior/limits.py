@@ -253,8 +253,10 @@ def inference_aware(post: Posterior, inference_tokens: float, *, compute: float 
     """The lifetime-optimal N, D of a posterior for T = ``inference_tokens`` served.
 
     The target loss is ``target_loss``, else per draw the law's loss at the compute-optimal
-    run of ``compute``. Each quantity of :func:`inference_draws` as median and interval, and
-    ``reached``, the share of draws whose law reaches the target. With ``plan_total`` (a
+    run of ``compute`` (with ``unique_tokens``, the best run under that data limit: the
+    unlimited run's loss may lie below any the limit allows). Each quantity of
+    :func:`inference_draws` as median and interval, and ``reached``, the share of draws whose
+    law reaches the target. With ``plan_total`` (a
     planned run's 6ND + 2NT, ``risk``): ``plan_flops_saved_share``, the share of it saved.
     """
     if target_loss is None and compute is None:
@@ -264,7 +266,10 @@ def inference_aware(post: Posterior, inference_tokens: float, *, compute: float 
             np.asarray(target_loss) > 0)):
         raise BayescaleError(f"target loss must be positive and finite, got {target_loss}")
     draws = post.draws(family=family)
-    if target_loss is None:
+    if target_loss is None and unique_tokens is not None:
+        target = data_limited_draws(post.law, draws, float(compute), float(unique_tokens))[
+            "loss"]
+    elif target_loss is None:
         n_opt, d_opt = post.law.optimal(draws, float(compute))
         target = np.exp(post.law.log_loss(draws, n_opt[:, None], d_opt[:, None])[:, 0])
     else:  # one loss, or one per draw (risk: the plan's own loss)
@@ -281,9 +286,10 @@ def inference_aware(post: Posterior, inference_tokens: float, *, compute: float 
         warnings += [warning] if warning else []
     reached = float(np.mean(np.isfinite(values["params"])))
     if reached < 1.0:
+        lowest = ("the lowest loss their law reaches with these unique tokens"
+                  if unique_tokens is not None else "their irreducible loss")
         warnings.append(f"{1 - reached:.0%} of the posterior draws never reach the target loss "
-                        "(it lies at or below their irreducible loss): the intervals are of "
-                        "the others")
+                        f"(it lies at or below {lowest}): the intervals are of the others")
     if plan_total is not None:
         summary["plan_total_flops"] = float(plan_total)
     return {"inference_tokens": float(inference_tokens), "compute": compute,
