@@ -256,8 +256,8 @@ def inference_aware(post: Posterior, inference_tokens: float, *, compute: float 
     run of ``compute`` (with ``unique_tokens``, the best run under that data limit: the
     unlimited run's loss may lie below any the limit allows). Each quantity of
     :func:`inference_draws` as median and interval, and ``reached``, the share of draws whose
-    law reaches the target. With ``plan_total`` (a
-    planned run's 6ND + 2NT, ``risk``): ``plan_flops_saved_share``, the share of it saved.
+    law reaches the target. With ``plan_total`` (a planned run's 6ND + 2NT, ``risk``):
+    ``plan_flops_saved_share``, the share of it saved.
     """
     if target_loss is None and compute is None:
         raise BayescaleError("give --compute (the target is then the loss of its compute-"
