@@ -247,6 +247,30 @@ def test_risk_with_limits(tmp_path):
     assert out["inference"]["plan_flops_saved_share"]["median"] >= 0
 
 
+def test_risk_verdict_is_of_the_plan_under_its_data_limit(tmp_path):
+    """With --unique-tokens the review is of the plan as it will be trained (D / U epochs),
+    and its alternative is the best run of its compute under the same limit."""
+    path = muennighoff_file(tmp_path)
+    args = ["risk", path, "-N", "3B", "-D", "100B", "--target-loss", "2.5", "--json"]
+    fresh = json.loads(cli(args).stdout)
+    limited = cli([*args, "--unique-tokens", "5B"])
+    assert limited.exit_code == 0, limited.output
+    out = json.loads(limited.stdout)
+    assert out["unique_tokens"] == pytest.approx(5e9) and out["compute_share"] is None
+    assert out["loss"] == pytest.approx(out["data_limit"]["plan"]["loss"])  # predict's draws
+    assert out["loss"]["median"] > fresh["loss"]["median"]  # 20 epochs cost loss
+    assert out["prob_below_target"] < fresh["prob_below_target"]
+    assert out["optimal"]["params"]["median"] == pytest.approx(
+        out["data_limit"]["params"]["median"], rel=0.05)
+    assert fresh["unique_tokens"] is None and fresh["compute_share"] is not None
+
+
+def test_risk_under_a_data_limit_needs_the_term():
+    post = Posterior.from_draws(known_draws())
+    with pytest.raises(BayescaleError, match="data-limit term"):
+        post.risk(7e9, 1.4e11, unique_tokens=1e10)
+
+
 # -------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize(("value", "message"), [
     ("0", "is not positive"), ("-5e9", "is not positive"),

@@ -96,11 +96,12 @@ def risk(
         raise typer.BadParameter(exc.message) from None
     post = Posterior.load(fit_file)
     which = which_family(post, family, as_json)
+    unique = parse_one_size(unique_tokens, "--unique-tokens")
     review = post.risk(n, d, target_loss, level=level, interval_kind=interval,
-                       random_seed=random_seed, thresholds=thresholds, family=family)
-    limits = _limits(post, n, d, parse_one_size(unique_tokens, "--unique-tokens"),
-                     parse_inference_tokens(inference_tokens), target_loss, level, interval,
-                     random_seed, family)
+                       random_seed=random_seed, thresholds=thresholds, family=family,
+                       unique_tokens=unique)
+    limits = _limits(post, n, d, unique, parse_inference_tokens(inference_tokens), target_loss,
+                     level, interval, random_seed, family)
     if as_json:
         emit_json({**review.as_dict(), **which, **limits})
     elif output_format == "markdown":
@@ -109,10 +110,6 @@ def risk(
         _print_table(review)
     if limits and not as_json:
         print_limits(limits, level, interval)
-        if "data_limit" in limits:
-            plan = limits["data_limit"]["plan"]
-            err.print(f"the plan at {plan['epochs']:.3g} epochs: new run's loss "
-                      f"{fmt.interval(**plan['loss'])} with the data limit", markup=False)
         if "inference" in limits:
             share = limits["inference"]["plan_flops_saved_share"]
             err.print("the inference-aware run saves "
@@ -185,12 +182,19 @@ def _print_table(review: RiskReview) -> None:
     if review.prob_below_target is not None:
         rows.append((f"P(loss < {fmt.number(review.target_loss)})",
                      f"{review.prob_below_target:.3f}"))
+    limited = "" if review.unique_tokens is None else ", U limit"
+    if review.unique_tokens is not None:
+        rows.append(("epochs (D / U)", f"{review.tokens / review.unique_tokens:.3g}"))
     rows += [
-        ("optimal N* at this compute", fmt.interval(**opt["params"], fmt=fmt.size)),
-        ("optimal D* at this compute", fmt.interval(**opt["tokens"], fmt=fmt.size)),
+        (f"optimal N* at this compute{limited}", fmt.interval(**opt["params"], fmt=fmt.size)),
+        (f"optimal D* at this compute{limited}", fmt.interval(**opt["tokens"], fmt=fmt.size)),
         ("optimum's new-run loss", fmt.interval(**opt["loss"])),
         ("regret (nats given up)", fmt.interval(*(review.regret[k] for k in KEYS))),
-        ("compute the optimum needs", fmt.interval(**review.compute_share, fmt=fmt.percent)),
+    ]
+    if review.compute_share is not None:
+        rows.append(("compute the optimum needs",
+                     fmt.interval(**review.compute_share, fmt=fmt.percent)))
+    rows += [
         ("P(optimum's run is better)", f"{review.prob_optimal_better:.3f}"),
         ("compute / largest fitted", f"{review.extrapolation['compute_ratio']:.3g}x"),
         ("N / largest fitted", f"{review.extrapolation['params_ratio']:.3g}x"),

@@ -64,8 +64,10 @@ def _minimise(objective: Callable[[np.ndarray], np.ndarray], lo: np.ndarray,
     return fine[rows, best]
 
 
-def _unique_covariates(law: Law, unique_tokens: float | None, shape: tuple[int, ...]
-                       ) -> dict[str, np.ndarray] | None:
+def unique_covariates(law: Law, unique_tokens: float | None, shape: tuple[int, ...]
+                      ) -> dict[str, np.ndarray] | None:
+    """The law's covariates for ``unique_tokens`` at every point of ``shape`` (None without
+    them); refused for a law without a data-limit term, or U not positive and finite."""
     if unique_tokens is None:
         return None
     if "unique_tokens" not in law.covariates:
@@ -99,7 +101,7 @@ def data_limited_draws(law: Law, draws: Draws, compute: float,
     def loss_at(log_n: np.ndarray) -> np.ndarray:
         d = tokens_for(compute, np.exp(log_n))
         return law.log_loss(draws, np.exp(log_n), d,
-                            _unique_covariates(law, unique_tokens, log_n.shape))
+                            unique_covariates(law, unique_tokens, log_n.shape))
 
     half = np.log(compute / 6.0)
     lo = np.full(size, max(LOG_N_RANGE[0], half - LOG_D_RANGE[1]))
@@ -122,7 +124,7 @@ def tokens_to_reach(law: Law, draws: Draws, log_n: np.ndarray, log_target: np.nd
     closed form where it has one (:meth:`Law.log_tokens_to_reach`), else a bisection on ln D."""
     lo = np.full(log_n.shape, LOG_D_RANGE[0])
     hi = np.full(log_n.shape, LOG_D_RANGE[1])
-    covariates = _unique_covariates(law, unique_tokens, log_n.shape)
+    covariates = unique_covariates(law, unique_tokens, log_n.shape)
     solved = law.log_tokens_to_reach(draws, log_n, log_target, covariates)
     if solved is not None:  # as the bisection: D below its range is its lowest D
         return np.where(solved <= hi, np.maximum(solved, lo), np.nan)
@@ -234,7 +236,7 @@ def data_limited(post: Posterior, compute: float, unique_tokens: float, *, level
     Traceback (most recent call last):
     bayescale.core.errors.BayescaleError: --unique-tokens needs a law with a data-limit term ...
     """
-    _unique_covariates(post.law, unique_tokens, (1,))
+    unique_covariates(post.law, unique_tokens, (1,))
     draws = post.draws(family=family)
     values = data_limited_draws(post.law, draws, float(compute), float(unique_tokens))
     summary = summarise(values, level, interval_kind)

@@ -582,12 +582,15 @@ class Posterior:
         random_seed: int = 0,
         thresholds: Thresholds | None = None,
         family: str | None = None,
+        unique_tokens: float | None = None,
     ) -> RiskReview:
         """Risk review of one planned run (see :func:`bayescale.posterior.risk.review`).
 
         The new run's loss interval equals :meth:`predict`'s with the same ``random_seed``. In a
         family fit, ``family`` names the family (its own runs set the extrapolation ratios); a
-        new family's population predictive when None or unseen.
+        new family's population predictive when None or unseen. ``unique_tokens``: the plan
+        repeats U unique tokens (a law with a data-limit term), and the alternative is the best
+        run of its compute under the same limit.
 
         Examples
         --------
@@ -610,7 +613,8 @@ class Posterior:
                       target_loss=target_loss, level=level, interval_kind=interval_kind,
                       random_seed=random_seed, thresholds=thresholds,
                       calibration=self.calibration_for(family),
-                      fit_doubts=prior_pull(self) + runs_off_the_law(self))
+                      fit_doubts=prior_pull(self) + runs_off_the_law(self),
+                      unique_tokens=unique_tokens)
 
 
 def resolve_targets(

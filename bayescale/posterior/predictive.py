@@ -109,12 +109,13 @@ def new_run_log(
 
 def optimum_new_run_log(
     opt: Mapping[str, np.ndarray], draws: Draws, calibration: Calibration | None,
-    random_seed: int, key: float,
+    random_seed: int, key: float, unique_tokens: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`new_run_log` at each draw's optimum (``opt`` from
-    :func:`bayescale.posterior.optimal.optimal_draws`): the target moves with the draw, its
-    discrepancy is taken at that draw's (N*, D*), its noise drawn on
-    ``target_rng(random_seed, key)`` (``key``: the budget, or the fixed N or D).
+    :func:`bayescale.posterior.optimal.optimal_draws`, or under a limit of ``unique_tokens``
+    from :func:`bayescale.posterior.limits.data_limited_draws`): the target moves with the
+    draw, its discrepancy is taken at that draw's (N*, D*) (and epochs D*/U), its noise drawn
+    on ``target_rng(random_seed, key)`` (``key``: the budget, or the fixed N or D).
 
     Examples
     --------
@@ -128,7 +129,8 @@ def optimum_new_run_log(
     law_log = np.log(opt["loss"])
     if calibration is not None:
         slopes = calibration.slopes(law_log.size, np.random.default_rng(random_seed))
-        law_log = law_log + slopes * calibration.distance(opt["params"], opt["tokens"])
+        unique = None if unique_tokens is None else np.full(law_log.size, unique_tokens)
+        law_log = law_log + slopes * calibration.distance(opt["params"], opt["tokens"], unique)
     noise = noise_draws(draws, 1, target_rng(random_seed, key))[:, 0]
     return law_log, law_log + noise
 

@@ -10,6 +10,9 @@ For a plan (N, D) at compute C = 6 N D, per posterior draw s:
   L_s(N, D) - L_s(N*_s, D*_s) >= 0, the expected loss the plan gives up;
 - P(the alternative's new run beats the plan's new run), with independent noise for each run;
 - the compute share: the budget at which the optimum reaches the plan's expected loss, over C;
+- with a limit of U unique tokens (a law with a data-limit term, docs/limits.md), the plan's
+  loss at its D / U epochs and, as the alternative, the best run of C under the same limit
+  (no compute share: the limited optimum at every budget would cost a search each);
 - how far the plan extrapolates: C over the largest fitted 6 N D, N over the largest fitted N,
   D over the largest fitted D (and how far outside the fitted D range it lies, either side);
 - whether the interval is dominated by parameter uncertainty or by the noise floor.
@@ -33,6 +36,7 @@ from bayescale.data.compute import compute
 from bayescale.data.ranges import FAR_COMPUTE, FAR_PARAMS, FAR_TOKENS, FittedRange
 from bayescale.law.calibration import Calibration
 from bayescale.law.laws import Law
+from bayescale.posterior.limits import data_limited_draws, unique_covariates
 from bayescale.posterior.optimal import optimal_draws
 from bayescale.posterior.predictive import (
     discrepancy_share,
@@ -166,13 +170,14 @@ class RiskReview:
     prob_below_target: float | None
     optimal: dict[str, dict[str, float]]
     regret: dict[str, float]
-    compute_share: dict[str, float]
+    compute_share: dict[str, float] | None
     prob_optimal_better: float
     extrapolation: dict[str, Any]
     uncertainty: dict[str, Any]
     verdict: str
     reasons: list[str] = field(default_factory=list)
     fit_doubts: list[str] = field(default_factory=list)
+    unique_tokens: float | None = None
 
     @property
     def verdict_line(self) -> str:
@@ -208,12 +213,20 @@ class RiskReview:
         if self.prob_below_target is not None and self.target_loss is not None:
             lines.append(f"| P(loss < {fmt.number(self.target_loss)}) | "
                          f"{self.prob_below_target:.3f} | |")
+        limited = "" if self.unique_tokens is None else (
+            f" with {fmt.size(self.unique_tokens)} unique tokens")
+        if self.unique_tokens is not None:
+            lines.append(f"| epochs (D / U) | {self.tokens / self.unique_tokens:.3g} | |")
         lines += [
-            row("compute-optimal N* at the same compute", opt["params"], fmt.size),
+            row(f"compute-optimal N* at the same compute{limited}", opt["params"], fmt.size),
             row("compute-optimal D*", opt["tokens"], fmt.size),
             row("optimum's new-run loss", opt["loss"]),
             row("regret: expected loss given up (nats)", self.regret),
-            row("compute the optimum needs for the plan's loss", self.compute_share, fmt.percent),
+        ]
+        if self.compute_share is not None:
+            lines.append(row("compute the optimum needs for the plan's loss",
+                             self.compute_share, fmt.percent))
+        lines += [
             f"| P(optimum's run beats the plan's run) | {self.prob_optimal_better:.3f} | |",
             f"| compute / largest fitted compute | {ext['compute_ratio']:.3g}x | |",
             f"| N / largest fitted N | {ext['params_ratio']:.3g}x | |",
@@ -415,6 +428,7 @@ def review(
     thresholds: Thresholds | None = None,
     calibration: Calibration | None = None,
     fit_doubts: Sequence[str] = (),
+    unique_tokens: float | None = None,
 ) -> RiskReview:
     """Risk review of the plan (N, D) from posterior ``draws`` fitted on ``data``.
 
@@ -443,6 +457,9 @@ def review(
     fit_doubts : sequence of str
         Warnings that the fit follows its priors more than the runs: each is kept in the
         review, and any makes the verdict at least CAUTION.
+    unique_tokens : float, optional
+        A limit of U unique tokens (a law with a data-limit term): the plan is trained for
+        D / U epochs, and the alternative is the best run of its compute under the same limit.
 
     Returns
     -------
@@ -453,14 +470,18 @@ def review(
         raise BayescaleError(f"target loss must be positive and finite, got {target_loss}")
     flop = compute(params, tokens)
     n, d = np.array([params]), np.array([tokens])
-    mean_log = law.log_loss(draws, n, d)
+    covariates = unique_covariates(law, unique_tokens, (1,))
+    mean_log = (law.log_loss(draws, n, d, covariates) if covariates
+                else law.log_loss(draws, n, d))
     # predict's arithmetic; the discrepancy's slope per draw is shared by plan and optimum
     law_log, new_log = (x[:, 0] for x in new_run_log(mean_log, draws, n, d, calibration,
-                                                      random_seed))
+                                                      random_seed, covariates))
     mean_log = mean_log[:, 0]
-    opt = optimal_draws(law, draws, compute=flop)
+    opt = (optimal_draws(law, draws, compute=flop) if unique_tokens is None
+           else data_limited_draws(law, draws, flop, unique_tokens))
     opt_mean_log = np.log(opt["loss"])
-    _, opt_new_log = optimum_new_run_log(opt, draws, calibration, random_seed, flop)
+    _, opt_new_log = optimum_new_run_log(opt, draws, calibration, random_seed, flop,
+                                         unique_tokens)
     regret = np.exp(mean_log) - opt["loss"]
 
     def triple(values: np.ndarray, log: bool = False) -> dict[str, float]:
@@ -483,8 +504,9 @@ def review(
                  "loss": triple(opt_new_log, log=True),
                  "mean_loss": triple(opt_mean_log, log=True)},
         regret={**regret_summary, "mean": float(regret.mean())},
-        compute_share=triple(compute_share(law, draws, flop, mean_log)),
+        compute_share=(triple(compute_share(law, draws, flop, mean_log))
+                       if unique_tokens is None else None),
         prob_optimal_better=float(np.mean(opt_new_log < new_log)),
         extrapolation=ext, uncertainty=unc, verdict=verdict, reasons=reasons,
-        fit_doubts=list(fit_doubts),
+        fit_doubts=list(fit_doubts), unique_tokens=unique_tokens,
     )
