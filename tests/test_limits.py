@@ -265,6 +265,21 @@ def test_risk_verdict_is_of_the_plan_under_its_data_limit(tmp_path):
     assert fresh["unique_tokens"] is None and fresh["compute_share"] is not None
 
 
+def test_risk_cautions_a_plan_repeating_far_beyond_the_fitted_epochs(tmp_path):
+    """Fitted runs of 2 epochs; a plan of 50 epochs (25x) is a CAUTION, as a plan 10x beyond
+    the fitted D would be, unless the limit is raised."""
+    path = muennighoff_file(tmp_path)
+    args = ["risk", path, "-N", "3B", "-D", "100B", "--unique-tokens", "2B", "--json"]
+    out = json.loads(cli(args).stdout)
+    assert out["extrapolation"]["epochs_ratio"] == pytest.approx(25.0)
+    assert out["verdict"] == "CAUTION"
+    assert any("25x more often than any fitted run" in r for r in out["reasons"])
+    relaxed = json.loads(cli([*args, "--max-epochs-ratio", "100"]).stdout)
+    assert not any("more often than any fitted run" in r for r in relaxed["reasons"])
+    fresh = json.loads(cli(["risk", path, "-N", "3B", "-D", "100B", "--json"]).stdout)
+    assert fresh["extrapolation"]["epochs_ratio"] is None
+
+
 def test_risk_under_a_data_limit_needs_the_term():
     post = Posterior.from_draws(known_draws())
     with pytest.raises(BayescaleError, match="data-limit term"):

@@ -30,6 +30,7 @@ from bayescale.cli.limits_view import (
 )
 from bayescale.core import format as fmt
 from bayescale.core.errors import BayescaleError
+from bayescale.data.ranges import FAR_COMPUTE, FAR_EPOCHS, FAR_PARAMS, FAR_TOKENS
 
 if TYPE_CHECKING:
     from bayescale.posterior.risk import RiskReview
@@ -60,12 +61,16 @@ def risk(
     caution_regret: float = typer.Option(0.01, help="CAUTION above this median regret (nats)."),
     nogo_regret: float = typer.Option(0.05, help="NO-GO above this median regret (nats)."),
     max_compute_ratio: float = typer.Option(
-        100.0, help="CAUTION when the plan's compute exceeds the largest fitted run's by more."),
+        FAR_COMPUTE,
+        help="CAUTION when the plan's compute exceeds the largest fitted run's by more."),
     max_params_ratio: float = typer.Option(
-        10.0, help="CAUTION when the plan's N exceeds the largest fitted N by more."),
+        FAR_PARAMS, help="CAUTION when the plan's N exceeds the largest fitted N by more."),
     max_tokens_ratio: float = typer.Option(
-        10.0, help="CAUTION when the plan's D lies outside the fitted D range (above the "
+        FAR_TOKENS, help="CAUTION when the plan's D lies outside the fitted D range (above the "
         "largest or below the smallest) by more."),
+    max_epochs_ratio: float = typer.Option(
+        FAR_EPOCHS, help="With --unique-tokens: CAUTION when the plan repeats its data more than "
+        "this multiple of the fitted runs' most epochs."),
     family: str | None = FamilyOption,
     unique_tokens: str | None = UniqueTokensOption,
     inference_tokens: str | None = InferenceTokensOption,
@@ -91,7 +96,7 @@ def risk(
             go_probability=go_probability, nogo_probability=nogo_probability,
             caution_regret=caution_regret, nogo_regret=nogo_regret,
             max_compute_ratio=max_compute_ratio, max_params_ratio=max_params_ratio,
-            max_tokens_ratio=max_tokens_ratio)
+            max_tokens_ratio=max_tokens_ratio, max_epochs_ratio=max_epochs_ratio)
     except BayescaleError as exc:
         raise typer.BadParameter(exc.message) from None
     post = Posterior.load(fit_file)

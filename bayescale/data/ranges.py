@@ -26,8 +26,11 @@ from bayescale.data.compute import compute, log10_compute
 FAR_COMPUTE = 100.0
 #: above this multiple of the largest fitted N,
 FAR_PARAMS = 10.0
-#: or with D outside the fitted D range by this factor (either side: over- or under-trained).
+#: or with D outside the fitted D range by this factor (either side: over- or under-trained),
 FAR_TOKENS = 10.0
+#: or repeating its data (epochs D / U) more than this multiple of the fitted runs' most epochs:
+#: the epochs axis's decade, as D's (a law with unique tokens).
+FAR_EPOCHS = 10.0
 
 AXES = ("compute", "params", "tokens")
 #: The repetition axis: log10 epochs (D / U), for rows and targets with unique tokens U.

@@ -14,7 +14,8 @@ For a plan (N, D) at compute C = 6 N D, per posterior draw s:
   loss at its D / U epochs and, as the alternative, the best run of C under the same limit
   (no compute share: the limited optimum at every budget would cost a search each);
 - how far the plan extrapolates: C over the largest fitted 6 N D, N over the largest fitted N,
-  D over the largest fitted D (and how far outside the fitted D range it lies, either side);
+  D over the largest fitted D (and how far outside the fitted D range it lies, either side),
+  and under a data limit its epochs over the fitted runs' most;
 - whether the interval is dominated by parameter uncertainty or by the noise floor.
 
 A verdict (GO, CAUTION, NO-GO) follows from :class:`Thresholds`.
@@ -33,7 +34,15 @@ from bayescale.core import format as fmt
 from bayescale.core.errors import BayescaleError
 from bayescale.core.intervals import summarize
 from bayescale.data.compute import compute
-from bayescale.data.ranges import FAR_COMPUTE, FAR_PARAMS, FAR_TOKENS, FittedRange
+from bayescale.data.ranges import (
+    EPOCHS,
+    FAR_COMPUTE,
+    FAR_EPOCHS,
+    FAR_PARAMS,
+    FAR_TOKENS,
+    FittedRange,
+    ranges_of,
+)
 from bayescale.law.calibration import Calibration
 from bayescale.law.laws import Law
 from bayescale.posterior.limits import data_limited_draws, unique_covariates
@@ -68,6 +77,10 @@ class Thresholds:
     max_tokens_ratio : float
         CAUTION when the plan's D lies outside the fitted D range (above the largest or below
         the smallest) by more than this factor: heavily over- or under-trained plans.
+    max_epochs_ratio : float
+        Under a data limit (``unique_tokens``): CAUTION when the plan repeats its data more than
+        this multiple of the most epochs among the fitted runs: there the value of repeated
+        tokens is the law's form, not a measurement.
     noise_share : float
         The interval counts as dominated by the noise floor when the noise share of its width
         is at least this.
@@ -85,6 +98,7 @@ class Thresholds:
     max_compute_ratio: float = FAR_COMPUTE
     max_params_ratio: float = FAR_PARAMS
     max_tokens_ratio: float = FAR_TOKENS
+    max_epochs_ratio: float = FAR_EPOCHS
     noise_share: float = 0.5
 
     def __post_init__(self) -> None:
@@ -92,7 +106,8 @@ class Thresholds:
             raise BayescaleError("thresholds need 0 <= nogo_probability <= go_probability <= 1")
         if not 0.0 <= self.caution_regret <= self.nogo_regret:
             raise BayescaleError("thresholds need 0 <= caution_regret <= nogo_regret")
-        if min(self.max_compute_ratio, self.max_params_ratio, self.max_tokens_ratio) <= 0:
+        if min(self.max_compute_ratio, self.max_params_ratio, self.max_tokens_ratio,
+               self.max_epochs_ratio) <= 0:
             raise BayescaleError("extrapolation thresholds must be positive")
         if not 0.0 < self.noise_share <= 1.0:
             raise BayescaleError("noise_share must lie in (0, 1]")
@@ -245,17 +260,22 @@ class RiskReview:
 
 def extrapolation(
     data: pd.DataFrame, params: float, tokens: float, thresholds: Thresholds,
-    calibrated: bool = False,
+    calibrated: bool = False, unique_tokens: float | None = None,
 ) -> dict[str, Any]:
     """How far (N, D) lies beyond the fitted runs, with a warning when too far; the warning
     says what the interval assumes there (with a ``calibrated`` discrepancy term, that the
-    law's learned error keeps growing with the distance; without, that the law holds).
+    law's learned error keeps growing with the distance; without, that the law holds). With
+    ``unique_tokens`` and fitted runs that have theirs, ``epochs_ratio``: the plan's epochs
+    over the fitted runs' most (None otherwise).
 
     Examples
     --------
     >>> frame = pd.DataFrame({"params": [1e9], "tokens": [2e10]})
     >>> extrapolation(frame, 7e10, 1.4e12, Thresholds())["compute_ratio"]
     4900.0
+    >>> repeated = frame.assign(unique_tokens=[1e10])  # 2 epochs fitted
+    >>> extrapolation(repeated, 1e9, 4e11, Thresholds(), unique_tokens=1e10)["epochs_ratio"]
+    20.0
     """
     fitted = FittedRange.of(data["params"], data["tokens"])
     min_n, max_n = fitted.min_params, fitted.max_params
@@ -273,6 +293,13 @@ def extrapolation(
         side = (f"{d_ratio:.3g}x the largest" if d_ratio > 1
                 else f"1/{min_d / tokens:.3g} of the smallest")
         far.append(f"D {side} fitted D (limit {thresholds.max_tokens_ratio:g}x)")
+    e_ratio = None
+    if unique_tokens is not None and "unique_tokens" in data:
+        fitted_log = ranges_of(data["params"], data["tokens"], data["unique_tokens"])[EPOCHS][1]
+        e_ratio = float(tokens / unique_tokens / 10.0**fitted_log)
+        if e_ratio > thresholds.max_epochs_ratio:
+            far.append(f"{tokens / unique_tokens:.3g} epochs, {e_ratio:.3g}x the most among the "
+                       f"fitted runs (limit {thresholds.max_epochs_ratio:g}x)")
     warning = None
     if far:
         warning = (f"{' and '.join(far)}: this far out the law's functional form, not the data, "
@@ -282,7 +309,8 @@ def extrapolation(
                        else "assumes the law holds exactly that far out"))
     return {"compute_ratio": c_ratio, "params_ratio": n_ratio, "tokens_ratio": d_ratio,
             "tokens_outside": d_outside, "max_compute": max_c, "min_params": min_n,
-            "max_params": max_n, "min_tokens": min_d, "max_tokens": max_d, "warning": warning}
+            "max_params": max_n, "min_tokens": min_d, "max_tokens": max_d,
+            "epochs_ratio": e_ratio, "warning": warning}
 
 
 def suggested_runs(params: float, tokens: float, ext: dict[str, Any]) -> list[dict[str, float]]:
@@ -404,6 +432,9 @@ def decide(
         in_d = f", D {d_outside:.3g}x outside the fitted range" if d_outside > 1 else ""
         flag(1, f"extrapolates {ext['compute_ratio']:.3g}x in compute and "
                 f"{ext['params_ratio']:.3g}x in N beyond the data{in_d}")
+    e_ratio = ext.get("epochs_ratio")
+    if e_ratio is not None and e_ratio > t.max_epochs_ratio:
+        flag(1, f"repeats its data {e_ratio:.3g}x more often than any fitted run")
     if fit_doubts:
         flag(1, "the priors hold the law away from the fitted runs (see the fit's warning)")
     if level == 0:
@@ -490,7 +521,8 @@ def review(
         return {k: float(np.exp(v) if log else v) for k, v in out.items()}
 
     prob = prob_below(new_log, target_loss) if target_loss is not None else None
-    ext = extrapolation(data, params, tokens, thresholds, calibration is not None)
+    ext = extrapolation(data, params, tokens, thresholds, calibration is not None,
+                        unique_tokens)
     unc = _uncertainty(mean_log, new_log, level, params, tokens, ext, thresholds, law_log)
     regret_summary = triple(regret)
     verdict, reasons = decide(prob, target_loss, regret_summary["median"], ext, thresholds,
