@@ -13,6 +13,7 @@ Each function returns a list of messages (empty when all is well); the CLI print
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -64,7 +65,7 @@ def loss_residuals(post: Posterior) -> np.ndarray:
 
 def _every(post: Posterior) -> int:
     """Every how many draws a per-row posterior median takes (see :data:`RESIDUAL_CELLS`)."""
-    return max(1, -(-post.n_draws * len(post.data) // RESIDUAL_CELLS))
+    return max(1, math.ceil(post.n_draws * len(post.data) / RESIDUAL_CELLS))
 
 
 def _row_draws(post: Posterior, names: list[str]) -> dict[str, np.ndarray]:
