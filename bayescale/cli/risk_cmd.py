@@ -105,8 +105,8 @@ def risk(
     review = post.risk(n, d, target_loss, level=level, interval_kind=interval,
                        random_seed=random_seed, thresholds=thresholds, family=family,
                        unique_tokens=unique)
-    limits = _limits(post, n, d, unique, parse_inference_tokens(inference_tokens), target_loss,
-                     level, interval, random_seed, family)
+    limits = _limits(post, review, unique, parse_inference_tokens(inference_tokens), level,
+                     interval, family)
     if as_json:
         emit_json({**review.as_dict(), **which, **limits})
     elif output_format == "markdown":
@@ -123,30 +123,27 @@ def risk(
         say_warnings(limits.get("warnings", []))
 
 
-def _limits(post, n: float, d: float, unique_tokens: float | None,
-            inference_tokens: float | None, target_loss: float | None, level: float,
-            interval: str, random_seed: int, family: str | None) -> dict:
-    """The plan under a data limit (its epochs and loss, the best allocation at its compute)
-    and under an inference load (the run reaching --target-loss, else the plan's own expected
-    loss, at the least lifetime FLOPs 6ND + 2NT, and the share of the plan's it saves):
-    docs/limits.md."""
+def _limits(post, review: RiskReview, unique_tokens: float | None,
+            inference_tokens: float | None, level: float, interval: str,
+            family: str | None) -> dict:
+    """The plan under a data limit (its epochs and loss, from the review, and the best
+    allocation at its compute) and under an inference load (the run reaching --target-loss,
+    else the plan's own expected loss, at the least lifetime FLOPs 6ND + 2NT, and the share of
+    the plan's it saves): docs/limits.md."""
     import numpy as np
 
-    from bayescale.data.compute import compute
     from bayescale.posterior.limits import data_limited, inference_aware, repetition_warning
 
+    n, d, target_loss = review.params, review.tokens, review.target_loss
     out: dict = {}
     warnings: list[str] = []
-    budget = float(compute(n, d))
+    budget = review.compute
     if unique_tokens is not None:
         block = data_limited(post, budget, unique_tokens, level=level, interval_kind=interval,
                              family=family)
-        frame = post.predict(params=n, tokens=d, level=level, interval_kind=interval,
-                             random_seed=random_seed, family=family,
-                             unique_tokens=unique_tokens)
-        block["plan"] = {"epochs": d / unique_tokens,
-                         "loss": {k: float(frame[f"loss_{k}"].iloc[0]) for k in KEYS},
-                         "mean_loss": {k: float(frame[f"mean_loss_{k}"].iloc[0]) for k in KEYS}}
+        block["plan"] = {"epochs": d / unique_tokens,  # the review is at U: its losses
+                         "loss": {k: review.loss[k] for k in KEYS},
+                         "mean_loss": {k: review.mean_loss[k] for k in KEYS}}
         warnings += block.pop("warnings")
         plan_warning = repetition_warning(d / unique_tokens, block["fitted_max_epochs"])
         warnings += [plan_warning] if plan_warning else []

@@ -26,6 +26,7 @@ from bayescale.law.laws import Law, get_law
 from bayescale.law.likelihoods import likelihood_of
 from bayescale.law.priors import NOISE_PRIORS, Prior, from_dict
 from bayescale.posterior import store
+from bayescale.posterior.limits import fitted_epochs
 from bayescale.posterior.optimal import exponent_draws, optimal_draws
 from bayescale.posterior.predictive import (
     discrepancy_share,
@@ -614,7 +615,8 @@ class Posterior:
                       random_seed=random_seed, thresholds=thresholds,
                       calibration=self.calibration_for(family),
                       fit_doubts=prior_pull(self) + runs_off_the_law(self),
-                      unique_tokens=unique_tokens)
+                      unique_tokens=unique_tokens,
+                      fitted_epochs=fitted_epochs(self))
 
 
 def resolve_targets(

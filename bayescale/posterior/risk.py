@@ -34,15 +34,7 @@ from bayescale.core import format as fmt
 from bayescale.core.errors import BayescaleError
 from bayescale.core.intervals import summarize
 from bayescale.data.compute import compute
-from bayescale.data.ranges import (
-    EPOCHS,
-    FAR_COMPUTE,
-    FAR_EPOCHS,
-    FAR_PARAMS,
-    FAR_TOKENS,
-    FittedRange,
-    ranges_of,
-)
+from bayescale.data.ranges import FAR_COMPUTE, FAR_EPOCHS, FAR_PARAMS, FAR_TOKENS, FittedRange
 from bayescale.law.calibration import Calibration
 from bayescale.law.laws import Law
 from bayescale.posterior.limits import data_limited_draws, unique_covariates
@@ -261,20 +253,22 @@ class RiskReview:
 def extrapolation(
     data: pd.DataFrame, params: float, tokens: float, thresholds: Thresholds,
     calibrated: bool = False, unique_tokens: float | None = None,
+    fitted_epochs: float | None = None,
 ) -> dict[str, Any]:
     """How far (N, D) lies beyond the fitted runs, with a warning when too far; the warning
     says what the interval assumes there (with a ``calibrated`` discrepancy term, that the
     law's learned error keeps growing with the distance; without, that the law holds). With
-    ``unique_tokens`` and fitted runs that have theirs, ``epochs_ratio``: the plan's epochs
-    over the fitted runs' most (None otherwise).
+    ``unique_tokens`` and ``fitted_epochs`` (the fitted runs' most epochs,
+    :func:`bayescale.posterior.store.fitted_epochs`), ``epochs_ratio``: the plan's epochs over
+    them (None otherwise).
 
     Examples
     --------
     >>> frame = pd.DataFrame({"params": [1e9], "tokens": [2e10]})
     >>> extrapolation(frame, 7e10, 1.4e12, Thresholds())["compute_ratio"]
     4900.0
-    >>> repeated = frame.assign(unique_tokens=[1e10])  # 2 epochs fitted
-    >>> extrapolation(repeated, 1e9, 4e11, Thresholds(), unique_tokens=1e10)["epochs_ratio"]
+    >>> extrapolation(frame, 1e9, 4e11, Thresholds(), unique_tokens=1e10,
+    ...               fitted_epochs=2.0)["epochs_ratio"]
     20.0
     """
     fitted = FittedRange.of(data["params"], data["tokens"])
@@ -294,9 +288,8 @@ def extrapolation(
                 else f"1/{min_d / tokens:.3g} of the smallest")
         far.append(f"D {side} fitted D (limit {thresholds.max_tokens_ratio:g}x)")
     e_ratio = None
-    if unique_tokens is not None and "unique_tokens" in data:
-        fitted_log = ranges_of(data["params"], data["tokens"], data["unique_tokens"])[EPOCHS][1]
-        e_ratio = float(tokens / unique_tokens / 10.0**fitted_log)
+    if unique_tokens is not None and fitted_epochs is not None:
+        e_ratio = float(tokens / unique_tokens / fitted_epochs)
         if e_ratio > thresholds.max_epochs_ratio:
             far.append(f"{tokens / unique_tokens:.3g} epochs, {e_ratio:.3g}x the most among the "
                        f"fitted runs (limit {thresholds.max_epochs_ratio:g}x)")
@@ -460,6 +453,7 @@ def review(
     calibration: Calibration | None = None,
     fit_doubts: Sequence[str] = (),
     unique_tokens: float | None = None,
+    fitted_epochs: float | None = None,
 ) -> RiskReview:
     """Risk review of the plan (N, D) from posterior ``draws`` fitted on ``data``.
 
@@ -491,6 +485,8 @@ def review(
     unique_tokens : float, optional
         A limit of U unique tokens (a law with a data-limit term): the plan is trained for
         D / U epochs, and the alternative is the best run of its compute under the same limit.
+    fitted_epochs : float, optional
+        The most epochs among the fitted runs, for the repetition rule of :class:`Thresholds`.
 
     Returns
     -------
@@ -522,7 +518,7 @@ def review(
 
     prob = prob_below(new_log, target_loss) if target_loss is not None else None
     ext = extrapolation(data, params, tokens, thresholds, calibration is not None,
-                        unique_tokens)
+                        unique_tokens, fitted_epochs)
     unc = _uncertainty(mean_log, new_log, level, params, tokens, ext, thresholds, law_log)
     regret_summary = triple(regret)
     verdict, reasons = decide(prob, target_loss, regret_summary["median"], ext, thresholds,
