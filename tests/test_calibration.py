@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bayescale.data.ranges import distance, ranges_of
+from bayescale.law.baseline import fit_point
 from bayescale.law.calibration import Calibration, calibrate
 from bayescale.law.simulate import EPOCH_LAW, chinchilla_loss, isoflop_sweep
+from tests import builders
 from tests.builders import bent_loss, with_meta
 
 RANGES = ranges_of(np.array([1e8, 1e9]), np.array([2e9, 2e10]))
@@ -101,3 +104,33 @@ def test_predict_adds_the_discrepancy_only_beyond_the_data(known_posterior):
     assert on["mean_loss_median"].iloc[1] == off["mean_loss_median"].iloc[1]
     assert 0.25 < on["discrepancy_share"].iloc[1] < 0.75  # beside 2% parameter spread
     assert (on["discrepancy_share"] + on["seed_floor_share"]).max() <= 1.0 + 1e-9
+
+
+
+def _datablations_c4() -> pd.DataFrame:
+    """Muennighoff et al.'s c4 runs (2.8B, 4.2B, 8.7B; 1-44 epochs): 15 checkpoints a run."""
+    path = builders.COLPRET / "aggregated_eval" / "datablations_losses.csv"
+    if not path.exists():
+        pytest.skip(f"shared data not found at {path}")
+    raw = pd.read_csv(path)
+    raw = raw[(raw["data"] == "c4") & (raw["token_num"] >= 1e10)].sort_values("token_num")
+    keep = [i for _, run in raw.groupby(["num_params", "epochs"])
+            for i in run.index[np.unique(np.linspace(0, len(run) - 1, 15).astype(int))]]
+    raw = raw.loc[keep]
+    return pd.DataFrame({
+        "params": raw["num_params"].map({"2.8B": 2.8e9, "4.2B": 4.2e9, "8.7B": 8.7e9}),
+        "tokens": raw["token_num"].astype(float), "loss": raw["loss"],
+        "unique": np.minimum(raw["tokens_per_epoch"], raw["token_num"]).astype(float)})
+
+
+def test_repeated_data_calibration_starts_past_a_degenerate_point_fit():
+    # Three model sizes within half a decade: Chinchilla's point fit runs off (alpha negative
+    # or in the tens, A overflowing), which used to leave the repeated-data fit no start.
+    runs = _datablations_c4()
+    point = fit_point(runs["params"].to_numpy(), runs["tokens"].to_numpy(),
+                      runs["loss"].to_numpy()).params
+    assert not all(0 < point[k] < np.inf for k in ("A", "alpha")), "premise: a degenerate fit"
+    cal = calibrate(runs["params"], runs["tokens"], runs["loss"], unique_tokens=runs["unique"],
+                    law="muennighoff")
+    assert any("cut_log10_epochs" in origin for origin in cal.origins)
+    assert np.isfinite(cal.drift) and 0 < cal.scale < 0.3

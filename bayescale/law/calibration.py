@@ -242,6 +242,13 @@ def _median(prior: Any) -> float:
     return float(np.exp(prior.params["mu"])) if prior.dist == "lognormal" else 1.0
 
 
+def _finite(point: dict[str, float], law: Law) -> dict[str, float]:
+    """The values of ``law``'s parameters in a Chinchilla point fit that can start its fit:
+    with few model sizes that fit can run off to an overflowing A (alpha in the tens); a start
+    from it would be skipped, so those parameters start from elsewhere."""
+    return {k: v for k, v in point.items() if k in law.parameters and 0 < v < np.inf}
+
+
 def fit_law_point(
     law: Law, params: Any, tokens: Any, loss: Any, covariates: dict[str, Any] | None,
     starts: list[dict[str, float]], delta: float = HUBER_DELTA,
@@ -346,10 +353,10 @@ def calibrate(
         repeated = get_law(law) if isinstance(law, str) else (law or get_law("muennighoff"))
         if UNIQUE not in repeated.covariates:
             raise ValueError(f"the {repeated.name} law takes no unique tokens")
-        extra = repeated.default_priors()
-        base = {k: v for k, v in full.params.items() if k in repeated.parameters}
-        paper = {**{k: _median(extra[k]) for k in repeated.parameters}, **base}
-        full_theta, _ = fit_law_point(repeated, n, d, y, {UNIQUE: u}, [paper])
+        priors = repeated.default_priors()
+        medians = {k: _median(priors[k]) for k in repeated.parameters}
+        full_theta, _ = fit_law_point(repeated, n, d, y, {UNIQUE: u},
+                                      [{**medians, **_finite(full.params, repeated)}, medians])
 
     def inner_fit(rows: np.ndarray) -> Any:
         """ln L_hat of the law fitted to ``rows``, as a function of a row mask."""
@@ -358,8 +365,7 @@ def calibrate(
         chin = warm if warm.objective < chin.objective else chin
         if repeated is None:
             return lambda mask: chin.log_loss(n[mask], d[mask])
-        starts = [{**full_theta, **{k: v for k, v in chin.params.items()
-                                    if k in repeated.parameters}}, full_theta]
+        starts = [{**full_theta, **_finite(chin.params, repeated)}, full_theta]
         theta, _ = fit_law_point(repeated, n[rows], d[rows], y[rows], {UNIQUE: u[rows]}, starts)
         return lambda mask: _law_log_loss(repeated, theta, n[mask], d[mask], {UNIQUE: u[mask]})
 
