@@ -25,7 +25,10 @@ its distance includes the epochs beyond the fitted ones), per family, model size
 PSIS-LOO of the fits on the training rows (``compare``); the posteriors of R*_D and R*_N
 beside the paper's 15.4 and 5.3, and of the penalty's P, delta, kappa; a regime check, the
 same parameters fitted again on the fitted and held-out rows together (where their intervals
-do not overlap, the held-out runs follow another relation). Priors are the laws'
+do not overlap, the held-out runs follow another relation); and on the contour, a 5-fold
+cross-validation over all runs, scored on the held-out runs of more than 16 epochs (the fits
+then see many-epoch runs: a check of each law's form there, not of forecasts beyond the
+fitted epochs). Priors are the laws'
 defaults (docs/limits.md), not tuned on these runs. Each law is fitted through ``fit`` as
 the command line does; Chinchilla's runs are read without their unique tokens (a law of N and
 D ignores them, and its calibration is then the N, D, C one).
@@ -112,57 +115,94 @@ def _scores(post, test: pd.DataFrame, seed: int) -> pd.DataFrame:
         / frame["loss_median"].to_numpy()})
 
 
+def _fit(label: str, law: str, runs, options: SamplerOptions) -> tuple:
+    """``fit`` as the command line runs it, one line on its time and convergence checks, and
+    whether it passed them."""
+    start = time.perf_counter()
+    result = fit(runs, ModelSpec(law=law), options)
+    diag = result.diagnostics
+    note = (f"{label}, {law}: {len(runs.data)} rows, {time.perf_counter() - start:.0f} s, "
+            f"{diag.divergences} divergences, max R-hat {diag.max_r_hat:.3f}, "
+            f"min ESS bulk {diag.min_ess_bulk:.0f}"
+            + ("" if diag.ok else f" (convergence check failed: {diag.problems[0]})"))
+    print(note, file=sys.stderr)
+    return result.posterior, note, diag.ok
+
+
+def _load(frame: pd.DataFrame, path: Path, unique: bool):
+    """``frame`` written as a CSV and read back by the loader, as ``fit`` reads a file."""
+    frame.drop(columns=["size", "epochs"]).to_csv(path, index=False)
+    return load_runs(path, run_col="run", unique_tokens_col="unique_tokens" if unique else None)
+
+
 def _interval(summary: pd.DataFrame, name: str) -> str:
     return (f"{summary.loc[name, 'median']:.3g} [{summary.loc[name, 'lower']:.3g}, "
             f"{summary.loc[name, 'upper']:.3g}]")
 
 
 def regime_check(name: str, train: pd.DataFrame, test: pd.DataFrame, options: SamplerOptions,
-                 folder: Path, fitted: dict) -> list[dict]:
+                 folder: Path, fitted: dict) -> tuple[list[dict], list[str]]:
     """Each repeated-data law fitted again on the fitted and held-out rows together: do the
     held-out runs obey the relation the fitted runs imply? Where the 90% intervals of a
     repeated-data parameter do not overlap, the runs beyond the fitted epochs follow another
     relation than those within, which no fit on the fitted rows alone can foresee. A
     diagnostic of the forecasts above, not a forecast."""
-    path = folder / f"{name}-all.csv"
-    pd.concat([train, test]).drop(columns=["size", "epochs"]).to_csv(path, index=False)
-    runs = load_runs(path, run_col="run", unique_tokens_col="unique_tokens")
-    rows = []
+    runs = _load(pd.concat([train, test]), folder / f"{name}-all.csv", unique=True)
+    rows, notes = [], []
     for law, names in REPORTED.items():
-        every = fit(runs, ModelSpec(law=law), options).posterior.summary(level=0.9)
-        some = fitted[law].summary(level=0.9)
+        post, note, _ = _fit(f"{name} (all rows, regime check)", law, runs, options)
+        notes.append(note)
+        every, some = post.summary(level=0.9), fitted[law].summary(level=0.9)
         rows += [{"case": name, "law": law, "parameter": p,
                   "fitted rows: median [90%]": _interval(some, p),
                   "all rows: median [90%]": _interval(every, p),
                   "intervals overlap": "yes" if max(some.loc[p, "lower"], every.loc[p, "lower"])
                   <= min(some.loc[p, "upper"], every.loc[p, "upper"]) else "no"}
                  for p in names]
-    return rows
+    return rows, notes
+
+
+def cross_validate(name: str, frame: pd.DataFrame, options: SamplerOptions, folder: Path,
+                   folds: int = 5) -> tuple[list[dict], list[str]]:
+    """The runs split at random (seeded) into ``folds`` folds; each fold predicted from a fit
+    on the others, so the fits see runs of every epoch count: can each law's form and noise
+    describe the many-epoch runs when it has seen such runs? Scored on the held-out runs of
+    more than 16 epochs. The forecasts above answer the stricter question, runs beyond the
+    fitted epochs."""
+    fold = np.random.default_rng(options.random_seed).permutation(len(frame)) % folds
+    rows, notes = [], []
+    for law in LAWS:
+        parts, passed = [], 0
+        for k in range(folds):
+            runs = _load(frame[fold != k], folder / f"{name}-fold{k}.csv",
+                         unique=bool(get_law(law).covariates))
+            post, note, ok = _fit(f"{name} (fold {k + 1} of {folds})", law, runs, options)
+            notes.append(note)
+            passed += ok
+            parts.append(_scores(post, frame[fold == k], options.random_seed))
+        scored = pd.concat(parts)
+        many = scored[scored["epochs"] > 16]
+        rows.append({"case": name, "law": law, "held-out runs": len(scored),
+                     "runs > 16 epochs": len(many), "ARE": f"{many['are'].mean():.2%}",
+                     "90% coverage": f"{many['covered'].mean():.0%}",
+                     "90% half-width (median)": f"{many['halfwidth'].median():.2%}",
+                     "fits passing the checks": f"{passed} of {folds}"})
+    return rows, notes
 
 
 def run_case(name: str, train: pd.DataFrame, test: pd.DataFrame, options: SamplerOptions,
              folder: Path, keep: Path | None = None) -> dict:
     """Fit each law on ``train`` (through the loader, as ``fit`` reads a file) and score."""
-    path = folder / f"{name}.csv"
-    train.drop(columns=["size", "epochs"]).to_csv(path, index=False)
-    repeated = load_runs(path, run_col="run", unique_tokens_col="unique_tokens")
-    fresh = load_runs(path, run_col="run")
+    repeated = _load(train, folder / f"{name}.csv", unique=True)
+    fresh = _load(train, folder / f"{name}-fresh.csv", unique=False)
     posts, rows, notes = {}, [], []
     for law in LAWS:
-        runs = repeated if get_law(law).covariates else fresh
-        start = time.perf_counter()
-        result = fit(runs, ModelSpec(law=law), options)
-        posts[law] = result.posterior
+        posts[law], note, _ = _fit(name, law, repeated if get_law(law).covariates else fresh,
+                                   options)
+        notes.append(note)
         if keep is not None:
-            result.posterior.save(keep / f"{name}-{law}.posterior.nc")
-        seconds = time.perf_counter() - start
-        diag = result.diagnostics
-        notes.append(f"{name}, {law}: {len(train)} rows, {seconds:.0f} s, "
-                     f"{diag.divergences} divergences, max R-hat {diag.max_r_hat:.3f}, "
-                     f"min ESS bulk {diag.min_ess_bulk:.0f}"
-                     + ("" if diag.ok else f" (convergence check failed: {diag.problems[0]})"))
-        print(notes[-1], file=sys.stderr)
-        scored = _scores(result.posterior, test, options.random_seed)
+            posts[law].save(keep / f"{name}-{law}.posterior.nc")
+        scored = _scores(posts[law], test, options.random_seed)
         for group, part in [("all", scored), *scored.groupby("size", sort=False)]:
             rows.append({"case": name, "law": law, "size": group, "rows": len(part),
                          "ARE": f"{part['are'].mean():.2%}",
@@ -188,8 +228,12 @@ def run_case(name: str, train: pd.DataFrame, test: pd.DataFrame, options: Sample
                     "90% interval": f"[{summary.loc[p, 'lower']:.3g}, "
                                     f"{summary.loc[p, 'upper']:.3g}]",
                     "paper": PAPER.get(p, "n/a")} for p in names]
-    regime = regime_check(name, train, test, options, folder, posts)
-    return {"scores": rows, "loo": loo, "limits": limits, "regime": regime, "notes": notes}
+    regime, regime_notes = regime_check(name, train, test, options, folder, posts)
+    crossed, crossed_notes = (cross_validate(name, pd.concat([train, test], ignore_index=True),
+                                             options, folder)
+                              if name == "contour" else ([], []))
+    return {"scores": rows, "loo": loo, "limits": limits, "regime": regime, "cv": crossed,
+            "notes": notes + regime_notes + crossed_notes}
 
 
 def main() -> None:
@@ -247,6 +291,9 @@ def main() -> None:
         "Regime check: the repeated-data parameters fitted on the fitted rows and on all rows "
         "(fitted and held out); a diagnostic, not a forecast":
             pd.DataFrame([r for res in results for r in res["regime"]]),
+        "Contour, cross-validated: 5 random folds of all runs, each predicted from a fit on "
+        "the other four; scored on the held-out runs of more than 16 epochs":
+            pd.DataFrame([r for res in results for r in res["cv"]]),
     }, notes=notes)
 
 
