@@ -277,3 +277,15 @@ def test_logs_to_fits_recover_the_law(tmp_path):
         for name, value in truth.items():
             assert rows[metric][f"{name}_lower"] <= value <= rows[metric][f"{name}_upper"], (
                 metric, name, value, rows[metric])
+
+
+def test_a_law_that_needs_unique_tokens_is_a_usage_error(tmp_path):
+    """fit-many reads no unique tokens: a repeated-data law is refused up front (exit 2), not
+    by every fit with a pointer to an option fit-many does not have."""
+    table = tmp_path / "study.csv"
+    study_table(groups=1, metrics=1).to_csv(table, index=False)
+    out = tmp_path / "fits"
+    line = one_line_error(run(["fit-many", table, "--loss-cols", "m0", "--law", "muennighoff",
+                               "--out", out]), code=2)
+    assert "--law" in line and "chinchilla" in line and "muennighoff" not in line
+    assert not out.exists()

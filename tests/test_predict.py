@@ -202,3 +202,38 @@ def test_api_arguments_are_checked_as_the_cli_checks_them(known_posterior):
                  lambda: known_posterior.predict("seven", 1.4e11)):
         with pytest.raises(BayescaleError):
             call()
+
+
+def test_predict_with_unique_tokens_reports_them_and_warns_beyond_the_fitted_epochs(tmp_path):
+    """Fitted runs of at most 2 epochs: a target of 4 epochs has its unique tokens and epochs
+    in the JSON and the repetition warning, as optimal and risk give it."""
+    from tests.test_limits import cli, muennighoff_file
+
+    path = muennighoff_file(tmp_path)
+    out = json.loads(cli(["predict", path, "-N", "3B", "-D", "80B", "--unique-tokens", "20B",
+                          "--json"]).stdout)
+    target = out["targets"][0]
+    assert target["unique_tokens"] == 2e10 and target["epochs"] == pytest.approx(4.0)
+    assert any("repeats its data 4 times (epochs), beyond the 2" in w for w in out["warnings"])
+    fresh = json.loads(cli(["predict", path, "-N", "3B", "-D", "80B", "--json"]).stdout)
+    assert "epochs" not in fresh["targets"][0]
+    assert not any("repeats its data" in w for w in fresh["warnings"])
+
+
+def test_a_targets_table_with_unique_tokens_counts_for_a_repeated_data_law(
+        tmp_path, known_example_file):
+    from tests.test_limits import cli, muennighoff_file
+
+    path = muennighoff_file(tmp_path)
+    targets = tmp_path / "targets.csv"
+    targets.write_text("params,tokens,unique_tokens\n3B,80B,1B\n3B,80B,80B\n")
+    out = json.loads(cli(["predict", path, "--targets", targets, "--json"]).stdout)
+    repeated, fresh = out["targets"]
+    assert repeated["epochs"] == pytest.approx(80.0) and fresh["epochs"] == pytest.approx(1.0)
+    assert repeated["loss"]["median"] > fresh["loss"]["median"]
+    both = cli(["predict", path, "--targets", targets, "--unique-tokens", "1B"])
+    assert both.exit_code == 2 and "not both" in both.stderr
+    # a law of N and D cannot use the column; as fit reads a runs table, it is left aside
+    chinchilla = json.loads(cli(["predict", known_example_file, "--targets", targets,
+                                 "--json"]).stdout)
+    assert "epochs" not in chinchilla["targets"][0]

@@ -285,3 +285,29 @@ def test_far_plan_warning_says_what_the_interval_assumes(known_example, known_po
     plain = known_posterior.risk(**far).extrapolation["warning"]
     assert "includes the law's error learned within the runs" in calibrated
     assert "assumes the law holds exactly" in plain
+
+
+def test_the_verdict_names_only_the_axes_beyond_their_limits():
+    """A plan 2450x the largest fitted compute and 17.5x its N: with the compute limit raised
+    above 2450x, the reason names N alone, as the extrapolation warning does."""
+    relaxed = Thresholds(max_compute_ratio=1e4)
+    ext = extrapolation(FITTED, 7e10, 1.4e12, relaxed)
+    verdict, reasons = decide(None, None, 0.0, ext, relaxed)
+    assert verdict == "CAUTION"
+    assert any(r.startswith("extrapolates beyond the data: 17.5x in N") for r in reasons)
+    assert not any("in compute" in r for r in reasons)
+
+
+@pytest.mark.parametrize("field", ["max_compute_ratio", "max_params_ratio",
+                                   "max_tokens_ratio", "max_epochs_ratio"])
+def test_a_nan_extrapolation_threshold_is_refused(field):
+    with pytest.raises(BayescaleError, match="must be positive"):
+        Thresholds(**{field: float("nan")})
+
+
+def test_a_plan_on_the_edge_of_the_fitted_range_up_to_rounding_suggests_no_runs():
+    """Sizes parsed from "8.7B" and computed as 8.7e9 differ in the last bits: the plan at the
+    largest fitted N and D is inside, not a run to suggest to itself."""
+    max_n, max_d = FITTED["params"].max(), FITTED["tokens"].max()
+    ext = extrapolation(FITTED, max_n, max_d, Thresholds())
+    assert suggested_runs(max_n * (1 + 1e-12), max_d * (1 - 1e-12), ext) == []

@@ -97,3 +97,15 @@ def test_epoch_table_maps_columns():
     runs = load_runs(EPOCH_CSV, params_col="Model Size", flops_col="Training FLOP")
     assert len(runs) == 245
     assert runs.data["tokens"].min() == pytest.approx(2.45e8, rel=0.01)
+
+
+def test_unique_tokens_rounded_above_the_tokens_seen_are_the_tokens_seen(tmp_path):
+    """Exports round sizes ("19.19B" unique of 19,188,940,800 tokens): within 1% U is D."""
+    path = tmp_path / "runs.csv"
+    path.write_text("params,tokens,loss,u\n1e8,1e9,3.5,1e9\n1e9,19188940800,2.8,19.19B\n")
+    runs = load_runs(path, unique_tokens_col="u")
+    assert runs.data["unique_tokens"].tolist() == [1e9, 19188940800.0]
+    path.write_text("params,tokens,loss,u\n1e8,1e9,3.5,1e9\n1e9,19188940800,2.8,19.5B\n")
+    with pytest.raises(BayescaleError, match=r"1\.95e\+10 unique tokens is more than the "
+                                             r"1\.91889e\+10 tokens seen"):
+        load_runs(path, unique_tokens_col="u")

@@ -204,8 +204,9 @@ def fit_many(
     from bayescale.law.laws import LAWS, get_law
     from bayescale.law.likelihoods import LIKELIHOODS
 
-    if law not in LAWS:
-        raise typer.BadParameter(f"use one of {', '.join(LAWS)}", param_hint="--law")
+    of_n_and_d = [name for name, candidate in LAWS.items() if not candidate.covariates]
+    if law not in of_n_and_d:  # fit-many reads no unique tokens: the laws of N and D only
+        raise typer.BadParameter(f"use one of {', '.join(of_n_and_d)}", param_hint="--law")
     if likelihood not in LIKELIHOODS:
         raise typer.BadParameter(f"use one of {', '.join(LIKELIHOODS)}",
                                  param_hint="--likelihood")

@@ -40,8 +40,10 @@ def _check_interval(kind: str) -> None:
         raise typer.BadParameter("use eti or hdi", param_hint="--interval")
 
 
-def _targets_from_file(path: Path) -> tuple[list | None, list | None, list | None]:
-    """params / tokens / compute columns of a targets table (two of the three)."""
+def _targets_from_file(path: Path) -> tuple[list | None, list | None, list | None,
+                                             list | None]:
+    """params / tokens / compute columns of a targets table (two of the three), and its
+    unique_tokens column when it has one (None otherwise)."""
     import numpy as np
 
     from bayescale.data.compute import compute
@@ -51,7 +53,7 @@ def _targets_from_file(path: Path) -> tuple[list | None, list | None, list | Non
     # headers match up to case and spaces, as a runs table's do ("Params", " tokens")
     folded = {str(c).strip().casefold(): c for c in frame.columns if c != ROW}
     found = {}
-    for name in ("params", "tokens", "compute"):
+    for name in ("params", "tokens", "compute", "unique_tokens"):
         column = name if name in frame.columns else folded.get(name)
         if column is not None:
             values = []
@@ -66,6 +68,7 @@ def _targets_from_file(path: Path) -> tuple[list | None, list | None, list | Non
                     raise BayescaleError(f"{raw} is not positive and finite",
                                          path=str(path), row=int(line), column=str(column))
             found[name] = values
+    unique = found.pop("unique_tokens", None)
     if len(found) < 2:
         raise BayescaleError("a targets table needs two of the columns params, tokens, compute",
                              path=str(path))
@@ -77,7 +80,7 @@ def _targets_from_file(path: Path) -> tuple[list | None, list | None, list | Non
                     "params, tokens, compute, or three that agree", path=str(path),
                     row=int(line), column="compute")
         found.pop("compute")
-    return found.get("params"), found.get("tokens"), found.get("compute")
+    return found.get("params"), found.get("tokens"), found.get("compute"), unique
 
 
 SeedOption = typer.Option(0, min=0, help="Seed of the new-run noise draws.")
@@ -109,6 +112,9 @@ def predict(
 ) -> None:
     """Predict the loss of planned runs: a new run's loss (seed noise included) and the law's
     expected loss, each with a credible interval computed draw by draw."""
+    import numpy as np
+
+    from bayescale.posterior.limits import fitted_epochs, repetition_warning
     from bayescale.posterior.posterior import Posterior
     from bayescale.posterior.warnings import far_targets
 
@@ -116,19 +122,32 @@ def predict(
     n = parse_one_size(params, "--params")
     d = parse_one_size(tokens, "--tokens")
     c = parse_one_size(compute, "--compute")
+    u = parse_one_size(unique_tokens, "--unique-tokens")
+    column_u = None
     if targets is not None:
         if any(x is not None for x in (n, d, c)):
             raise typer.BadParameter("give --targets or --params/--tokens/--compute, not both")
-        n, d, c = _targets_from_file(targets)
+        n, d, c, column_u = _targets_from_file(targets)
     elif sum(x is not None for x in (n, d, c)) != 2:
         raise typer.BadParameter("give two of --params, --tokens, --compute (or --targets)")
-    u = parse_one_size(unique_tokens, "--unique-tokens")
     post = Posterior.load(fit_file)
+    if column_u is not None and post.law.covariates:
+        # as fit reads a runs table: the column counts for a law with a data-limit term only
+        if u is not None:
+            raise typer.BadParameter("the targets table has a unique_tokens column: give it or "
+                                     "--unique-tokens, not both", param_hint="--unique-tokens")
+        u = column_u
     which = which_family(post, family, as_json)
     frame = post.predict(n, d, c, level=level, interval_kind=interval, random_seed=random_seed,
                          discrepancy=discrepancy, family=family, unique_tokens=u)
     warnings = far_targets(post, frame["params"], frame["tokens"], frame["compute"],
                            discrepancy=discrepancy)
+    epochs = None if u is None else frame["tokens"].to_numpy() / np.minimum(
+        np.broadcast_to(np.asarray(u, dtype=float), (len(frame),)), frame["tokens"].to_numpy())
+    if epochs is not None:
+        repeated = repetition_warning(float(epochs.max()), fitted_epochs(post),
+                                      "the most repeated target")
+        warnings += [repeated] if repeated else []
     if as_json:
         emit_json({
             "level": level, "interval": interval, "warnings": warnings, **which,
@@ -138,17 +157,20 @@ def predict(
                  "mean_loss": triple(frame, i, "mean_loss"),
                  "seed_floor_share": float(row.seed_floor_share),
                  "discrepancy_share": float(row.discrepancy_share),
-                 "extrapolation_decades": float(row.extrapolation_decades)}
+                 "extrapolation_decades": float(row.extrapolation_decades),
+                 **({} if epochs is None else {"unique_tokens": float(row.tokens / epochs[i]),
+                                               "epochs": float(epochs[i])})}
                 for i, row in enumerate(frame.itertuples())
             ],
         })
         return
     table = Table(title=f"Predicted loss ({level:.0%} {interval.upper()}), {post.law.formula}")
-    for column in ("N", "D", "C", "new run's loss", "law's expected loss", "noise share",
-                   "law error share"):
+    for column in ("N", "D", "C", *(() if epochs is None else ("epochs",)), "new run's loss",
+                   "law's expected loss", "noise share", "law error share"):
         table.add_column(column, justify="right")
     for i, row in enumerate(frame.itertuples()):
         table.add_row(fmt.size(row.params), fmt.size(row.tokens), fmt.flop(row.compute),
+                      *(() if epochs is None else (f"{epochs[i]:.3g}",)),
                       fmt.interval(**triple(frame, i, "loss")),
                       fmt.interval(**triple(frame, i, "mean_loss")),
                       f"{row.seed_floor_share:.0%}", f"{row.discrepancy_share:.0%}")

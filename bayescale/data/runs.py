@@ -41,6 +41,8 @@ MAX_PLAUSIBLE_SIZE = 1e16
 ROW = "__line__"
 #: Tokens and compute of a row may differ by this share from C = 6 N D (exports round C).
 COMPUTE_TOLERANCE = 0.01
+#: Unique tokens may exceed the tokens seen by this share (both rounded, "19.19B"); U is then D.
+UNIQUE_TOLERANCE = 0.01
 
 _SUFFIXES = {"": 1.0, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12}
 _SIZE = re.compile(r"^\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*([KMBGT]?)\s*$", re.I)
@@ -597,16 +599,17 @@ def load_runs(
 
 def _unique_tokens(frame: pd.DataFrame, column: str, tokens: np.ndarray, path: str) -> np.ndarray:
     """Unique tokens U: positive sizes (zeros and negatives refused by :func:`_numbers`), and
-    never more than the tokens D the row had seen."""
+    never more than the tokens D the row had seen (up to ``UNIQUE_TOLERANCE`` for rounded
+    figures, then U = D)."""
     unique = _numbers(frame, column, path, size=True)
-    over = np.flatnonzero(unique > tokens * (1.0 + 1e-9))
+    over = np.flatnonzero(unique > tokens * (1.0 + UNIQUE_TOLERANCE))
     if over.size:
         i = over[0]
         raise BayescaleError(
-            f"{unique[i]:.4g} unique tokens is more than the {tokens[i]:.4g} tokens seen: give "
+            f"{unique[i]:.6g} unique tokens is more than the {tokens[i]:.6g} tokens seen: give "
             "the unique tokens the run had seen by this row (at most its tokens)",
             path=path, row=int(frame[ROW].iloc[i]), column=str(column))
-    return unique
+    return np.minimum(unique, tokens)
 
 
 def _check_plausible(

@@ -98,8 +98,9 @@ class Thresholds:
             raise BayescaleError("thresholds need 0 <= nogo_probability <= go_probability <= 1")
         if not 0.0 <= self.caution_regret <= self.nogo_regret:
             raise BayescaleError("thresholds need 0 <= caution_regret <= nogo_regret")
-        if min(self.max_compute_ratio, self.max_params_ratio, self.max_tokens_ratio,
-               self.max_epochs_ratio) <= 0:
+        ratios = (self.max_compute_ratio, self.max_params_ratio, self.max_tokens_ratio,
+                  self.max_epochs_ratio)
+        if not all(ratio > 0 for ratio in ratios):  # NaN too: it would switch a rule off
             raise BayescaleError("extrapolation thresholds must be positive")
         if not 0.0 < self.noise_share <= 1.0:
             raise BayescaleError("noise_share must lie in (0, 1]")
@@ -324,8 +325,8 @@ def suggested_runs(params: float, tokens: float, ext: dict[str, Any]) -> list[di
     """
     near_n = min(max(params, ext["min_params"]), ext["max_params"])
     near_d = min(max(tokens, ext["min_tokens"]), ext["max_tokens"])
-    if (near_n, near_d) == (params, tokens):
-        return []
+    if np.isclose(near_n, params, rtol=1e-6) and np.isclose(near_d, tokens, rtol=1e-6):
+        return []  # inside, or on the edge up to the rounding of sizes like 8.7B
     out = []
     for step in (0.25, 0.5):
         n = float(near_n * (params / near_n) ** step)
@@ -356,13 +357,16 @@ def _uncertainty(
         f"N ~ {fmt.size(r['params'])}, D ~ {fmt.size(r['tokens'])} at {fmt.flop(r['compute'])}"
         for r in runs)
     if law_error >= 0.5:
-        example = f" (e.g. runs at {where})" if runs else ""
+        in_nd = f"N and D (e.g. runs at {where})" if runs else None
+        in_epochs = ("epochs (fewer unique tokens, repeated more often)"
+                     if (ext.get("epochs_ratio") or 0.0) > 1.0 else None)
+        closer = " and in ".join(p for p in (in_nd, in_epochs) if p) or "N and D"
         return {
             "seed_floor_share": share, "law_error_share": law_error, "dominated_by": "law error",
             "suggested_runs": runs,
             "advice": (f"The law's own extrapolation error is {law_error:.0%} of the interval: "
                        "it grows with the distance beyond the fitted runs; runs closer to the "
-                       f"plan in N and D{example} shrink it, more small runs do not; "
+                       f"plan in {closer} shrink it, more small runs do not; "
                        "`bayescale design` picks which runs, within a budget"),
         }
     if runs:
@@ -420,11 +424,13 @@ def decide(
     elif regret_median > t.caution_regret:
         flag(1, f"median regret {regret_median:.3g} nats > {t.caution_regret:g}")
     d_outside = ext.get("tokens_outside", 1.0)
-    if (ext["compute_ratio"] > t.max_compute_ratio or ext["params_ratio"] > t.max_params_ratio
-            or d_outside > t.max_tokens_ratio):
-        in_d = f", D {d_outside:.3g}x outside the fitted range" if d_outside > 1 else ""
-        flag(1, f"extrapolates {ext['compute_ratio']:.3g}x in compute and "
-                f"{ext['params_ratio']:.3g}x in N beyond the data{in_d}")
+    beyond = [text for over, text in (
+        (ext["compute_ratio"] > t.max_compute_ratio, f"{ext['compute_ratio']:.3g}x in compute"),
+        (ext["params_ratio"] > t.max_params_ratio, f"{ext['params_ratio']:.3g}x in N"),
+        (d_outside > t.max_tokens_ratio, f"D {d_outside:.3g}x outside the fitted range"),
+    ) if over]  # only the axes beyond their limits, as the extrapolation warning names them
+    if beyond:
+        flag(1, f"extrapolates beyond the data: {', '.join(beyond)}")
     e_ratio = ext.get("epochs_ratio")
     if e_ratio is not None and e_ratio > t.max_epochs_ratio:
         flag(1, f"repeats its data {e_ratio:.3g}x more often than any fitted run")
