@@ -311,3 +311,16 @@ def test_a_plan_on_the_edge_of_the_fitted_range_up_to_rounding_suggests_no_runs(
     max_n, max_d = FITTED["params"].max(), FITTED["tokens"].max()
     ext = extrapolation(FITTED, max_n, max_d, Thresholds())
     assert suggested_runs(max_n * (1 + 1e-12), max_d * (1 - 1e-12), ext) == []
+
+
+def test_a_plan_beyond_the_fitted_epochs_only_is_told_to_add_runs_at_more_epochs(tmp_path):
+    """Inside the fitted N and D, 10x the fitted epochs: no N, D runs to suggest; the advice
+    points at runs that repeat their data more often, not at more of the same."""
+    from tests.test_limits import cli, muennighoff_file
+
+    path = muennighoff_file(tmp_path)
+    args = ["risk", path, "-N", "3B", "-D", "60B", "--json"]
+    repeated = json.loads(cli([*args, "--unique-tokens", "3B"]).stdout)["uncertainty"]
+    assert repeated["suggested_runs"] == [] and "at more epochs" in repeated["advice"]
+    fresh = json.loads(cli(args).stdout)["uncertainty"]
+    assert "at more epochs" not in fresh["advice"]

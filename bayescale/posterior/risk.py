@@ -356,10 +356,10 @@ def _uncertainty(
     where = " and ".join(
         f"N ~ {fmt.size(r['params'])}, D ~ {fmt.size(r['tokens'])} at {fmt.flop(r['compute'])}"
         for r in runs)
+    more_epochs = (ext.get("epochs_ratio") or 0.0) > 1.0  # the plan repeats beyond the runs
     if law_error >= 0.5:
         in_nd = f"N and D (e.g. runs at {where})" if runs else None
-        in_epochs = ("epochs (fewer unique tokens, repeated more often)"
-                     if (ext.get("epochs_ratio") or 0.0) > 1.0 else None)
+        in_epochs = "epochs (fewer unique tokens, repeated more often)" if more_epochs else None
         closer = " and in ".join(p for p in (in_nd, in_epochs) if p) or "N and D"
         return {
             "seed_floor_share": share, "law_error_share": law_error, "dominated_by": "law error",
@@ -371,6 +371,9 @@ def _uncertainty(
         }
     if runs:
         tail = f"most on the way to the plan, closer to the target: e.g. runs at {where}"
+    elif more_epochs:
+        tail = ("the plan lies inside the fitted N and D but repeats its data more often than "
+                "any fitted run: add runs near its N and D at more epochs")
     else:
         tail = "the plan lies inside the fitted range: add runs (or seeds) near its N and D"
     return {
