@@ -104,3 +104,33 @@ def test_compare_takes_posteriors_of_draws_on_a_plain_table():
     table, _ = compare(posts, ["a", "b"])
     assert sorted(table.index) == ["a", "b"]
     assert pointwise_log_likelihood(posts[0]).shape == (1, 400, 4)
+
+
+def test_bad_pareto_k_is_one_line_per_fit_without_the_librarys_warning(tmp_path):
+    """A row far off the law under tight noise makes LOO's Pareto k bad: compare said so in its
+    own line and arviz-stats printed its paragraph and source line beside it on stderr."""
+    import warnings
+
+    import pandas as pd
+
+    from bayescale import Posterior
+    from bayescale.law.simulate import EPOCH_LAW, chinchilla_loss, known_draws
+
+    n, d = np.array([1e8, 3e8, 1e9, 3e9, 1e10]), np.array([2e9, 6e9, 2e10, 6e10, 2e11])
+    loss = chinchilla_loss(EPOCH_LAW, n, d)
+    loss[-1] *= 1.2  # 0.2 nats off the law, noise 0.002
+    frame = pd.DataFrame({"params": n, "tokens": d, "loss": loss})
+    posts = [Posterior.from_draws(known_draws(400, random_seed=s), data=frame) for s in (0, 1)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table, lines = compare(posts, ["a", "b"])
+    assert [str(w.message) for w in caught if issubclass(w.category, UserWarning)] == []
+    assert (table["n_bad_k"] > 0).all()
+    assert len(lines) == 2 and all("Pareto k > 0.7" in line for line in lines)
+
+    paths = [tmp_path / "a.nc", tmp_path / "b.nc"]
+    for post, path in zip(posts, paths, strict=True):
+        post.save(path)
+    result = CliRunner().invoke(app, ["compare", *map(str, paths)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("warning: ") == 2 and "Pareto k > 0.7" in result.stderr

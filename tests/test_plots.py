@@ -13,6 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from bayescale import BayescaleError, Posterior
+from bayescale.law.laws import CANDIDATE_LAWS, LAWS
 from bayescale.report.plots import (
     FIGURES,
     WITH_TARGETS,
@@ -117,6 +118,38 @@ def test_prior_of_a_and_b_is_the_laws(known_example):
         plotted = np.median(np.asarray(prior[f"log10 {name}"]))
         assert plotted == pytest.approx(np.log10(np.median(draws[name])), abs=0.1), name
     assert np.median(np.asarray(prior["alpha"])) == pytest.approx(0.35, rel=0.05)
+
+
+@pytest.mark.parametrize("name", [*LAWS, *CANDIDATE_LAWS])
+def test_parameter_figures_of_every_law(name, monkeypatch):
+    """A pair plot of 7 or more parameters (Muennighoff's law, the overfit penalty) asked
+    arviz-plots for more subplots than its limit allows and crashed ``plot pair`` and
+    ``report``; the limit is lifted for the call only."""
+    from arviz_base import rcParams
+
+    law = {**LAWS, **CANDIDATE_LAWS}[name]
+    monkeypatch.setitem(LAWS, name, law)  # a candidate registered, as its benchmark does
+    draws = law.prior_draws(law.default_priors(), np.random.default_rng(0), 400)
+    draws |= {"sigma_obs": np.full(400, 0.002), "seed_noise": np.full(400, 0.01)}
+    post = Posterior.from_draws(draws, law=name, chains=2)
+    limit = rcParams["plot.max_subplots"]
+    drawn = {kind: plot(post, kind) for kind in ("priors", "trace", "rank", "pair")}
+    count = len(law.parameters)
+    assert len(drawn["pair"].axes) == count**2
+    assert {len([ax for ax in fig.axes if _has_data(ax)]) for kind, fig in drawn.items()
+            if kind != "pair"} == {count, 2 * count}  # priors and rank; trace and density
+    assert rcParams["plot.max_subplots"] == limit
+
+
+def test_rank_plot_of_many_families_draws_every_panel():
+    """A rank plot draws one panel per parameter and family: 9 families of 5 parameters went
+    over arviz-plots' limit of subplots too."""
+    from bayescale.law.simulate import EPOCH_LAW
+
+    truths = {f"f{i}": {**EPOCH_LAW, "E": 1.7 + 0.02 * i} for i in range(9)}
+    post = known_family_posterior(family_sweeps(truths), truths, draws=50)
+    fig = plot_rank(post)
+    assert len([ax for ax in fig.axes if _has_data(ax)]) == 5 * len(truths)
 
 
 def test_rank_plot_of_one_chain_is_a_user_error(known_posterior):

@@ -10,10 +10,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from bayescale import Posterior
 from bayescale.cli import app
+from bayescale.law.laws import get_law
+from bayescale.law.simulate import known_draws
 from bayescale.report.html import write_report
 from bayescale.report.plots import FIGURES
 from tests.builders import (
@@ -120,6 +124,47 @@ def test_family_report_says_whose_law_the_figures_draw(tmp_path):
     assert "population-mean law" in html
     one = write_report(post, tmp_path / "p", [(7e9, 1.4e11)], dpi=30, family="p")
     assert unescape(one.html.read_text()).count("family p's law and its runs only") == 3
+
+
+def _muennighoff_fit(folder):
+    """Known draws of Muennighoff's law (7 parameters) on the example's runs at 1, 2 and 4
+    epochs: Epoch's law for E, A, B, alpha, beta; R_D and R_N drawn from their priors."""
+    law = get_law("muennighoff")
+    draws = known_draws(300, spread=0.03, random_seed=3)
+    prior = law.prior_draws(law.default_priors(), np.random.default_rng(3), 300)
+    draws |= {name: prior[name] for name in ("R_D", "R_N")}
+    frame = example_frame()
+    frame["unique_tokens"] = frame["tokens"] / np.resize([1.0, 2.0, 4.0], len(frame))
+    path = folder / "muennighoff.posterior.nc"
+    Posterior.from_draws(draws, law="muennighoff", data=frame, chains=2).save(path)
+    return path
+
+
+def test_report_and_pair_plot_of_a_law_of_seven_parameters(tmp_path):
+    """A pair plot of 7 parameters went over arviz-plots' limit of subplots: ``plot pair`` died
+    in a traceback and ``report`` left priors, rank and trace PNGs without report.html."""
+    fit = _muennighoff_fit(tmp_path)
+    pair = tmp_path / "pair.png"
+    result = CliRunner().invoke(app, ["plot", str(fit), "pair", "-o", str(pair), "--dpi", "30"])
+    assert result.exit_code == 0, result.output
+    assert pair.read_bytes().startswith(PNG)
+    out = tmp_path / "report"
+    result = CliRunner().invoke(app, ["report", str(fit), "--out", str(out), "--dpi", "30"])
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in out.iterdir()} == {"report.html", *(f"{k}.png" for k in FIGURES)}
+
+
+def test_a_failing_figure_leaves_no_report_folder(fit_file, tmp_path, monkeypatch):
+    """Every figure is drawn before a file is written: one that fails (the last, here) leaves
+    neither the folder nor the figures drawn before it."""
+    def fails(post, **kwargs):
+        raise RuntimeError("figure failed")
+
+    monkeypatch.setitem(FIGURES, list(FIGURES)[-1], fails)
+    out = tmp_path / "report"
+    with pytest.raises(RuntimeError, match="figure failed"):
+        write_report(Posterior.load(fit_file), out, dpi=30)
+    assert not out.exists()
 
 
 def test_family_option_needs_a_family_fit_and_a_law_figure(fit_file, tmp_path):

@@ -14,7 +14,9 @@ are comparable whatever their law; fits of different rows are not.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import warnings
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,6 +31,9 @@ from bayescale.posterior.posterior import Posterior
 #: Pareto k above this: the PSIS estimate of that row's LOO density is unreliable
 #: (Vehtari et al. 2024, "Pareto smoothed importance sampling", for S >= 2,200 draws).
 PARETO_K_LIMIT = 0.7
+#: arviz-stats' own warning of high Pareto k (a paragraph, with its own threshold): bayescale
+#: says the same in one line per fit, with the count and the worst row.
+_ARVIZ_PARETO_WARNING = "Estimated shape parameter of Pareto distribution"
 
 
 def pointwise_log_likelihood(post: Posterior) -> np.ndarray:
@@ -116,20 +121,22 @@ def compare(posts: Sequence[Posterior], names: Sequence[str]) -> tuple[pd.DataFr
                 f"{name} was fitted on other rows than {names[0]} ({len(other)} vs "
                 f"{len(reference)}): LOO compares fits of the same data only", path=post.path)
     trees = {name: _loo_tree(post) for post, name in zip(posts, names, strict=True)}
-    warnings = []
+    lines = []
     bad = {}
     for name, tree in trees.items():
-        loo = az.loo(tree, pointwise=True)
+        with _quiet_pareto_k():
+            loo = az.loo(tree, pointwise=True)
         k = np.asarray(loo.pareto_k).reshape(-1)
         bad[name] = int(np.sum(k > PARETO_K_LIMIT))
         if bad[name]:
             worst = int(np.argmax(k))
             row = reference.iloc[worst]
-            warnings.append(
+            lines.append(
                 f"{name}: {bad[name]} of {k.size} rows have Pareto k > {PARETO_K_LIMIT} (worst "
                 f"{k[worst]:.2f} at N={row['params']:.3g}, D={row['tokens']:.3g}): their LOO "
                 "estimate is unreliable (influential rows or a misspecified law)")
-    table = az.compare(trees, method="stacking", round_to="none")
+    with _quiet_pareto_k():
+        table = az.compare(trees, method="stacking", round_to="none")
     table = table.rename(columns={"elpd": "elpd_loo"})
     out = pd.DataFrame({
         "rank": table["rank"].astype(int) + 1, "elpd_loo": table["elpd_loo"].astype(float),
@@ -139,4 +146,14 @@ def compare(posts: Sequence[Posterior], names: Sequence[str]) -> tuple[pd.DataFr
     }, index=table.index)
     out["n_bad_k"] = [bad[name] for name in out.index]
     out["law"] = [posts[list(names).index(name)].law.name for name in out.index]
-    return out, warnings
+    return out, lines
+
+
+@contextlib.contextmanager
+def _quiet_pareto_k() -> Iterator[None]:
+    """Ignore arviz-stats' high-Pareto-k warning within one call: :func:`compare` reports it
+    as one line per fit instead (its count and worst row), and the library's paragraph, with
+    its source line, would repeat it on stderr. Other warnings still show."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_ARVIZ_PARETO_WARNING, category=UserWarning)
+        yield

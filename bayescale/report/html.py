@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,13 +197,15 @@ def write_report(
     """Write ``report.html`` and one PNG per figure into ``out_dir``.
 
     The HTML embeds the figures (base64), so it opens anywhere on its own; the PNG files beside
-    it are for slides and documents. Every file is written atomically.
+    it are for slides and documents. Every figure is drawn in memory before any file is
+    written, so a figure that fails leaves no folder and no file behind; then each file is
+    written atomically, ``report.html`` last.
 
     Parameters
     ----------
     post : Posterior
     out_dir : path
-        Created if missing.
+        Created if missing (once every figure is drawn).
     targets : sequence of (N, D)
         Planned runs: a table with their predictions and risk, and marks on the law figures.
     level : float
@@ -216,8 +219,8 @@ def write_report(
         runs show; a new family's (the population predictive) when None or unseen.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    figures, left_out, sections = {}, {}, []
+    pngs: dict[str, bytes] = {}
+    left_out, sections = {}, []
     for kind, function in FIGURES.items():
         kwargs: dict[str, Any] = {}
         if kind in WITH_TARGETS:
@@ -232,16 +235,15 @@ def write_report(
             sections.append(f"<h3 id='{kind}'>{TITLES[kind]}</h3><p>Left out: "
                             f"{html.escape(left_out[kind])}.</p>")
             continue
-        path = out / f"{kind}.png"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=dpi)
-        figures[kind] = path
-        encoded = base64.b64encode(path.read_bytes()).decode("ascii")
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=dpi)
+        pngs[kind] = buffer.getvalue()
+        encoded = base64.b64encode(pngs[kind]).decode("ascii")
         sections.append(
             f"<h3 id='{kind}'>{TITLES[kind]}</h3><figure>"
             f"<img src='data:image/png;base64,{encoded}' alt='{TITLES[kind]}'>"
             f"<figcaption>{html.escape(_caption(post, kind, family))} "
-            f"(File: <code>{path.name}</code>.)"
+            f"(File: <code>{kind}.png</code>.)"
             "</figcaption></figure>")
     title = f"bayescale report: {post.meta.get('input', {}).get('path', post.path or '')}"
     contents = "".join(f"<li><a href='#{k}'>{TITLES[k]}</a></li>" for k in FIGURES)
@@ -253,6 +255,10 @@ def write_report(
         f"{_summary_section(post, level)}{_diagnostics_section(post)}"
         f"<h2>Figures</h2><ul>{contents}</ul>{''.join(sections)}</body></html>\n"
     )
+    figures = {kind: out / f"{kind}.png" for kind in pngs}
+    for kind, path in figures.items():
+        with atomic_path(path) as tmp:  # makes the folder
+            tmp.write_bytes(pngs[kind])
     html_path = out / "report.html"
     with atomic_path(html_path) as tmp:
         tmp.write_text(page, encoding="utf-8")

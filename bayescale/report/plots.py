@@ -210,6 +210,19 @@ def _parameter_tree(post: Posterior, with_prior: bool, population: bool = False)
     return xr.DataTree.from_dict(groups)
 
 
+def _any_grid() -> Any:
+    """Lift arviz-plots' cap on the subplots of one figure (``plot.max_subplots``) for a call.
+
+    The cap guards interactive use against huge grids drawn by mistake; these figures size
+    their grids on purpose, from the law's parameters (a pair plot of 7 is 49 panels) and a
+    family fit's families. ``rc_context`` restores the setting on exit, so it is never changed
+    for the rest of the process.
+    """
+    from arviz_base import rc_context
+
+    return rc_context(rc={"plot.max_subplots": None})
+
+
 def _collection_figure(pc: Any, title: str) -> Figure:
     import matplotlib.pyplot as plt
 
@@ -243,10 +256,11 @@ def plot_priors(post: Posterior) -> Figure:
     posterior = tree["posterior"].dataset
     columns = len(post.law.parameters)
     panels = sum(v.size // (v.sizes["chain"] * v.sizes["draw"]) for v in posterior.values())
-    pc = azp.plot_prior_posterior(
-        tree, backend="matplotlib", col_wrap=columns,
-        figure_kwargs={"figsize": (15, 3.4 * -(-panels // columns))},
-    )
+    with _any_grid():
+        pc = azp.plot_prior_posterior(
+            tree, backend="matplotlib", col_wrap=columns,
+            figure_kwargs={"figsize": (15, 3.4 * -(-panels // columns))},
+        )
     for name, where, ax in _panels(pc):
         prior = np.asarray(tree["prior"].dataset[name]).ravel()
         drawn = np.asarray(posterior[name].sel(where)).ravel()
@@ -261,8 +275,9 @@ def plot_trace(post: Posterior) -> Figure:
     """Trace and density of each chain: chains that disagree show as separate curves."""
     import arviz_plots as azp
 
-    pc = azp.plot_trace_dist(_parameter_tree(post, with_prior=False), backend="matplotlib",
-                             figure_kwargs={"figsize": (12, 9)})
+    with _any_grid():
+        pc = azp.plot_trace_dist(_parameter_tree(post, with_prior=False), backend="matplotlib",
+                                 figure_kwargs={"figsize": (12, 9)})
     return _collection_figure(pc, f"Trace and density per chain; {_diagnostics_line(post)}")
 
 
@@ -273,8 +288,10 @@ def plot_rank(post: Posterior) -> Figure:
     if post.tree["posterior"].dataset.sizes["chain"] < 2:
         raise BayescaleError("rank plots compare chains, and this fit has one: fit with "
                              "--chains 2 or more")
-    pc = azp.plot_rank(_parameter_tree(post, with_prior=False), backend="matplotlib",
-                       col_wrap=len(post.law.parameters), figure_kwargs={"figsize": (15, 3.4)})
+    with _any_grid():
+        pc = azp.plot_rank(_parameter_tree(post, with_prior=False), backend="matplotlib",
+                           col_wrap=len(post.law.parameters),
+                           figure_kwargs={"figsize": (15, 3.4)})
     return _collection_figure(pc, f"Rank plots per chain; {_diagnostics_line(post)}")
 
 
@@ -288,9 +305,10 @@ def plot_pair(post: Posterior) -> Figure:
     posterior = tree["posterior"].dataset
     # a family fit's population-mean law; with --separate-e each family's E (left out) is not
     names = [str(n) for n in posterior.data_vars if "family" not in posterior[n].dims]
-    pc = azp.plot_pair(tree, var_names=names, backend="matplotlib",
-                       figure_kwargs={"figsize": (11, 11)},
-                       visuals={"scatter": {"alpha": 0.15, "s": 4}})
+    with _any_grid():
+        pc = azp.plot_pair(tree, var_names=names, backend="matplotlib",
+                           figure_kwargs={"figsize": (11, 11)},
+                           visuals={"scatter": {"alpha": 0.15, "s": 4}})
     corr = np.corrcoef([np.asarray(posterior[n]).ravel() for n in names])
     upper = np.abs(np.triu(corr, 1))
     pairs = [np.unravel_index(k, corr.shape) for k in np.argsort(upper, axis=None)[::-1][:3]]
