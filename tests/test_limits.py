@@ -20,7 +20,7 @@ from bayescale.core.errors import BayescaleError
 from bayescale.data.runs import load_runs
 from bayescale.law.laws import get_law, muennighoff_effective
 from bayescale.law.simulate import known_draws
-from bayescale.posterior.limits import data_limited_draws, inference_draws
+from bayescale.posterior.limits import data_limited_draws, inference_aware, inference_draws
 from tests.builders import quick, quick_fit
 
 #: The paper's fit (Muennighoff et al. 2023, section 3.1), as draws around it.
@@ -389,3 +389,78 @@ def test_closed_form_tokens_to_reach_agree_with_the_bisection(
     np.testing.assert_array_equal(np.isnan(closed), np.isnan(searched))
     assert np.isnan(closed).any() and (~np.isnan(closed)).any()
     np.testing.assert_allclose(closed, searched, atol=1e-9)
+
+
+# ------------------------------------------------------- bounds, reach and far warnings
+def test_a_limit_that_does_not_bind_gives_the_unlimited_optimum_at_no_cost():
+    """U at or above the unlimited optimum's D: the limited optimum is the unlimited one, at
+    any budget (the search once pinned D at its 1e17 or 1e5 bound and charged a cost)."""
+    law, draws = get_law("muennighoff"), paper_draws(50)
+    for compute in (1e12, 1e30):
+        out = data_limited_draws(law, draws, compute, 1e20)
+        assert np.all(out["limit_cost"] == 0.0)
+        np.testing.assert_array_equal(out["params"], out["unlimited_params"])
+        np.testing.assert_array_equal(out["tokens"], out["unlimited_tokens"])
+
+
+def test_a_binding_limit_is_solved_beyond_the_old_fixed_range():
+    """The data-limited search spans the whole curve C = 6ND: few unique tokens at 1e30 FLOP
+    make extra parameters worth little too, and the best D lies above the old 1e17 bound, as
+    the brute-force minimum along the curve confirms."""
+    law, draws = get_law("muennighoff"), paper_draws(5)
+    out = data_limited_draws(law, draws, 1e30, 1e9)
+    grid = np.geomspace(1e9, 1e12, 6001)
+    loss = law.log_loss(draws, grid, 1e30 / 6 / grid, {"unique_tokens": np.full(grid.size, 1e9)})
+    np.testing.assert_allclose(out["params"], grid[np.argmin(loss, axis=1)], rtol=0.01)
+    assert np.all(out["tokens"] > 1e17) and np.all(out["limit_cost"] > 0)
+
+
+def test_an_answer_on_a_search_bound_is_named_in_a_warning(tmp_path):
+    path = muennighoff_file(tmp_path)
+    post = Posterior.load(path)
+    out = inference_aware(post, 0.0, target_loss=20.0)  # reached below the least N, 1e5
+    assert any("at the edge of the searched range (N from 100K to" in w
+               for w in out["warnings"])
+    assert not any("edge" in w for w in inference_aware(post, 0.0, target_loss=12.0)["warnings"])
+
+
+def test_an_unreachable_target_is_refused_with_its_reason(tmp_path):
+    path = muennighoff_file(tmp_path)
+    result = cli(["optimal", path, "--target-loss", "0.5", "--inference-tokens", "2T"])
+    assert result.exit_code == 1
+    assert "lies below the loss the law reaches" in result.output
+    assert "E's 90% interval" in result.output and "nan" not in result.output
+    with pytest.raises(BayescaleError, match=r"fewer than a 0\.9 interval needs"):
+        # a target E of 2 of the 200 draws lie below: too few to make an interval of
+        inference_aware(Posterior.load(path), 1e12,
+                        target_loss=float(np.sort(paper_draws()["E"])[2]) + 1e-3)
+
+
+def test_the_reason_a_draw_misses_the_target_tells_e_from_the_searched_range(tmp_path):
+    """Draws whose E lies below the target but which need more than the searched D are not
+    told that the target lies at or below their irreducible loss."""
+    post = Posterior.load(muennighoff_file(tmp_path))
+    e = post.draws()["E"]
+    # just above the median E: the draws of E close below it need D far above 1e17
+    out = inference_aware(post, 1e12, target_loss=float(np.median(e)) + 2e-4)
+    below, beyond = (next(w for w in out["warnings"] if key in w)
+                     for key in ("irreducible loss E", "beyond the searched range"))
+    assert int(below.split(" of ")[0]) == int(np.sum(e >= np.median(e) + 2e-4))
+    assert int(beyond.split(" of ")[0]) > 0
+    assert out["reached"] == pytest.approx(1 - (int(below.split(" of ")[0])
+                                                + int(beyond.split(" of ")[0])) / e.size)
+
+
+def test_limited_optima_far_outside_the_fitted_runs_are_warned_of(tmp_path):
+    """As plain `optimal` at a budget far beyond the runs (the rule of far_targets)."""
+    path = muennighoff_file(tmp_path)
+    plain = json.loads(cli(["optimal", path, "-C", "1e26", "--json"]).stdout)["warnings"]
+    assert any("far outside the fitted runs" in w for w in plain)
+    for extra in (["--unique-tokens", "1e20"], ["--inference-tokens", "1e12"]):
+        result = cli(["optimal", path, "-C", "1e26", *extra, "--json"])
+        assert result.exit_code == 0, result.output
+        assert any("far outside the fitted runs" in w
+                   for w in json.loads(result.stdout)["warnings"])
+    near = json.loads(cli(["optimal", path, "-C", "1e21", "--unique-tokens", "1e20",
+                           "--json"]).stdout)["warnings"]
+    assert not any("far outside" in w for w in near)

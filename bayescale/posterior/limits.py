@@ -10,9 +10,12 @@
   ignored in the choice, counted in its cost). Any law; with ``unique_tokens`` under the data
   limit too.
 
-Both are solved draw by draw on a grid of ln N refined once around each draw's best point
-(resolution about 0.3% in N); for the inference cost, the D reaching the target at each N is
-found by bisection on ln D (the loss falls with D).
+Both are solved draw by draw on a grid of ln N refined twice around each draw's best point
+(resolution better than 0.1% in N); for the inference cost, the D reaching the target at each N
+is found by bisection on ln D (the loss falls with D). The data-limited search spans the whole
+curve C = 6 N D, so no budget puts its answer out of reach; the inference search has fixed
+ranges (no budget defines it), and a draw whose answer sits at an edge of a range, or that
+would need more than it, is named in a warning.
 """
 
 from __future__ import annotations
@@ -22,23 +25,32 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bayescale.core import format as fmt
 from bayescale.core.errors import BayescaleError
-from bayescale.core.intervals import summarize
+from bayescale.core.intervals import MIN_HELD, summarize
 from bayescale.data.compute import compute as flop_of
 from bayescale.data.compute import tokens_for
 from bayescale.law.laws import Law
 from bayescale.posterior import store
+from bayescale.posterior.warnings import far_targets
 
 if TYPE_CHECKING:
     from bayescale.posterior.posterior import Posterior
 
 Draws = Mapping[str, np.ndarray]
 
-#: Search range of ln N (parameters) and ln D (tokens).
+#: Search range of ln N (parameters) and ln D (tokens) for the inference cost.
 LOG_N_RANGE = (np.log(1e5), np.log(1e15))
 LOG_D_RANGE = (np.log(1e5), np.log(1e17))
-#: Points of the coarse grid of ln N, and of its refinement between a draw's neighbours.
+#: Points of the coarse grid of ln N, and of each refinement between a draw's neighbours.
 GRID, REFINE = 256, 64
+#: Refinements of the grid: the step shrinks by REFINE / 2 each time.
+PASSES = 2
+#: ln of a size standing for "without bound" (N = D = 1e100): a power term A / N^alpha is then
+#: below 1e-10 A for any exponent above 0.1, so the law's loss there is its floor.
+LOG_UNBOUNDED = np.log(1e100)
+#: An answer within this many nats of a search bound sits on it (the grid holds the bounds).
+AT_EDGE = 1e-9
 #: Bisection steps on ln D (interval 27 nats / 2^50).
 BISECT = 50
 
@@ -50,18 +62,41 @@ def _size(law: Law, draws: Draws) -> int:
 def _minimise(objective: Callable[[np.ndarray], np.ndarray], lo: np.ndarray,
               hi: np.ndarray) -> np.ndarray:
     """Per draw (rows), the ln N in [lo, hi] minimising ``objective`` (draws x points):
-    a grid, then a finer grid between the best point's neighbours."""
-    span = np.linspace(0.0, 1.0, GRID)
-    grid = lo[:, None] + span * (hi - lo)[:, None]
-    values = objective(grid)
-    best = np.nanargmin(np.where(np.isfinite(values), values, np.inf), axis=1)
-    rows = np.arange(grid.shape[0])
-    left = grid[rows, np.clip(best - 1, 0, GRID - 1)]
-    right = grid[rows, np.clip(best + 1, 0, GRID - 1)]
-    fine = left[:, None] + np.linspace(0.0, 1.0, REFINE) * (right - left)[:, None]
-    values = objective(fine)
-    best = np.argmin(np.where(np.isfinite(values), values, np.inf), axis=1)
-    return fine[rows, best]
+    a grid, then ``PASSES`` times a finer grid between the best point's neighbours (the
+    bounds stay on every grid, so an answer at a bound is exactly the bound)."""
+    rows = np.arange(lo.size)
+    left, right, points = lo, hi, GRID
+    for _ in range(PASSES + 1):
+        grid = left[:, None] + np.linspace(0.0, 1.0, points) * (right - left)[:, None]
+        values = objective(grid)
+        best = np.argmin(np.where(np.isfinite(values), values, np.inf), axis=1)
+        left = grid[rows, np.clip(best - 1, 0, points - 1)]
+        right = grid[rows, np.clip(best + 1, 0, points - 1)]
+        answer, points = grid[rows, best], REFINE
+    return answer
+
+
+def _at(values: np.ndarray, bound: float) -> np.ndarray:
+    """Where positive ``values`` sit on ``bound`` (within :data:`AT_EDGE` nats)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.abs(np.log(values) - np.log(bound)) <= AT_EDGE
+
+
+def edge_warning(at_edge: np.ndarray, what: str, bounds: list[str]) -> str | None:
+    """A warning line when draws (``at_edge``, one flag per draw) put their answer on a search
+    bound: there the numbers are the bound's, not the optimum's, which may lie beyond it.
+
+    Examples
+    --------
+    >>> edge_warning(np.array([True, False]), "the run", ["N = 1"]).split(":")[0]
+    '1 of 2 posterior draws put the run at the edge of the searched range (N = 1)'
+    """
+    if not at_edge.any():
+        return None
+    return (f"{int(at_edge.sum())} of {at_edge.size} posterior draws put {what} at the edge "
+            "of the searched range "
+            f"({', '.join(bounds)}): the optimum may lie beyond it, so those draws' numbers "
+            "are the bound's, not the optimum's")
 
 
 def unique_covariates(law: Law, unique_tokens: float | None, shape: tuple[int, ...]
@@ -95,6 +130,14 @@ def data_limited_draws(law: Law, draws: Draws, compute: float,
     >>> out = data_limited_draws(get_law("muennighoff"), draws, 1e22, 1e10)
     >>> bool(out["epochs"][0] > 1), bool(out["limit_cost"][0] > 0)
     (True, True)
+    >>> data_limited_draws(get_law("muennighoff"), draws, 1e22, 1e14)["limit_cost"]
+    array([0.])
+
+    A draw whose unlimited optimum needs no more than U tokens is not limited: the law with
+    U >= D is the law on fresh data (U is capped at D), and no (N, D) is better on repeated
+    data than on fresh, so its answer is the unlimited optimum at no cost. The others are
+    searched along the whole curve, from N = 1 to D = 1 (the limited D can lie far above the
+    unlimited one: with few unique tokens extra parameters are worth little too).
     """
     size = _size(law, draws)
 
@@ -103,18 +146,39 @@ def data_limited_draws(law: Law, draws: Draws, compute: float,
         return law.log_loss(draws, np.exp(log_n), d,
                             unique_covariates(law, unique_tokens, log_n.shape))
 
-    half = np.log(compute / 6.0)
-    lo = np.full(size, max(LOG_N_RANGE[0], half - LOG_D_RANGE[1]))
-    hi = np.full(size, min(LOG_N_RANGE[1], half - LOG_D_RANGE[0]))
-    log_n = _minimise(loss_at, lo, hi)
-    n = np.exp(log_n)
-    d = tokens_for(compute, n)
-    loss = np.exp(loss_at(log_n[:, None])[:, 0])
     free_n, free_d = law.optimal(draws, compute)
     free_loss = np.exp(law.log_loss(draws, free_n[:, None], free_d[:, None])[:, 0])
+    log_n = _minimise(loss_at, np.zeros(size), np.full(size, np.log(compute / 6.0)))
+    loss = np.exp(loss_at(log_n[:, None])[:, 0])
+    free = unique_tokens >= free_d
+    n = np.where(free, free_n, np.exp(log_n))
+    d = np.where(free, free_d, tokens_for(compute, np.exp(log_n)))
+    loss = np.where(free, free_loss, loss)
     return {"params": n, "tokens": d, "epochs": d / unique_tokens, "tokens_per_param": d / n,
             "loss": loss, "unlimited_params": free_n, "unlimited_tokens": free_d,
-            "unlimited_loss": free_loss, "limit_cost": loss - free_loss}
+            "unlimited_loss": free_loss, "limit_cost": np.where(free, 0.0, loss - free_loss)}
+
+
+def lowest_loss(law: Law, draws: Draws, unique_tokens: float | None = None) -> np.ndarray:
+    """Per draw, the loss the law approaches as N and D grow without bound: no target below it
+    is reachable at any size. E for Chinchilla's form (Hoffmann et al. 2022, eq. 2); with U
+    unique tokens under Muennighoff's law, E + A / (U_N (1 + R*_N))^alpha +
+    B / (U (1 + R*_D))^beta, the saturated N' and D' (Muennighoff et al. 2023, eq. 5-7).
+    Evaluated at N = D = 1e100 (:data:`LOG_UNBOUNDED`), so each law answers by its own formula.
+
+    Examples
+    --------
+    >>> from bayescale.law.laws import get_law
+    >>> draws = {"E": np.array([1.87]), "A": np.array([521.0]), "B": np.array([1488.0]),
+    ...          "alpha": np.array([0.353]), "beta": np.array([0.36]),
+    ...          "R_D": np.array([15.4]), "R_N": np.array([5.3])}
+    >>> law = get_law("muennighoff")
+    >>> round(float(lowest_loss(law, draws)[0]), 6), bool(lowest_loss(law, draws, 1e10)[0] > 2)
+    (1.87, True)
+    """
+    at = np.full((_size(law, draws), 1), np.exp(LOG_UNBOUNDED))
+    covariates = unique_covariates(law, unique_tokens, at.shape)
+    return np.exp(law.log_loss(draws, at, at, covariates)[:, 0])
 
 
 def tokens_to_reach(law: Law, draws: Draws, log_n: np.ndarray, log_target: np.ndarray,
@@ -210,14 +274,12 @@ def repetition_warning(epochs: float, fitted: float | None,
 
 
 def summarise(values: Mapping[str, np.ndarray], level: float, kind: str) -> dict[str, dict]:
-    """Median and ``level`` interval of each quantity's draws (NaN draws left out)."""
+    """Median and ``level`` interval of each quantity's draws (NaN draws, those missing an
+    inference target, left out: :func:`inference_aware` refuses too few others)."""
     out = {}
     for name, samples in values.items():
         finite = np.asarray(samples, dtype=float)
         finite = finite[np.isfinite(finite)]
-        if finite.size == 0:
-            out[name] = {"median": float("nan"), "lower": float("nan"), "upper": float("nan")}
-            continue
         out[name] = {k: float(v) for k, v in summarize(finite, level, kind).items()}
     return out
 
@@ -226,7 +288,8 @@ def data_limited(post: Posterior, compute: float, unique_tokens: float, *, level
                  interval_kind: str = "eti", family: str | None = None) -> dict[str, Any]:
     """The data-limited optimum of a posterior at ``compute``: each quantity of
     :func:`data_limited_draws` as median and interval, and the warnings (plans that repeat
-    data beyond the fitted epochs).
+    data beyond the fitted epochs; a best run far outside the fitted runs, by the rule of
+    :func:`bayescale.posterior.warnings.far_targets`; answers on the search's bounds).
 
     Examples
     --------
@@ -240,11 +303,32 @@ def data_limited(post: Posterior, compute: float, unique_tokens: float, *, level
     draws = post.draws(family=family)
     values = data_limited_draws(post.law, draws, float(compute), float(unique_tokens))
     summary = summarise(values, level, interval_kind)
-    warning = repetition_warning(summary["epochs"]["median"], fitted_epochs(post),
-                                 "the best run under the data limit")
+    warnings = [repetition_warning(summary["epochs"]["median"], fitted_epochs(post),
+                                   "the best run under the data limit"),
+                edge_warning(_at(values["params"], 1.0) | _at(values["tokens"], 1.0),
+                             "the best run under the data limit",
+                             ["N = 1 parameter", "D = 1 token"])]
+    warnings += far_targets(post, summary["params"]["median"], summary["tokens"]["median"],
+                            float(compute), discrepancy=False)
     return {"compute": float(compute), "unique_tokens": float(unique_tokens),
             "fitted_max_epochs": fitted_epochs(post), **summary,
-            "warnings": [warning] if warning else []}
+            "warnings": [w for w in warnings if w]}
+
+
+def _unreached(missed: np.ndarray, below: np.ndarray, unique_tokens: float | None
+               ) -> list[str]:
+    """Why draws miss the target, one phrase per reason with its count of all draws: the
+    target at or below the loss their law reaches at any size (``below``, from
+    :func:`lowest_loss`), or a target their law reaches only beyond the searched N and D."""
+    lowest = ("the lowest loss their law reaches with these unique tokens"
+              if unique_tokens is not None else "their irreducible loss E")
+    reasons = [(below, f"it lies at or below {lowest}"),
+               (missed & ~below, "their law reaches it only beyond the searched range, N up "
+                f"to {fmt.size(np.exp(LOG_N_RANGE[1]))} and D up to "
+                f"{fmt.size(np.exp(LOG_D_RANGE[1]))} tokens")]
+    return [f"{int(mask.sum())} of {mask.size} posterior draws never reach the target loss "
+            f"({why})"
+            for mask, why in reasons if mask.any()]
 
 
 def inference_aware(post: Posterior, inference_tokens: float, *, compute: float | None = None,
@@ -260,6 +344,12 @@ def inference_aware(post: Posterior, inference_tokens: float, *, compute: float 
     :func:`inference_draws` as median and interval, and ``reached``, the share of draws whose
     law reaches the target. With ``plan_total`` (a planned run's 6ND + 2NT, ``risk``):
     ``plan_flops_saved_share``, the share of it saved.
+
+    Refused (:class:`BayescaleError`) when fewer draws reach the target than a ``level``
+    interval needs (:data:`bayescale.core.intervals.MIN_HELD` inside it, the rule of
+    :func:`bayescale.core.intervals.check_held`), saying why the others do not. Warnings: the
+    draws that miss the target and why, the inference-aware run far outside the fitted runs
+    (:func:`bayescale.posterior.warnings.far_targets`), answers on the search's bounds.
     """
     if target_loss is None and compute is None:
         raise BayescaleError("give --compute (the target is then the loss of its compute-"
@@ -277,23 +367,39 @@ def inference_aware(post: Posterior, inference_tokens: float, *, compute: float 
     else:  # one loss, or one per draw (risk: the plan's own loss)
         target = np.broadcast_to(np.asarray(target_loss, dtype=float), (post.n_draws,))
     values = inference_draws(post.law, draws, float(inference_tokens), target, unique_tokens)
+    missed = ~np.isfinite(values["params"])
+    below = missed & (target <= lowest_loss(post.law, draws, unique_tokens))
+    reasons = _unreached(missed, below, unique_tokens)
+    held = int((~missed).sum())
+    if level * held < MIN_HELD:  # check_held's rule, on the draws that reach the target
+        why = ("lies below the loss the law reaches" if below.sum() == missed.sum()
+               else "is out of the law's reach within the searched range")
+        if below.any() and "E" in draws:
+            e = summarise({"E": draws["E"]}, level, interval_kind)["E"]
+            reasons.append(f"E's {level:.0%} interval is {fmt.interval(**e)}")
+        raise BayescaleError(
+            f"the target loss {fmt.number(float(np.median(target)))} {why}: {held} of "
+            f"{target.size} posterior draws reach it, fewer than a {level:g} interval needs "
+            f"({MIN_HELD}); {'; '.join(reasons)}")
     if plan_total is not None:
         values["plan_flops_saved_share"] = (plan_total - values["total_flops"]) / plan_total
     summary = summarise({"target_loss": target, **values}, level, interval_kind)
     warnings = []
     if unique_tokens is not None:
         epochs = summary["tokens"]["median"] / unique_tokens
-        warning = repetition_warning(epochs, fitted_epochs(post),
-                                     "the inference-aware run")
-        warnings += [warning] if warning else []
-    reached = float(np.mean(np.isfinite(values["params"])))
-    if reached < 1.0:
-        lowest = ("the lowest loss their law reaches with these unique tokens"
-                  if unique_tokens is not None else "their irreducible loss")
-        warnings.append(f"{1 - reached:.0%} of the posterior draws never reach the target loss "
-                        f"(it lies at or below {lowest}): the intervals are of the others")
+        warnings.append(repetition_warning(epochs, fitted_epochs(post),
+                                           "the inference-aware run"))
+    warnings += [f"{reason}: the intervals are of the others" for reason in reasons]
+    n_edges = [np.exp(bound) for bound in LOG_N_RANGE]
+    warnings.append(edge_warning(
+        _at(values["params"], n_edges[0]) | _at(values["params"], n_edges[1])
+        | _at(values["tokens"], np.exp(LOG_D_RANGE[0])),
+        "the inference-aware run", [f"N from {fmt.size(n_edges[0])} to {fmt.size(n_edges[1])}",
+                                    f"D from {fmt.size(np.exp(LOG_D_RANGE[0]))} tokens"]))
+    warnings += far_targets(post, summary["params"]["median"], summary["tokens"]["median"],
+                            summary["training_flops"]["median"], discrepancy=False)
     if plan_total is not None:
         summary["plan_total_flops"] = float(plan_total)
     return {"inference_tokens": float(inference_tokens), "compute": compute,
-            "unique_tokens": unique_tokens, "reached": reached, **summary,
-            "warnings": warnings}
+            "unique_tokens": unique_tokens, "reached": held / target.size, **summary,
+            "warnings": [w for w in warnings if w]}
