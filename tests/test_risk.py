@@ -324,3 +324,14 @@ def test_a_plan_beyond_the_fitted_epochs_only_is_told_to_add_runs_at_more_epochs
     assert repeated["suggested_runs"] == [] and "at more epochs" in repeated["advice"]
     fresh = json.loads(cli(args).stdout)["uncertainty"]
     assert "at more epochs" not in fresh["advice"]
+
+
+def test_markdown_has_the_epochs_ratio_under_a_data_limit(tmp_path):
+    from tests.test_limits import cli, muennighoff_file
+
+    path = muennighoff_file(tmp_path)
+    args = ["risk", path, "-N", "3B", "-D", "60B", "--format", "markdown"]
+    repeated = cli([*args, "--unique-tokens", "3B"]).stdout
+    assert "| epochs (D / U) | 20 | |" in repeated
+    assert "| epochs / most fitted epochs | 10x | |" in repeated
+    assert "epochs / most fitted" not in cli(args).stdout

@@ -88,7 +88,7 @@ def plot(
     fit_file: Path = FitArgument,
     kind: str = typer.Argument(..., metavar="KIND",
                                help="priors, trace, rank, pair, loss-compute, isoflop, "
-                               "frontier or ppc."),
+                               "frontier, ppc or design."),
     out: Path = typer.Option(..., "--out", "-o", help="Output file: .png, .pdf or .svg."),
     target: list[str] | None = TargetOption,
     level: float = LevelOption,

@@ -239,6 +239,8 @@ class RiskReview:
             f"| compute / largest fitted compute | {ext['compute_ratio']:.3g}x | |",
             f"| N / largest fitted N | {ext['params_ratio']:.3g}x | |",
             f"| D / largest fitted D | {ext['tokens_ratio']:.3g}x | |",
+            *([] if ext.get("epochs_ratio") is None else
+              [f"| epochs / most fitted epochs | {ext['epochs_ratio']:.3g}x | |"]),
             f"| noise-floor share of the interval | {unc['seed_floor_share']:.0%} | |",
             "",
         ]
