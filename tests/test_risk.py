@@ -335,3 +335,22 @@ def test_markdown_has_the_epochs_ratio_under_a_data_limit(tmp_path):
     assert "| epochs (D / U) | 20 | |" in repeated
     assert "| epochs / most fitted epochs | 10x | |" in repeated
     assert "epochs / most fitted" not in cli(args).stdout
+
+
+def test_markdown_carries_the_limits_tables_and_their_warnings(tmp_path):
+    """risk --format markdown is one document on stdout: the data-limit and inference tables
+    and their warnings are in it, not only on stderr."""
+    from tests.test_limits import cli, muennighoff_file
+
+    path = muennighoff_file(tmp_path)
+    result = cli(["risk", path, "-N", "3B", "-D", "60B", "--unique-tokens", "3B",
+                  "--inference-tokens", "1T", "--format", "markdown"])
+    assert result.exit_code == 0 and result.stderr == ""
+    out = result.stdout
+    assert "#### Best allocation with 3B unique tokens" in out
+    assert "#### Least training + inference FLOPs" in out
+    assert "| loss the limit costs (nats) |" in out and "| share saved |" in out
+    assert "- **Limits:** the best run under the data limit repeats its data" in out
+    assert "- **Inference:** the inference-aware run saves" in out
+    plain = cli(["risk", path, "-N", "3B", "-D", "60B", "--format", "markdown"]).stdout
+    assert "####" not in plain and "**Limits:**" not in plain

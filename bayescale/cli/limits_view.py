@@ -66,40 +66,61 @@ def limited_optimal(post: Any, compute: float | None, unique_tokens: float | Non
     say_warnings(warnings)
 
 
-def print_limits(out: dict, level: float, interval: str) -> None:
-    """The constrained optima as tables on stderr (``optimal`` and ``risk``)."""
+def limit_tables(out: dict, level: float, interval: str
+                 ) -> list[tuple[str, tuple[str, ...], list[tuple[str, ...]]]]:
+    """The constrained optima of ``out`` (``data_limit``, ``inference``) as tables of formatted
+    cells: (title, column names, rows), one source for the terminal and the markdown."""
     def show(entry: dict, formatter=fmt.number) -> str:
         return fmt.interval(entry["median"], entry["lower"], entry["upper"], fmt=formatter)
 
     pct = f"{level:.0%} {interval.upper()}"
+    tables = []
     if "data_limit" in out:
         lim = out["data_limit"]
-        table = Table(title=f"Best allocation with {fmt.size(lim['unique_tokens'])} unique "
-                            f"tokens at C = {fmt.flop(lim['compute'])} ({pct})")
-        for column in ("quantity", "under the data limit", "unlimited data"):
-            table.add_column(column, justify="right")
-        table.add_row("N", show(lim["params"], fmt.size), show(lim["unlimited_params"],
-                                                                fmt.size))
-        table.add_row("D", show(lim["tokens"], fmt.size), show(lim["unlimited_tokens"],
-                                                                fmt.size))
-        table.add_row("epochs (D / U)", show(lim["epochs"]), "1 (fresh data)")
-        table.add_row("law's expected loss", show(lim["loss"]), show(lim["unlimited_loss"]))
-        table.add_row("loss the limit costs (nats)", show(lim["limit_cost"]), "")
-        err.print(table)
+        tables.append((
+            f"Best allocation with {fmt.size(lim['unique_tokens'])} unique tokens at "
+            f"C = {fmt.flop(lim['compute'])} ({pct})",
+            ("quantity", "under the data limit", "unlimited data"),
+            [("N", show(lim["params"], fmt.size), show(lim["unlimited_params"], fmt.size)),
+             ("D", show(lim["tokens"], fmt.size), show(lim["unlimited_tokens"], fmt.size)),
+             ("epochs (D / U)", show(lim["epochs"]), "1 (fresh data)"),
+             ("law's expected loss", show(lim["loss"]), show(lim["unlimited_loss"])),
+             ("loss the limit costs (nats)", show(lim["limit_cost"]), "")]))
     if "inference" in out:
         inf = out["inference"]
-        table = Table(title=f"Least training + inference FLOPs (6ND + 2NT) for T = "
-                            f"{fmt.size(inf['inference_tokens'])} tokens served ({pct})")
-        for column in ("quantity", "inference-aware", "compute-optimal (same loss)"):
+        tables.append((
+            f"Least training + inference FLOPs (6ND + 2NT) for T = "
+            f"{fmt.size(inf['inference_tokens'])} tokens served ({pct})",
+            ("quantity", "inference-aware", "compute-optimal (same loss)"),
+            [("target loss", show(inf["target_loss"]), ""),
+             ("N", show(inf["params"], fmt.size), show(inf["chinchilla_params"], fmt.size)),
+             ("D", show(inf["tokens"], fmt.size), show(inf["chinchilla_tokens"], fmt.size)),
+             ("tokens per parameter", show(inf["tokens_per_param"]), ""),
+             ("total FLOPs", show(inf["total_flops"], fmt.flop),
+              show(inf["chinchilla_total_flops"], fmt.flop)),
+             ("FLOPs saved", show(inf["flops_saved"], fmt.flop), ""),
+             ("share saved", show(inf["flops_saved_share"], fmt.percent), "")]))
+    return tables
+
+
+def print_limits(out: dict, level: float, interval: str) -> None:
+    """The constrained optima as tables on stderr (``optimal`` and ``risk``)."""
+    for title, columns, rows in limit_tables(out, level, interval):
+        table = Table(title=title)
+        for column in columns:
             table.add_column(column, justify="right")
-        table.add_row("target loss", show(inf["target_loss"]), "")
-        table.add_row("N", show(inf["params"], fmt.size), show(inf["chinchilla_params"],
-                                                                fmt.size))
-        table.add_row("D", show(inf["tokens"], fmt.size), show(inf["chinchilla_tokens"],
-                                                                fmt.size))
-        table.add_row("tokens per parameter", show(inf["tokens_per_param"]), "")
-        table.add_row("total FLOPs", show(inf["total_flops"], fmt.flop),
-                      show(inf["chinchilla_total_flops"], fmt.flop))
-        table.add_row("FLOPs saved", show(inf["flops_saved"], fmt.flop), "")
-        table.add_row("share saved", show(inf["flops_saved_share"], fmt.percent), "")
+        for row in rows:
+            table.add_row(*row)
         err.print(table)
+
+
+def limits_markdown(out: dict, level: float, interval: str) -> str:
+    """The constrained optima as markdown tables (``risk --format markdown``), with their
+    warnings as a list; empty without limits."""
+    lines = []
+    for title, columns, rows in limit_tables(out, level, interval):
+        lines += ["", f"#### {title}", "", f"| {' | '.join(columns)} |",
+                  f"|{'---|' * len(columns)}", *(f"| {' | '.join(row)} |" for row in rows)]
+    warnings = out.get("warnings", [])
+    lines += ([""] if warnings and lines else []) + [f"- **Limits:** {w}." for w in warnings]
+    return "\n".join(lines) + "\n" if lines else ""

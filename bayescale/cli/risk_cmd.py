@@ -25,6 +25,7 @@ from bayescale.cli.common import (
 from bayescale.cli.limits_view import (
     InferenceTokensOption,
     UniqueTokensOption,
+    limits_markdown,
     parse_inference_tokens,
     print_limits,
 )
@@ -107,20 +108,23 @@ def risk(
                        unique_tokens=unique)
     limits = _limits(post, review, unique, parse_inference_tokens(inference_tokens), level,
                      interval, family)
+    saves = None if "inference" not in limits else (
+        "the inference-aware run saves "
+        f"{fmt.interval(**limits['inference']['plan_flops_saved_share'], fmt=fmt.percent)} of "
+        "the plan's lifetime FLOPs (6ND + 2NT) at the same loss")
     if as_json:
         emit_json({**review.as_dict(), **which, **limits})
-    elif output_format == "markdown":
-        sys.stdout.write(review.markdown(source=str(fit_file)))
+    elif output_format == "markdown":  # one document on stdout, the limits' tables included
+        sys.stdout.write(review.markdown(source=str(fit_file))
+                         + limits_markdown(limits, level, interval)
+                         + ("" if saves is None else f"- **Inference:** {saves}.\n"))
     else:
         _print_table(review)
-    if limits and not as_json:
-        print_limits(limits, level, interval)
-        if "inference" in limits:
-            share = limits["inference"]["plan_flops_saved_share"]
-            err.print("the inference-aware run saves "
-                      f"{fmt.interval(**share, fmt=fmt.percent)} of the plan's lifetime FLOPs "
-                      "(6ND + 2NT) at the same loss", markup=False)
-        say_warnings(limits.get("warnings", []))
+        if limits:
+            print_limits(limits, level, interval)
+            if saves is not None:
+                err.print(saves, markup=False)
+            say_warnings(limits.get("warnings", []))
 
 
 def _limits(post, review: RiskReview, unique_tokens: float | None,
