@@ -354,3 +354,12 @@ def test_markdown_carries_the_limits_tables_and_their_warnings(tmp_path):
     assert "- **Inference:** the inference-aware run saves" in out
     plain = cli(["risk", path, "-N", "3B", "-D", "60B", "--format", "markdown"]).stdout
     assert "####" not in plain and "**Limits:**" not in plain
+
+
+def test_max_epochs_ratio_without_unique_tokens_is_a_usage_error(tmp_path):
+    from tests.test_limits import cli, muennighoff_file
+
+    path = muennighoff_file(tmp_path)
+    result = cli(["risk", path, "-N", "3B", "-D", "60B", "--max-epochs-ratio", "5"])
+    assert result.exit_code == 2 and "--unique-tokens" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -69,9 +69,9 @@ def risk(
     max_tokens_ratio: float = typer.Option(
         FAR_TOKENS, help="CAUTION when the plan's D lies outside the fitted D range (above the "
         "largest or below the smallest) by more."),
-    max_epochs_ratio: float = typer.Option(
-        FAR_EPOCHS, help="With --unique-tokens: CAUTION when the plan repeats its data more than "
-        "this multiple of the fitted runs' most epochs."),
+    max_epochs_ratio: float | None = typer.Option(
+        None, show_default=f"{FAR_EPOCHS:g}", help="With --unique-tokens: CAUTION when the plan "
+        "repeats its data more than this multiple of the fitted runs' most epochs."),
     family: str | None = FamilyOption,
     unique_tokens: str | None = UniqueTokensOption,
     inference_tokens: str | None = InferenceTokensOption,
@@ -92,12 +92,16 @@ def risk(
     d = parse_one_size(tokens, "--tokens")
     if target_loss is not None and not 0 < target_loss < float("inf"):
         raise typer.BadParameter("must be positive and finite", param_hint="--target-loss")
+    if max_epochs_ratio is not None and unique_tokens is None:
+        raise typer.BadParameter("it applies to a plan with --unique-tokens",
+                                 param_hint="--max-epochs-ratio")
     try:
         thresholds = Thresholds(
             go_probability=go_probability, nogo_probability=nogo_probability,
             caution_regret=caution_regret, nogo_regret=nogo_regret,
             max_compute_ratio=max_compute_ratio, max_params_ratio=max_params_ratio,
-            max_tokens_ratio=max_tokens_ratio, max_epochs_ratio=max_epochs_ratio)
+            max_tokens_ratio=max_tokens_ratio,
+            max_epochs_ratio=FAR_EPOCHS if max_epochs_ratio is None else max_epochs_ratio)
     except BayescaleError as exc:
         raise typer.BadParameter(exc.message) from None
     post = Posterior.load(fit_file)
