@@ -368,3 +368,27 @@ def test_families_without_a_repeated_size_keep_the_seed_prior(tmp_path):
     post = known_draws_posterior(4, seed_noise_prior_families=["b"])
     [message] = seed_prior_only(post)
     assert message.startswith("family b: no model size has two runs")
+
+
+def test_far_targets_are_judged_against_the_familys_own_runs(tmp_path):
+    """Family p's runs stop at 1/30 of family q's largest N: a target at 30x p's largest N is
+    far for p, as risk measures it, though inside the fit's runs as a whole."""
+    from bayescale.posterior.warnings import far_targets
+    from tests.builders import TWO_FAMILY_TRUTHS, family_sweeps
+
+    data = family_sweeps()
+    q = data["family"] == "q"
+    data.loc[q, "params"] *= 30.0
+    data.loc[q, "tokens"] *= 30.0
+    post = known_family_posterior(data, TWO_FAMILY_TRUTHS)
+    n = 30 * float(data.loc[~q, "params"].max())
+    d = float(data.loc[~q, "tokens"].max())
+    assert far_targets(post, [n], [d], [6 * n * d]) == []
+    assert far_targets(post, [n], [d], [6 * n * d], family="q") == []
+    assert any("30x the largest fitted" in w
+               for w in far_targets(post, [n], [d], [6 * n * d], family="p"))
+    path = tmp_path / "fam.posterior.nc"
+    post.save(path)
+    out = json.loads(CliRunner().invoke(app, ["predict", str(path), "-N", f"{n:g}", "-D",
+                                              f"{d:g}", "--family", "p", "--json"]).stdout)
+    assert any("30x the largest fitted" in w for w in out["warnings"])

@@ -141,7 +141,7 @@ def predict(
     frame = post.predict(n, d, c, level=level, interval_kind=interval, random_seed=random_seed,
                          discrepancy=discrepancy, family=family, unique_tokens=u)
     warnings = far_targets(post, frame["params"], frame["tokens"], frame["compute"],
-                           discrepancy=discrepancy)
+                           discrepancy=discrepancy, family=family)
     epochs = None if u is None else frame["tokens"].to_numpy() / np.minimum(
         np.broadcast_to(np.asarray(u, dtype=float), (len(frame),)), frame["tokens"].to_numpy())
     if epochs is not None:
@@ -246,7 +246,7 @@ def optimal(
     exponents = post.exponents(level, interval, family=family)
     warnings = far_targets(post, *(frame[k] if k in frame else frame[f"{k}_median"]
                                    for k in ("params", "tokens", "compute")),
-                           discrepancy=discrepancy)
+                           discrepancy=discrepancy, family=family)
     budgets_out = []
     for i in range(len(frame)):
         entry = {}

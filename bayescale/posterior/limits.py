@@ -309,7 +309,7 @@ def data_limited(post: Posterior, compute: float, unique_tokens: float, *, level
                              "the best run under the data limit",
                              ["N = 1 parameter", "D = 1 token"])]
     warnings += far_targets(post, summary["params"]["median"], summary["tokens"]["median"],
-                            float(compute), discrepancy=False)
+                            float(compute), discrepancy=False, family=family)
     return {"compute": float(compute), "unique_tokens": float(unique_tokens),
             "fitted_max_epochs": fitted_epochs(post), **summary,
             "warnings": [w for w in warnings if w]}
@@ -397,7 +397,8 @@ def inference_aware(post: Posterior, inference_tokens: float, *, compute: float 
         "the inference-aware run", [f"N from {fmt.size(n_edges[0])} to {fmt.size(n_edges[1])}",
                                     f"D from {fmt.size(np.exp(LOG_D_RANGE[0]))} tokens"]))
     warnings += far_targets(post, summary["params"]["median"], summary["tokens"]["median"],
-                            summary["training_flops"]["median"], discrepancy=False)
+                            summary["training_flops"]["median"], discrepancy=False,
+                            family=family)
     if plan_total is not None:
         summary["plan_total_flops"] = float(plan_total)
     return {"inference_tokens": float(inference_tokens), "compute": compute,

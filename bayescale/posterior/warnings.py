@@ -22,6 +22,7 @@ import pandas as pd
 from bayescale.core import format as fmt
 from bayescale.core.diagnostics import MAX_R_HAT
 from bayescale.data.ranges import FAR_COMPUTE, FAR_PARAMS, FAR_TOKENS, FittedRange
+from bayescale.data.runs import FAMILY
 from bayescale.law.baseline import fit_point
 
 if TYPE_CHECKING:
@@ -217,8 +218,9 @@ def runs_off_the_law(post: Posterior, scales: float = RUN_SCALES) -> list[str]:
 
 
 def far_targets(post: Posterior, params: Any, tokens: Any, compute: Any, *,
-                discrepancy: bool = True) -> list[str]:
-    """A warning when targets lie far outside the fitted runs.
+                discrepancy: bool = True, family: str | None = None) -> list[str]:
+    """A warning when targets lie far outside the fitted runs (of ``family`` in a family fit
+    that has it, as :meth:`Posterior.risk` measures its plan; else all of them).
 
     Far means compute above ``FAR_COMPUTE`` x the largest fitted run's C = 6 N D, N above
     ``FAR_PARAMS`` x the largest fitted N, or D outside the fitted D range by more than
@@ -236,7 +238,10 @@ def far_targets(post: Posterior, params: Any, tokens: Any, compute: Any, *,
     largest fitted run's 1.2e+20 FLOP; ...): the interval assumes the law holds exactly that
     far out (no discrepancy term)
     """
-    fitted = FittedRange.of(post.data["params"], post.data["tokens"])
+    data = post.data
+    if family is not None and family in post.families:
+        data = data[data[FAMILY] == family]
+    fitted = FittedRange.of(data["params"], data["tokens"])
     max_c, max_n = fitted.max_compute, fitted.max_params
     min_d, max_d = fitted.min_tokens, fitted.max_tokens
     n, d, c = (np.atleast_1d(np.asarray(x, dtype=float)) for x in (params, tokens, compute))
