@@ -46,3 +46,17 @@ def test_exit_handlers_still_run(tmp_path: Path) -> None:
                                             "BAYESCALE_CACHE_DIR": str(tmp_path / "cache")})
     assert done.returncode == 0, done.stderr
     assert marker.read_text() == "yes"
+
+
+def test_tables_written_to_a_log_keep_their_cells_whole(tmp_path: Path) -> None:
+    """stderr to a pipe, no COLUMNS: the table is not squeezed into 80 columns (headers split
+    over lines, names cut with "…"), so a log keeps every header on one line."""
+    example = Path(__file__).resolve().parents[1] / "examples" / "isoflop_runs.posterior.nc"
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    env["BAYESCALE_CACHE_DIR"] = str(tmp_path / "cache")
+    done = subprocess.run([str(CLI), "predict", str(example), "-N", "7B", "-D", "140B"],
+                          env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    header = next(line for line in done.stderr.splitlines() if "new run's loss" in line)
+    assert "law's expected loss" in header and "law error share" in header
+    assert "…" not in done.stderr

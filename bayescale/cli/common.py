@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -16,8 +17,13 @@ from bayescale.core.errors import BayescaleError
 from bayescale.core.fileio import WRITTEN
 from bayescale.data.runs import parse_size
 
+#: Width of the tables when stderr is a file or a pipe (a log) and COLUMNS is not set: no
+#: terminal limits it there, and Rich's default of 80 columns cut names and numbers with "…".
+LOG_WIDTH = 200
+
 #: Messages, tables and warnings go to stderr; stdout carries only machine output (JSON).
-err = Console(stderr=True, soft_wrap=True, markup=False)  # paths and names may hold "[...]"
+err = Console(stderr=True, soft_wrap=True, markup=False,  # paths and names may hold "[...]"
+              width=None if sys.stderr.isatty() or "COLUMNS" in os.environ else LOG_WIDTH)
 
 def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
