@@ -109,3 +109,11 @@ def test_unique_tokens_rounded_above_the_tokens_seen_are_the_tokens_seen(tmp_pat
     with pytest.raises(BayescaleError, match=r"1\.95e\+10 unique tokens is more than the "
                                              r"1\.91889e\+10 tokens seen"):
         load_runs(path, unique_tokens_col="u")
+
+
+def test_a_column_named_twice_is_refused(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("# exported\nparams,tokens,loss, loss\n1e8,2e9,3.1,9\n1e9,2e10,2.6,9\n")
+    with pytest.raises(BayescaleError, match="names the column 'loss' twice") as info:
+        load_runs(path)
+    assert "row 2" in str(info.value)

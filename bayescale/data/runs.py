@@ -151,6 +151,12 @@ def _read_csv(path: Path) -> pd.DataFrame:
         sep = csv.Sniffer().sniff(body, delimiters=",;\t|").delimiter
     except csv.Error:
         sep = "\t" if path.suffix.lower() == ".tsv" else ","
+    names = [name.strip() for name in next(csv.reader([lines[comments]], delimiter=sep))]
+    repeated = [name for i, name in enumerate(names) if name and name in names[:i]]
+    if repeated:  # pandas would rename the second "loss.1" and read the first without a word
+        raise BayescaleError(f"the header names the column '{repeated[0]}' twice: rename or "
+                             "remove one", path=str(path), row=comments + 1,
+                             column=repeated[0])
     try:
         frame = pd.read_csv(
             path, sep=sep, dtype=str, keep_default_na=False, skipinitialspace=True,
