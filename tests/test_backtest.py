@@ -297,3 +297,12 @@ def test_cli_backtest_usage_error(tmp_path):
     misspecified_runs(families=1).data.to_csv(path, index=False)
     result = CliRunner().invoke(app, ["backtest", str(path), "--holdout-compute-frac", "1"])
     assert result.exit_code == 2
+
+
+def test_cli_backtest_takes_one_holdout_rule(tmp_path):
+    """The two hold-out rules are alternatives: both given, one was silently ignored."""
+    path = tmp_path / "runs.csv"
+    misspecified_runs(families=1).data.to_csv(path, index=False)
+    result = CliRunner().invoke(app, ["backtest", str(path), "--holdout-models", "3",
+                                      "--holdout-compute-frac", "0.1"])
+    assert result.exit_code == 2 and "not both" in result.stderr

@@ -46,8 +46,9 @@ def backtest(
     seed_col: str | None = SeedColOption,
     family_col: str | None = typer.Option(
         None, help="Model-family label: one case per family.", show_default="the whole table"),
-    holdout_models: int = typer.Option(
-        1, min=1, help="Hold out this many largest model sizes of each family."),
+    holdout_models: int | None = typer.Option(
+        None, min=1, show_default="1",
+        help="Hold out this many largest model sizes of each family."),
     holdout_compute_frac: float | None = typer.Option(
         None, min=0.0, max=1.0,
         help="Instead hold out the runs with this top share of compute (e.g. 0.1)."),
@@ -114,6 +115,10 @@ def backtest(
     if likelihood not in LIKELIHOODS:
         raise typer.BadParameter(f"use one of {', '.join(LIKELIHOODS)}",
                                  param_hint="--likelihood")
+    if holdout_models is not None and holdout_compute_frac is not None:
+        raise typer.BadParameter("give --holdout-models or --holdout-compute-frac, not both",
+                                 param_hint="--holdout-compute-frac")
+    holdout_models = 1 if holdout_models is None else holdout_models
     if holdout_compute_frac is not None and not 0 < holdout_compute_frac < 1:
         raise typer.BadParameter("must lie strictly between 0 and 1",
                                  param_hint="--holdout-compute-frac")
