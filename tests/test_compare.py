@@ -14,7 +14,7 @@ from bayescale.cli import app
 from bayescale.evaluate.compare import compare, pointwise_log_likelihood
 from bayescale.inference.model import build_model
 from bayescale.law.simulate import checkpoint_curves
-from tests.builders import EXAMPLE, quick, quick_fit
+from tests.builders import EXAMPLE, known_draws_posterior, quick, quick_fit
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +68,14 @@ def test_compare_refuses_fits_of_other_rows(known_example, known_posterior):
         compare([known_example, known_posterior], ["a", "b"])
     with pytest.raises(BayescaleError, match="two or more"):
         compare([known_example], ["a"])
+
+
+def test_compare_names_each_file_of_other_rows_once(known_example_file, tmp_path):
+    other = tmp_path / "other.posterior.nc"
+    known_draws_posterior().save(other)
+    result = CliRunner().invoke(app, ["compare", str(known_example_file), str(other)])
+    assert result.exit_code == 1
+    assert result.stderr.count(str(other)) == 1 and "same data" in result.stderr
 
 
 def test_compare_cli_usage_errors(tmp_path):

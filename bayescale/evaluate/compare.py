@@ -119,7 +119,7 @@ def compare(posts: Sequence[Posterior], names: Sequence[str]) -> tuple[pd.DataFr
         if not same:
             raise BayescaleError(
                 f"{name} was fitted on other rows than {names[0]} ({len(other)} vs "
-                f"{len(reference)}): LOO compares fits of the same data only", path=post.path)
+                f"{len(reference)}): LOO compares fits of the same data only")  # names it
     trees = {name: _loo_tree(post) for post, name in zip(posts, names, strict=True)}
     lines = []
     bad = {}
