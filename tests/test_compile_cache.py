@@ -92,6 +92,19 @@ def test_cli_info_and_clear(cache_dir: Path) -> None:
     assert not (cache_dir / "models").exists()
 
 
+def test_cli_cache_in_a_file_is_an_error(cache_dir: Path) -> None:
+    """A cache path that is a file: fits compile without saving; info and clear say why
+    instead of reporting an empty cache."""
+    cache_dir.write_text("not a folder")
+    for command in ("info", "clear"):
+        result = CliRunner().invoke(app, ["cache", command])
+        assert result.exit_code == 1
+        assert result.stderr.strip().splitlines() == [
+            f"error: {cache_dir}: the cache's folder is a file: set "
+            f"{compile_cache.ENV_VAR} to a folder"]
+    assert cache_dir.read_text() == "not a folder"
+
+
 def _compile(model: object) -> compile_cache.Compiled:
     with strict_math():
         return compile_cache.compile_model(model)

@@ -36,6 +36,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from bayescale.core.errors import BayescaleError
+
 #: Environment variable that moves the cache (default: platformdirs' user cache directory).
 ENV_VAR = "BAYESCALE_CACHE_DIR"
 #: Environment variable that turns the cache off (``0``, ``off``, ``no``): nutpie compiles.
@@ -124,7 +126,12 @@ class CacheInfo:
 
 
 def info() -> CacheInfo:
-    """The cache's folder, number of entries and size on disk."""
+    """The cache's folder, number of entries and size on disk; an error when the folder's
+    path is a file (a fit then compiles without saving, so "0 models" would hide why)."""
+    root = cache_root()
+    if root.exists() and not root.is_dir():
+        raise BayescaleError(f"the cache's folder is a file: set {ENV_VAR} to a folder",
+                             path=str(root))
     folder = models_dir()
     entries = [p for p in folder.iterdir() if p.is_dir()] if folder.is_dir() else []
     size = sum(f.stat().st_size for e in entries for f in e.rglob("*") if f.is_file())
