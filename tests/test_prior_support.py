@@ -259,3 +259,16 @@ def test_degenerate_but_valid_priors_fit_and_predict(tmp_path):
         assert all(math.isfinite(v) for v in loss.values())
     else:
         assert answer.exit_code == 1 and len(answer.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"chains": 0}, "chains must be a whole number"),
+    ({"shape": (2, 200)}, "1-d arrays")])
+def test_draws_of_an_unusable_shape_are_refused(known_posterior, change, message):
+    from bayescale import Posterior
+
+    draws = known_posterior.draws()
+    if "shape" in change:
+        draws = {k: np.asarray(v)[:400].reshape(change["shape"]) for k, v in draws.items()}
+    with pytest.raises(BayescaleError, match=message):
+        Posterior.from_draws(draws, chains=change.get("chains", 1))

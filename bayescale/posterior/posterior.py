@@ -173,6 +173,10 @@ class Posterior:
                    if k not in draws]
         if missing:
             raise BayescaleError(f"draws lack {', '.join(missing)}")
+        if not (isinstance(chains, int) and chains >= 1):
+            raise BayescaleError(f"chains must be a whole number of at least 1, got {chains!r}")
+        if any(np.ndim(v) != 1 for v in draws.values()):
+            raise BayescaleError("draws must be 1-d arrays, the chains one after the other")
         sizes = {np.asarray(v).size for v in draws.values()}
         if len(sizes) != 1 or sizes.pop() % chains:
             raise BayescaleError(f"draws need one length for every parameter, a multiple of "
