@@ -272,3 +272,12 @@ def test_draws_of_an_unusable_shape_are_refused(known_posterior, change, message
         draws = {k: np.asarray(v)[:400].reshape(change["shape"]) for k, v in draws.items()}
     with pytest.raises(BayescaleError, match=message):
         Posterior.from_draws(draws, chains=change.get("chains", 1))
+
+
+def test_summary_and_draws_refuse_what_they_cannot_answer(known_posterior):
+    """summary's interval follows predict's rule on too few draws inside it, and draws of a
+    name the fit does not have is one error naming the ones it has."""
+    with pytest.raises(BayescaleError, match="level"):
+        known_posterior.summary(level=1e-9)
+    with pytest.raises(BayescaleError, match="no draws of nope in this fit; it has E"):
+        known_posterior.draws(["nope"])

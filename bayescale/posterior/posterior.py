@@ -260,6 +260,11 @@ class Posterior:
         if names is None:
             names = [*self.law.parameters, "sigma_obs", "seed_noise"]
             names += [name for name in ("nu", "huber_k") if name in dataset]
+        unknown = [name for name in names if name not in dataset and name not in
+                   self.law.parameters]
+        if unknown:
+            raise BayescaleError(f"no draws of {', '.join(unknown)} in this fit; it has "
+                                 f"{', '.join(map(str, dataset.data_vars))}")
         if family is not None and not self.families:
             raise BayescaleError(f"this fit has no model families (fitted without --family-col), "
                                  f"so none called '{family}'")
@@ -371,6 +376,7 @@ class Posterior:
         [0.348, 0.337, 0.36]
         """
         _check_level(level)
+        check_held(level, self.n_draws)  # as predict: an interval of too few draws is none
         _check_kind(kind)
         if self.families:
             return family_summary(self.tree, self.law, level, kind)
