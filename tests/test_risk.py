@@ -363,3 +363,11 @@ def test_max_epochs_ratio_without_unique_tokens_is_a_usage_error(tmp_path):
     result = cli(["risk", path, "-N", "3B", "-D", "60B", "--max-epochs-ratio", "5"])
     assert result.exit_code == 2 and "--unique-tokens" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"target_loss": "2.2"}, "target loss must be a positive finite number, got '2.2'"),
+    ({"thresholds": {"go_probability": 0.5}}, "Thresholds\\(\\*\\*your_values\\)")])
+def test_risk_api_arguments_of_the_wrong_type_are_one_error(known_posterior, kwargs, message):
+    with pytest.raises(BayescaleError, match=message):
+        known_posterior.risk(7e9, 1.4e11, **kwargs)

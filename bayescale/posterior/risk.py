@@ -503,9 +503,14 @@ def review(
     -------
     RiskReview
     """
-    thresholds = thresholds or Thresholds()
-    if target_loss is not None and not (np.isfinite(target_loss) and target_loss > 0):
-        raise BayescaleError(f"target loss must be positive and finite, got {target_loss}")
+    thresholds = Thresholds() if thresholds is None else thresholds
+    if not isinstance(thresholds, Thresholds):
+        raise BayescaleError("thresholds must be a bayescale.posterior.risk.Thresholds, got "
+                             f"{type(thresholds).__name__}: Thresholds(**your_values)")
+    if target_loss is not None and not (isinstance(target_loss, int | float | np.floating)
+                                        and np.isfinite(target_loss) and target_loss > 0):
+        raise BayescaleError(f"target loss must be a positive finite number, got "
+                             f"{target_loss!r}")
     flop = compute(params, tokens)
     n, d = np.array([params]), np.array([tokens])
     covariates = unique_covariates(law, unique_tokens, (1,))
