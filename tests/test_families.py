@@ -392,3 +392,14 @@ def test_far_targets_are_judged_against_the_familys_own_runs(tmp_path):
     out = json.loads(CliRunner().invoke(app, ["predict", str(path), "-N", f"{n:g}", "-D",
                                               f"{d:g}", "--family", "p", "--json"]).stdout)
     assert any("30x the largest fitted" in w for w in out["warnings"])
+
+
+def test_seed_noise_of_no_family_identified_names_the_families():
+    from bayescale.posterior.warnings import seed_prior_only
+
+    post = known_draws_posterior(4, seed_noise_identified=False,
+                                 seed_noise_prior_families=["gpt3", "olmo"])
+    [message] = seed_prior_only(post)
+    assert message.startswith("in no family (gpt3, olmo) does a model size have two runs")
+    [single] = seed_prior_only(known_draws_posterior(4, seed_noise_identified=False))
+    assert single.startswith("no model size has two runs")

@@ -272,11 +272,13 @@ def seed_prior_only(post: Posterior) -> list[str]:
     in the whole fit or in some families of a family fit.
     """
     prior = post.priors["seed_noise"].describe() if "seed_noise" in post.priors else "?"
-    if not post.meta.get("seed_noise_identified", True):
-        return ["no model size has two runs, so seed noise cannot be told from the law's size "
-                f"dependence: the seed-noise floor is the prior {prior}; give --seed-noise if you "
-                "know it (e.g. from runs that differ only in seed)"]
     families = post.meta.get("seed_noise_prior_families", [])
+    if not post.meta.get("seed_noise_identified", True):
+        where = (f"in no family ({', '.join(families)}) does a model size have two runs"
+                 if families else "no model size has two runs")
+        return [f"{where}, so seed noise cannot be told from the law's size dependence: the "
+                f"seed-noise floor is the prior {prior}; give --seed-noise if you know it "
+                "(e.g. from runs that differ only in seed)"]
     if families:
         label = "family" if len(families) == 1 else "families"
         return [f"{label} {', '.join(families)}: no model size has two runs, so the seed-noise "
