@@ -126,7 +126,9 @@ def simulated(sweeps: int, cache: CompiledCache) -> tuple[pd.DataFrame, pd.DataF
                 "compute": float(compute(n_add, d_add).sum()), "width": hi - lo,
                 "error": abs(med - true_loss), "covers_run": lo <= target_run <= hi,
                 "covers_mean": lo <= true_loss <= hi,
-                "expected_width": (plan.batch_effect.expected_width if name == "design"
+                # an empty batch (no run expected to help) leaves the width as it is
+                "expected_width": ((plan.batch_effect.expected_width if plan.batch_effect
+                                    else plan.width_now) if name == "design"
                                    else float("nan")),
                 "seconds": float("nan")})
         done = pd.DataFrame(rows)

@@ -59,6 +59,42 @@ def test_an_uninformative_run_changes_nothing():
     assert plan.parts_now["law error"] == 0.0  # no calibration stored
 
 
+@pytest.fixture(scope="module")
+def uninformative():
+    """Huge noise: every candidate's expected reduction is Monte-Carlo noise, here negative."""
+    return known_draws_posterior(1000, sigma_obs=2.0, data=example_frame())
+
+
+NOISE_RUN = pd.DataFrame({"params": [2e9], "tokens": [4e10]})
+
+
+@pytest.mark.parametrize("runs", [1, 2])
+def test_a_run_that_does_not_narrow_the_interval_is_never_chosen(uninformative, runs):
+    plan = design(uninformative, *TARGET, BUDGET, runs=runs, candidates=NOISE_RUN, outcomes=16)
+    (cand,) = plan.candidates
+    assert cand.reduction <= 0 and not cand.chosen
+    assert plan.batch == [] and plan.batch_effect is None
+    assert plan.notes == [plan.no_batch()] and "nothing worth running" in plan.notes[0]
+    out = plan.as_dict()
+    assert out["batch"] == [] and out["batch_effect"] is None and out["batch_compute"] == 0.0
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_cli_says_nothing_is_worth_running_in_one_line(uninformative, tmp_path, as_json):
+    """As a budget too small for any run: one line, exit 1 (with --json, the error object)."""
+    fit_file, cands = tmp_path / "noise.posterior.nc", tmp_path / "c.csv"
+    uninformative.save(fit_file)
+    NOISE_RUN.to_csv(cands, index=False)
+    result = _design(fit_file, "--target", "7B:140B", "--budget", "3e21", "--candidates", cands,
+                     "--outcomes", "16", *(["--json"] if as_json else []))
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and "nothing worth running" in result.stderr
+    assert "chosen batch" not in result.output
+    if as_json:
+        out = json.loads(result.stdout)
+        assert out["exit_code"] == 1 and out["error"].startswith("no candidate run within")
+
+
 def test_a_run_at_the_target_removes_the_law_error_and_most_parameter_spread(known_example):
     plan = design(known_example, *TARGET, 2 * compute(*TARGET),
                   candidates=pd.DataFrame({"params": [TARGET[0]], "tokens": [TARGET[1]]}),
@@ -130,6 +166,18 @@ def test_bad_candidates_files(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(BayescaleError, match=message):
         read_candidates(path)
+
+
+def test_candidates_whose_compute_is_not_6nd_are_refused(tmp_path):
+    """A compute column that disagrees with 6 N D (by more than COMPUTE_TOLERANCE, as for
+    predict --targets) is refused with the file, row and column; within it, it is accepted."""
+    path = tmp_path / "c.csv"
+    path.write_text("params,tokens,FLOPs\n1B,20B,1.205e20\n1B,20B,5e30\n")
+    with pytest.raises(BayescaleError) as caught:
+        read_candidates(path)
+    assert caught.value.one_line().startswith(f"{path}, row 3, column 'FLOPs': 5e+30 is not 6 x")
+    path.write_text("params,tokens,compute\n1B,20B,1.205e20\n")
+    assert read_candidates(path)["compute"].tolist() == [compute(1e9, 2e10)]
 
 
 def test_target_inside_the_fitted_runs_says_so(known_example):
@@ -218,6 +266,15 @@ def test_design_figure(known_example, example_design):
     assert "fitted runs" in labels and any(lab.startswith("target") for lab in labels)
     fig = plot(known_example, "design")  # no target: the optimum at 10x the largest compute
     assert any(lab.startswith("target") for lab in fig.axes[0].get_legend_handles_labels()[1])
+
+
+def test_plot_design_without_a_target_is_a_usage_error(known_example_file, tmp_path):
+    """The CLI draws no made-up target: design needs --target (exit 2, one line, no file)."""
+    out = tmp_path / "d.png"
+    result = runner.invoke(app, ["plot", str(known_example_file), "design", "--out", str(out)])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "needs the planned run: --target" in result.stderr
+    assert not out.exists()
 
 
 def test_risk_points_to_design_where_law_error_or_parameters_dominate(known_example):

@@ -21,6 +21,7 @@ from bayescale.cli.common import (
 )
 from bayescale.cli.report_cmd import parse_targets
 from bayescale.core import format as fmt
+from bayescale.core.errors import BayescaleError
 
 if TYPE_CHECKING:
     from bayescale.evaluate.design import Design
@@ -81,6 +82,8 @@ def design(
     result = run_design(post, n, d, flop, runs=runs, candidates=pool, level=level,
                         outcomes=outcomes, random_seed=random_seed, max_refits=max_refits,
                         cache=cache, family=family)
+    if not result.batch:  # nothing worth running: an error, as a budget too small for any run
+        raise BayescaleError(result.no_batch())
     if as_json:
         emit_json({**result.as_dict(), "source": str(fit_file), **which})
         return

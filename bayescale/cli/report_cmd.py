@@ -113,6 +113,9 @@ def plot(
         raise typer.BadParameter(f"use a file name ending in {', '.join(FORMATS)}",
                                  param_hint="--out")
     targets = parse_targets(target)
+    if kind == "design" and not targets:  # the figure answers for one planned run: no default
+        raise typer.BadParameter("the design figure needs the planned run: --target N:D",
+                                 param_hint="--target")
     if targets and kind not in WITH_TARGETS:
         raise typer.BadParameter(f"only {', '.join(WITH_TARGETS)} draw targets",
                                  param_hint="--target")

@@ -44,7 +44,15 @@ from bayescale.core import format as fmt
 from bayescale.core.errors import BayescaleError
 from bayescale.data.compute import compute
 from bayescale.data.ranges import AXES, distance, ranges_of
-from bayescale.data.runs import FAMILY, LOSS, PARAMS, TOKENS, RunTable, parse_size
+from bayescale.data.runs import (
+    COMPUTE_TOLERANCE,
+    FAMILY,
+    LOSS,
+    PARAMS,
+    TOKENS,
+    RunTable,
+    parse_size,
+)
 from bayescale.inference.sampling import CompiledCache, SamplerOptions
 from bayescale.law.calibration import Calibration
 from bayescale.law.likelihoods import log_density
@@ -136,6 +144,16 @@ class Design:
                                    if k not in ("params", "tokens", "chosen")}
         return out
 
+    def no_batch(self) -> str:
+        """Why the batch is empty, one line: no affordable candidate is expected to narrow the
+        target's interval (a reduction at or below zero is Monte-Carlo noise, not a gain)."""
+        t, best = self.target, max(self.candidates, key=lambda c: c.reduction)
+        return (f"no candidate run within the budget {fmt.flop(self.budget)} is expected to "
+                f"narrow the {self.level:.0%} interval of the target N = {fmt.size(t['params'])}"
+                f", D = {fmt.size(t['tokens'])} (best expected reduction {best.reduction:.3g} "
+                f"nats, N = {fmt.size(best.params)}, D = {fmt.size(best.tokens)}): nothing "
+                "worth running; give other candidates or a larger budget")
+
     def table(self) -> pd.DataFrame:
         """The ranked candidates as a DataFrame (one row each)."""
         rows = [{k: v for k, v in c.as_dict().items() if k not in ("parts", "part_reductions")}
@@ -186,8 +204,11 @@ def read_candidates(path: Any) -> pd.DataFrame:
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         reason = "empty file" if isinstance(exc, pd.errors.EmptyDataError) else "not a CSV table"
         raise BayescaleError(f"candidates: {reason}", path=where) from None
-    raw.columns = [str(c).strip().lower() for c in raw.columns]
     alias = {"n": "params", "d": "tokens", "flops": "compute", "c": "compute"}
+    folded = [str(c).strip().lower() for c in raw.columns]
+    headers = {alias.get(k, k): str(c)  # each column's header as the file writes it
+               for k, c in zip(folded, raw.columns, strict=True)}
+    raw.columns = folded
     raw = raw.rename(columns={k: v for k, v in alias.items() if k in raw.columns})
     have = [c for c in ("params", "tokens", "compute") if c in raw.columns]
     if len(have) < 2:
@@ -210,6 +231,15 @@ def read_candidates(path: Any) -> pd.DataFrame:
                                  path=where)
     n = values.get("params")
     d = values.get("tokens")
+    if len(values) == 3:  # C = 6 N D must hold, as for predict --targets and a runs table
+        c, six_nd = values["compute"], compute(n, d)
+        off = np.flatnonzero(np.abs(c - six_nd) > COMPUTE_TOLERANCE * c)
+        if off.size:
+            i = int(off[0])
+            raise BayescaleError(
+                f"{c[i]:.3g} is not 6 x params x tokens = {six_nd[i]:.3g}; give two of params, "
+                "tokens, compute, or three that agree", path=where, row=i + 2,
+                column=headers["compute"])
     if n is None:
         n = values["compute"] / (6.0 * d)
     if d is None:
@@ -498,6 +528,14 @@ def design(
     Returns
     -------
     Design
+        When no affordable candidate is expected to narrow the interval, its batch is empty,
+        ``batch_effect`` None and the first note says so (:meth:`Design.no_batch`); the
+        candidates are still ranked.
+
+    Raises
+    ------
+    BayescaleError
+        For a target inside the fitted runs or a budget below the cheapest candidate.
 
     Examples
     --------
@@ -553,7 +591,7 @@ def design(
     singles = [_evaluate(ctx, n_all[i:i + 1], d_all[i:i + 1], now) for i in range(len(pool))]
 
     chosen, effect = _greedy(ctx, pool, singles, runs, budget, now)
-    if len(chosen) < runs:
+    if 0 < len(chosen) < runs:
         notes.append(f"chose {len(chosen)} of the {runs} runs asked for: no other run within "
                      "the budget narrows the interval further")
     for i in chosen:
@@ -564,20 +602,26 @@ def design(
                else "allow refits (--max-refits) to refit them")
         notes.append("some candidates left few effective draws after reweighting (Kish ESS "
                      f"below the threshold): their expected widths are rough; {fix}")
-    return Design(
+    plan = Design(
         target={"params": float(params), "tokens": float(tokens),
                 "compute": float(compute(params, tokens))},
         budget=float(budget), level=level, interval="eti", width_now=now["width"],
         parts_now=now["parts"], distance_now=h_now, candidates=ranked,
         batch=[singles[i] for i in chosen], batch_effect=effect, runs=runs, outcomes=outcomes,
         draws=int(ctx.mean_log.size), refits=ctx.refits, notes=notes)
+    if not plan.batch:
+        plan.notes.insert(0, plan.no_batch())
+    return plan
 
 
 def _greedy(ctx: _Context, pool: pd.DataFrame, singles: list[Candidate], runs: int,
             budget: float, now: dict[str, Any]) -> tuple[list[int], Candidate | None]:
     """The batch: two greedy searches, one adding the run with the largest marginal reduction,
     one the largest marginal reduction per FLOP, each within the budget; the better of the two
-    (the budgeted greedy rule of Khuller, Moss & Naor 1999; Krause & Guestrin 2005)."""
+    (the budgeted greedy rule of Khuller, Moss & Naor 1999; Krause & Guestrin 2005). A run is
+    added only if it is expected to narrow the interval, so the batch is empty (and its effect
+    None) when no candidate does: a negative expected reduction is Monte-Carlo noise, not a
+    gain."""
     n_all, d_all = pool["params"].to_numpy(float), pool["tokens"].to_numpy(float)
     best: tuple[list[int], Candidate | None] = ([], None)
     for per_flop in (False, True):
@@ -595,8 +639,8 @@ def _greedy(ctx: _Context, pool: pd.DataFrame, singles: list[Candidate], runs: i
             gain = {i: scored[i].reduction - (effect.reduction if effect else 0.0)
                     for i in free}
             pick = max(free, key=lambda i: gain[i] / (singles[i].compute if per_flop else 1))
-            if effect is not None and gain[pick] <= 0:
-                break  # nothing affordable narrows it further
+            if gain[pick] <= 0:
+                break  # nothing affordable narrows it (further): no run is worth its FLOP
             chosen.append(pick)
             effect = scored[pick]
             spent += singles[pick].compute
