@@ -186,3 +186,23 @@ def test_fit_names_a_wrong_argument_type():
         fit(str(EXAMPLE))
     with pytest.raises(BayescaleError, match="not a dict"):
         fit(load_runs(EXAMPLE), options={"chains": 2})
+
+
+@pytest.mark.slow
+def test_a_priors_file_reports_only_its_own_unused_tables(tmp_path):
+    """A file with [E] only: the defaults it leaves (seed_noise on a table of one row per run,
+    nu under a normal likelihood) are not the user's, so no "not used" warning; a [nu] the
+    user wrote under a normal likelihood is."""
+    out = tmp_path / "p.nc"
+    args = ["fit", str(EXAMPLE), "--out", str(out), "--chains", "2", "--draws", "100",
+            "--tune", "100", "--likelihood", "normal", "--json", "--priors"]
+    path = tmp_path / "e.toml"
+    path.write_text('[E]\ndist = "lognormal"\nmu = 0.6\nsigma = 0.5\n')
+    payload = json.loads(CliRunner().invoke(app, [*args, str(path)]).stdout)
+    assert not any("was not used" in w for w in payload["warnings"])
+    assert Posterior.load(out).meta["unused_priors"] == {}
+    path.write_text('[nu]\ndist = "gamma"\nalpha = 2\nbeta = 0.1\n')
+    payload = json.loads(CliRunner().invoke(app, [*args, str(path)]).stdout)
+    assert [w for w in payload["warnings"] if "was not used" in w] == [
+        w for w in payload["warnings"] if w.startswith("the prior [nu] given in --priors")]
+    assert list(Posterior.load(out).meta["unused_priors"]) == ["nu"]

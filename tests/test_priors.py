@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from bayescale.core.errors import BayescaleError
+from bayescale.inference.model import ModelSpec
 from bayescale.law.laws import get_law
 from bayescale.law.priors import NOISE_PRIORS, load_priors
 
@@ -42,9 +43,10 @@ def test_toml_overrides_one_prior(tmp_path):
     path = tmp_path / "priors.toml"
     path.write_text('[alpha]\ndist = "lognormal"\nmu = -1.0\nsigma = 0.2\n')
     defaults = {**get_law("chinchilla").default_priors(), **NOISE_PRIORS}
-    merged = load_priors(path, defaults, ("A", "B"))
-    assert merged["alpha"].params == {"mu": -1.0, "sigma": 0.2}
-    assert merged["beta"] == defaults["beta"]
+    given = load_priors(path, defaults, ("A", "B"))
+    assert list(given) == ["alpha"] and given["alpha"].params == {"mu": -1.0, "sigma": 0.2}
+    merged = ModelSpec(priors=given).full_priors()
+    assert merged["alpha"] == given["alpha"] and merged["beta"] == defaults["beta"]
 
 
 @pytest.mark.parametrize(
