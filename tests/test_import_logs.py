@@ -140,3 +140,45 @@ def test_match_columns():
     with pytest.raises(BayescaleError, match="'c' matches no column"):
         match_columns(cols, "a/*,c")
     assert np.all([c in cols for c in match_columns(cols, "*")])
+
+
+def _eval_metric() -> str:
+    return next(iter(METRIC_TRUTHS))
+
+
+def test_eval_rows_logged_without_tokens_take_them_from_their_step(logs, tmp_path):
+    """W&B puts each log call on its own row: eval rows without the tokens column still count,
+    with the tokens of their step."""
+    runs = {name: frame.assign(**{TOKENS: frame[TOKENS].where(frame[_eval_metric()].isna())})
+            for name, frame in logs["runs"].items()}
+    blanked = import_wandb(write_wandb(runs, tmp_path / "wb"), logs["manifest"]).table
+    full = import_wandb(logs["wandb"], logs["manifest"]).table
+    pd.testing.assert_frame_equal(blanked, full)
+
+
+def test_final_only_takes_the_last_row_with_the_chosen_metric(logs, tmp_path):
+    """A run whose last logged row is a training row: its last eval row is the final one."""
+    runs = {}
+    for name, frame in logs["runs"].items():
+        last_step = frame["_step"].max()
+        extra = frame[frame["_step"] == last_step].head(1).assign(
+            _step=last_step + 10, **{TOKENS: frame[TOKENS].max() * 1.01})
+        extra[_eval_metric()] = np.nan
+        runs[name] = pd.concat([frame, extra], ignore_index=True)
+    table = import_wandb(write_wandb(runs, tmp_path / "wb"), logs["manifest"],
+                         metrics="eval/*", final_only=True).table
+    assert len(table) == len(runs)
+    for name, frame in logs["runs"].items():
+        assert table.set_index("run").loc[name, "tokens"] == frame[TOKENS].max()
+
+
+def test_a_cell_of_text_in_a_log_is_an_error_naming_it(logs, tmp_path):
+    runs = {name: frame.astype({_eval_metric(): object}) for name, frame in logs["runs"].items()}
+    first = next(iter(runs))
+    row = int(runs[first][_eval_metric()].first_valid_index())
+    runs[first].loc[row, _eval_metric()] = "abc"
+    folder = write_wandb(runs, tmp_path / "wb")
+    line = one_line_error(run(["import", "wandb", folder, "--manifest", logs["manifest"],
+                               "--out", tmp_path / "t.csv"]))
+    assert f"{first}.csv, row {row + 2}, column '{_eval_metric()}'" in line
+    assert "'abc' is not a number" in line and not (tmp_path / "t.csv").exists()

@@ -126,9 +126,42 @@ def _metric_names(columns: Iterable[str], tokens_col: str, pattern: str | None) 
     return match_columns(names, pattern, option="--metrics") if pattern else names
 
 
-def _to_numbers(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every column as floats; blank cells and text NaN."""
-    return frame.apply(lambda col: pd.to_numeric(col, errors="coerce"))
+#: Cells that mean "no value" in an export (compared in lower case, stripped).
+_MISSING = ("", "nan", "none", "null")
+
+
+def _to_numbers(frame: pd.DataFrame, where: str, lines: pd.Series | None) -> pd.DataFrame:
+    """Every column as floats, blank cells NaN; a cell of other text is an error naming the
+    file, its row (``lines``: the file's line of each row, when it has lines) and column."""
+    numbers = frame.apply(lambda col: pd.to_numeric(col, errors="coerce"))
+    text = frame.astype(str).apply(lambda col: col.str.strip().str.lower())
+    bad = (numbers.isna() & frame.notna() & ~text.isin(_MISSING)).to_numpy()
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise BayescaleError(f"'{frame.iat[i, j]}' is not a number", path=where,
+                             row=None if lines is None else int(lines.iloc[i]),
+                             column=str(frame.columns[j]))
+    return numbers
+
+
+def _steps_to_tokens(history: pd.DataFrame, tokens_col: str) -> pd.DataFrame:
+    """Tokens for the rows logged without them, from their step: W&B exports put each log
+    call on its own row, so an evaluation's row often lacks the tokens its step's training row
+    has. Tokens grow with the step; they are interpolated linearly in the step between rows
+    that have both, never beyond them (those rows stay without tokens)."""
+    step = next((c for c in ("_step", "step", "Step") if c in history.columns), None)
+    if step is None or history[tokens_col].notna().all():
+        return history
+    known = history[[step, tokens_col]].dropna().sort_values(step)
+    if known.empty:
+        return history
+    at = history[step].to_numpy(float)
+    inside = (at >= known[step].iloc[0]) & (at <= known[step].iloc[-1])
+    filled = np.interp(at, known[step].to_numpy(float), known[tokens_col].to_numpy(float))
+    history = history.copy()
+    history[tokens_col] = history[tokens_col].where(history[tokens_col].notna() | ~inside,
+                                                    filled)
+    return history
 
 
 def join_logs(
@@ -141,13 +174,17 @@ def join_logs(
 ) -> ImportResult:
     """Join per-run histories (run -> (frame, where it came from)) to the manifest.
 
-    Per run: exact duplicate rows dropped (counted), rows without tokens dropped, rows of one
-    token count merged (each metric's last value logged there: W&B logs evaluations and
-    training losses of one step on separate rows), sorted by tokens; ``final_only`` keeps the
-    last row (most tokens). Metric columns absent from a run are blank there.
+    Per run: exact duplicate rows dropped (counted), a cell of text that is no number refused,
+    tokens of rows logged without them taken from their step (:func:`_steps_to_tokens`), rows
+    still without tokens dropped, rows of one token count merged (each metric's last value
+    logged there: W&B logs evaluations and training losses of one step on separate rows),
+    sorted by tokens; ``final_only`` keeps each run's last row with a value of the chosen
+    metrics (most tokens). Metric columns absent from a run are blank there. A history's
+    ``ROW`` column, when it has one, gives the file's line of each row for the errors.
     """
     frames, duplicates, names = [], 0, []
     for run, (history, where) in histories.items():
+        lines = history.pop(ROW) if ROW in history.columns else None
         if tokens_col not in history.columns:
             raise BayescaleError(
                 f"no tokens column '{tokens_col}' (columns: "
@@ -156,15 +193,14 @@ def join_logs(
                 path=where)
         dup = history.duplicated()
         duplicates += int(dup.sum())
-        history = _to_numbers(history[~dup])
+        history = _to_numbers(history[~dup], where, None if lines is None else lines[~dup])
+        history = _steps_to_tokens(history, tokens_col)
         run_metrics = [m for m in _metric_names(history.columns, tokens_col, None)
                        if history[m].notna().any()]
         history = history[history[tokens_col] > 0]
         merged = (history[[tokens_col, *run_metrics]].groupby(tokens_col, sort=True).last()
                   .reset_index().rename(columns={tokens_col: TOKENS}))
         merged = merged.dropna(how="all", subset=run_metrics) if run_metrics else merged
-        if final_only:
-            merged = merged.tail(1)
         frames.append(merged.assign(**{RUN: run}))
         names += [m for m in run_metrics if m not in names]
     chosen = match_columns(names, metrics, option="--metrics") if metrics else names
@@ -176,6 +212,8 @@ def join_logs(
     front = [RUN, PARAMS, TOKENS, *[c for c in labels.columns if c != PARAMS]]
     table = table.reindex(columns=[*front, *chosen])
     table = table.dropna(how="all", subset=chosen).reset_index(drop=True)
+    if final_only:  # the last row that has a chosen metric, not the last row logged
+        table = table.groupby(RUN, sort=False).tail(1).reset_index(drop=True)
     table[TOKENS] = table[TOKENS].round().astype("int64")
     return ImportResult(table=table, duplicates=duplicates, unlisted=[], metrics=chosen)
 
@@ -219,10 +257,7 @@ def import_wandb(folder: str | Path, manifest_path: str | Path, *,
 
     found, unlisted = _find_logs(folder, manifest, str(manifest_path), locate,
                                  "history file (<run>.csv)", present)
-    histories = {}
-    for run, path in found.items():
-        frame = read_table(path).drop(columns=[ROW])
-        histories[run] = (frame, str(path))
+    histories = {run: (read_table(path), str(path)) for run, path in found.items()}
     result = join_logs(histories, manifest, tokens_col=tokens_col, metrics=metrics,
                        final_only=final_only)
     result.unlisted = unlisted
