@@ -237,3 +237,12 @@ def test_a_targets_table_with_unique_tokens_counts_for_a_repeated_data_law(
     chinchilla = json.loads(cli(["predict", known_example_file, "--targets", targets,
                                  "--json"]).stdout)
     assert "epochs" not in chinchilla["targets"][0]
+
+
+@pytest.mark.parametrize("option", ["--params", "--tokens"])
+def test_a_count_with_its_unit_written_twice_is_a_usage_error(known_example_file, option):
+    """7e9B is 7e18: refused as in a runs table, not predicted as a 7-million-trillion run."""
+    args = {"--params": "7B", "--tokens": "140B", option: "7e9B"}
+    result = CliRunner().invoke(app, ["predict", str(known_example_file),
+                                      *[x for k, v in args.items() for x in (k, v)]])
+    assert result.exit_code == 2 and "a unit written twice" in result.stderr

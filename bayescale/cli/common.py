@@ -15,7 +15,7 @@ from rich.console import Console
 
 from bayescale.core.errors import BayescaleError
 from bayescale.core.fileio import WRITTEN
-from bayescale.data.runs import parse_size
+from bayescale.data.runs import MAX_PLAUSIBLE_SIZE, parse_size
 
 #: Width of the tables when stderr is a file or a pipe (a log) and COLUMNS is not set: no
 #: terminal limits it there, and Rich's default of 80 columns cut names and numbers with "…".
@@ -129,6 +129,10 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
+#: Options that count parameters or tokens: above MAX_PLAUSIBLE_SIZE they are a unit slip.
+COUNTS = ("--params", "--tokens", "--unique-tokens")
+
+
 def parse_sizes(values: list[str] | None, name: str) -> list[float] | None:
     """Parse ``70B``-style sizes from options; bad values are usage errors (exit 2).
 
@@ -148,6 +152,11 @@ def parse_sizes(values: list[str] | None, name: str) -> list[float] | None:
                                      param_hint=name) from None
         if not (value > 0 and value < float("inf")):
             raise typer.BadParameter(f"{raw!r} must be positive and finite", param_hint=name)
+        if name in COUNTS and value > MAX_PLAUSIBLE_SIZE:  # as in a runs table
+            raise typer.BadParameter(
+                f"{raw!r} is {value:g}, implausibly large for a count (above "
+                f"{MAX_PLAUSIBLE_SIZE:g}): a unit written twice, as in 7e9B? Write 7e9 or 7B",
+                param_hint=name)
         out.append(value)
     return out
 
