@@ -246,3 +246,15 @@ def test_a_count_with_its_unit_written_twice_is_a_usage_error(known_example_file
     result = CliRunner().invoke(app, ["predict", str(known_example_file),
                                       *[x for k, v in args.items() for x in (k, v)]])
     assert result.exit_code == 2 and "a unit written twice" in result.stderr
+
+
+def test_an_option_of_one_value_given_twice_is_a_usage_error(known_example_file):
+    """Click would keep the last --params silently: predict 8B where 7B was typed too."""
+    result = CliRunner().invoke(app, ["predict", str(known_example_file), "--params", "7B",
+                                      "-N", "8B", "--tokens", "140B"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("error: bayescale predict: --params given 2 times; give it "
+                                     "once (see 'bayescale predict --help')")
+    several = CliRunner().invoke(app, ["optimal", str(known_example_file), "-C", "1e21", "-C",
+                                       "1e22", "--json"])
+    assert several.exit_code == 0  # --compute takes several budgets

@@ -37,8 +37,48 @@ def _error(line: str, code: int, as_json: bool) -> None:
     sys.exit(code)
 
 
+def repeated_option(command: Any, args: Sequence[str]) -> tuple[str, int] | None:
+    """The first option of ``command`` that takes one value (or is a flag) yet appears more
+    than once in ``args``, and how often: Click would silently keep the last one.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as Param
+    >>> one = Param(param_type_name="option", opts=["--params", "-N"], secondary_opts=[],
+    ...             multiple=False, count=False)
+    >>> many = Param(param_type_name="option", opts=["--compute"], secondary_opts=[],
+    ...              multiple=True, count=False)
+    >>> cmd = Param(params=[one, many])
+    >>> repeated_option(cmd, ["-N", "7B", "--params=8B"])
+    ('--params', 2)
+    >>> repeated_option(cmd, ["--compute", "1", "--compute", "2"]) is None
+    True
+    """
+    given = list(args[:args.index("--")] if "--" in args else args)
+    for param in command.params:  # Typer's own Click: its classes, so by their attributes
+        if (getattr(param, "param_type_name", "") != "option"
+                or getattr(param, "multiple", False) or getattr(param, "count", False)):
+            continue
+        names = {*param.opts, *param.secondary_opts}
+        times = sum(arg.split("=", 1)[0] in names for arg in given)
+        if times > 1:
+            return max(param.opts, key=len), times
+    return None
+
+
 class OneLineErrors(TyperGroup):
     """The app's command group: usage errors print one line and exit 2; help is unchanged."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        """The subcommand, refused when it is given an option of one value more than once."""
+        name, command, rest = super().resolve_command(ctx, args)
+        repeated = None if command is None else repeated_option(command, rest)
+        if repeated:
+            path = f"{ctx.command_path} {name}"
+            raise click_errors.UsageError(
+                f"{path}: {repeated[0]} given {repeated[1]} times; give it once "
+                f"(see '{path} --help')")
+        return name, command, rest
 
     def main(
         self,
