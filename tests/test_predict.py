@@ -258,3 +258,10 @@ def test_an_option_of_one_value_given_twice_is_a_usage_error(known_example_file)
     several = CliRunner().invoke(app, ["optimal", str(known_example_file), "-C", "1e21", "-C",
                                        "1e22", "--json"])
     assert several.exit_code == 0  # --compute takes several budgets
+
+
+def test_interval_headers_name_the_level_unrounded(known_example_file):
+    result = CliRunner().invoke(app, ["predict", str(known_example_file), "-N", "7B", "-D",
+                                      "140B", "--level", "0.995"])
+    assert result.exit_code == 0 and "Predicted loss (99.5% ETI)" in result.stderr
+    assert "(100% ETI)" not in result.stderr

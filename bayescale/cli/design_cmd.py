@@ -91,7 +91,7 @@ def design(
 
 
 def _print(result: Design) -> None:
-    pct = f"{result.level:.0%} ETI"
+    pct = f"{fmt.percent(result.level)} ETI"
     t = result.target
     err.print(f"target: N = {fmt.size(t['params'])}, D = {fmt.size(t['tokens'])} "
               f"({fmt.flop(t['compute'])}), {result.distance_now:.2f} decades beyond the fitted "

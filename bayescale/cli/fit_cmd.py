@@ -30,7 +30,7 @@ from bayescale.cli.common import (
 from bayescale.core.diagnostics import MIN_DRAWS
 from bayescale.core.errors import BayescaleError
 from bayescale.core.fileio import check_writable
-from bayescale.core.format import statistic
+from bayescale.core.format import percent, statistic
 from bayescale.inference.model import MAX_SEED_NOISE
 from bayescale.inference.sampling import MAX_SEED, MIN_TUNE
 
@@ -210,7 +210,7 @@ def fit(
 
 
 def _print_summary(summary, level: float, formula: str) -> None:
-    table = Table(title=f"{formula}: posterior ({level:.0%} equal-tailed intervals)")
+    table = Table(title=f"{formula}: posterior ({percent(level)} equal-tailed intervals)")
     for column in ("parameter", "median", "lower", "upper", "sd", "R-hat", "ESS bulk"):
         table.add_column(column, justify="right")
     for name, row in summary.iterrows():

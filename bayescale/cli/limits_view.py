@@ -73,7 +73,7 @@ def limit_tables(out: dict, level: float, interval: str
     def show(entry: dict, formatter=fmt.number) -> str:
         return fmt.interval(entry["median"], entry["lower"], entry["upper"], fmt=formatter)
 
-    pct = f"{level:.0%} {interval.upper()}"
+    pct = f"{fmt.percent(level)} {interval.upper()}"
     tables = []
     if "data_limit" in out:
         lim = out["data_limit"]

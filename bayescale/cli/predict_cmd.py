@@ -164,7 +164,8 @@ def predict(
             ],
         })
         return
-    table = Table(title=f"Predicted loss ({level:.0%} {interval.upper()}), {post.law.formula}")
+    table = Table(title=f"Predicted loss ({fmt.percent(level)} {interval.upper()}), "
+                        f"{post.law.formula}")
     for column in ("N", "D", "C", *(() if epochs is None else ("epochs",)), "new run's loss",
                    "law's expected loss", "noise share", "law error share"):
         table.add_column(column, justify="right")
@@ -275,7 +276,7 @@ def optimal(
             return formatter(value)
         return fmt.interval(**value, fmt=formatter)
 
-    table = Table(title=f"Compute-optimal allocation ({level:.0%} {interval.upper()})")
+    table = Table(title=f"Compute-optimal allocation ({fmt.percent(level)} {interval.upper()})")
     for column in ("C", "N*", "D*", "D*/N*", "new run's loss", "law's expected loss"):
         table.add_column(column, justify="right")
     for entry in budgets_out:

@@ -179,7 +179,7 @@ def _limits(post, review: RiskReview, unique_tokens: float | None,
 
 def _print_table(review: RiskReview) -> None:
 
-    pct = f"{review.level:.0%} {review.interval.upper()}"
+    pct = f"{fmt.percent(review.level)} {review.interval.upper()}"
     table = Table(title=f"Risk review: N = {fmt.size(review.params)}, D = "
                         f"{fmt.size(review.tokens)}, C = {fmt.flop(review.compute)}")
     for column in ("quantity", f"median [{pct}]"):

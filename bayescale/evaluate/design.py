@@ -149,7 +149,8 @@ class Design:
         target's interval (a reduction at or below zero is Monte-Carlo noise, not a gain)."""
         t, best = self.target, max(self.candidates, key=lambda c: c.reduction)
         return (f"no candidate run within the budget {fmt.flop(self.budget)} is expected to "
-                f"narrow the {self.level:.0%} interval of the target N = {fmt.size(t['params'])}"
+                f"narrow the {fmt.percent(self.level)} interval of the target N = "
+                f"{fmt.size(t['params'])}"
                 f", D = {fmt.size(t['tokens'])} (best expected reduction {best.reduction:.3g} "
                 f"nats, N = {fmt.size(best.params)}, D = {fmt.size(best.tokens)}): nothing "
                 "worth running; give other candidates or a larger budget")

@@ -376,7 +376,7 @@ def inference_aware(post: Posterior, inference_tokens: float, *, compute: float 
                else "is out of the law's reach within the searched range")
         if below.any() and "E" in draws:
             e = summarise({"E": draws["E"]}, level, interval_kind)["E"]
-            reasons.append(f"E's {level:.0%} interval is {fmt.interval(**e)}")
+            reasons.append(f"E's {fmt.percent(level)} interval is {fmt.interval(**e)}")
         raise BayescaleError(
             f"the target loss {fmt.number(float(np.median(target)))} {why}: {held} of "
             f"{target.size} posterior draws reach it, fewer than a {level:g} interval needs "

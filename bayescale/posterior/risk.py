@@ -200,7 +200,7 @@ class RiskReview:
 
     def markdown(self, source: str | None = None) -> str:
         """A block ready to paste into a review document (see :class:`RiskReview`)."""
-        pct = f"{self.level:.0%} {self.interval.upper()}"
+        pct = f"{fmt.percent(self.level)} {self.interval.upper()}"
 
         def row(name: str, value: dict[str, float], formatter=fmt.number) -> str:
             return (f"| {name} | {formatter(value['median'])} | "

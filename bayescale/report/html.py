@@ -104,7 +104,8 @@ def _summary_section(post: Posterior, level: float) -> str:
     rows = [(name, f"{r['median']:.4g}", f"{r['lower']:.4g}", f"{r['upper']:.4g}",
              f"{r['sd']:.3g}", f"{r['r_hat']:.3f}", f"{r['ess_bulk']:.0f}",
              f"{r['ess_tail']:.0f}") for name, r in summary.iterrows()]
-    header = ("parameter", "median", f"{level:.0%} lower", f"{level:.0%} upper", "sd", "R-hat",
+    header = ("parameter", "median", f"{fmt.percent(level)} lower",
+              f"{fmt.percent(level)} upper", "sd", "R-hat",
               "ESS bulk", "ESS tail")
     return f"<h2>Posterior summary</h2>{_table(header, rows)}"
 
@@ -145,7 +146,7 @@ def _targets_section(post: Posterior, targets: Sequence[tuple[float, float]], le
                         f"{html.escape(r.uncertainty['advice'])}.</li>")
         if r.extrapolation["warning"]:
             verdicts.append(f"<li class='problem'>{html.escape(r.extrapolation['warning'])}</li>")
-    pct = f"{level:.0%}"
+    pct = f"{fmt.percent(level)}"
     header = ("N", "D", "C", f"new run's loss [{pct}]", f"law's loss [{pct}]",
               "optimal N*", "optimal D*", "regret (nats)", "C / largest fitted", "noise share")
     return (f"<h2>Planned runs</h2>{_table(header, rows)}<ul>{''.join(verdicts)}</ul>"

@@ -398,7 +398,7 @@ def plot_loss_compute(
     ax.set_ylim(min(lows) * 0.98, max(highs) * 1.04)
     ax.set_xlabel(COMPUTE_LABEL)
     ax.set_ylabel(LOSS_LABEL)
-    ax.set_title(f"Loss against compute per model size: median law, {level:.0%} law band "
+    ax.set_title(f"Loss against compute per model size: median law, {fmt.percent(level)} law band "
                  f"(dark) and new-run band (light){_whose_law(post, family)}", wrap=True)
     fig.colorbar(points, ax=ax, label="parameters N")
     ax.legend(fontsize=8, loc="upper right")
@@ -480,7 +480,7 @@ def plot_isoflop(
     ax.set_ylim(min(lows) * 0.98, max(highs) * 1.06)
     ax.set_xlabel("parameters N (D = C / 6N)")
     ax.set_ylabel(LOSS_LABEL)
-    ax.set_title(f"IsoFLOP curves: median law, {level:.0%} law band (dark), new-run band "
+    ax.set_title(f"IsoFLOP curves: median law, {fmt.percent(level)} law band (dark), new-run band "
                  f"(light); dots: N* with its interval{_whose_law(post, family)}", wrap=True)
     fig.colorbar(points, ax=ax, label=COMPUTE_LABEL)
     ax.legend(fontsize=8, loc="upper right", ncols=2)
@@ -535,7 +535,7 @@ def plot_frontier(
     for ax, (key, rows) in zip(axes, curves.items(), strict=True):
         med, lo, hi = (np.array(x) for x in zip(*rows, strict=True))
         ax.fill_between(grid, lo, hi, color="tab:blue", alpha=0.25, lw=0,
-                        label=f"{level:.0%} interval")
+                        label=f"{fmt.percent(level)} interval")
         ax.plot(grid, med, color="tab:blue", lw=1.8, label="posterior median")
         ax.axvspan(c.min(), c.max(), color="tab:green", alpha=0.08, lw=0,
                    label="fitted compute range")
@@ -556,7 +556,7 @@ def plot_frontier(
         ax.set_ylabel(labels[key])
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8, loc="upper left")
-    fig.suptitle(f"Compute-optimal allocation under C = 6ND, {level:.0%} credible bands"
+    fig.suptitle(f"Compute-optimal allocation under C = 6ND, {fmt.percent(level)} credible bands"
                  f"{_whose_law(post, family)}")
     return fig
 
@@ -607,7 +607,7 @@ def plot_ppc(post: Posterior, *, level: float = 0.9, random_seed: int = 0) -> Fi
     for ax, x, label in zip(axes, (n, d, c), ("parameters N", "tokens D", COMPUTE_LABEL),
                             strict=True):
         ax.vlines(x, lo_pct, hi_pct, color="0.6", lw=0.8, alpha=0.6,
-                  label=f"{level:.0%} new-run interval")
+                  label=f"{fmt.percent(level)} new-run interval")
         ax.scatter(x[~outside], resid[~outside], s=12, color="tab:blue", zorder=3,
                    label="inside")
         ax.scatter(x[outside], resid[outside], s=22, color="crimson", marker="D", zorder=4,
@@ -627,7 +627,8 @@ def plot_ppc(post: Posterior, *, level: float = 0.9, random_seed: int = 0) -> Fi
     inside = int((~outside).sum())
     whose = "; each row under its family's law" if post.families else ""
     fig.suptitle(f"Posterior predictive check: {inside} of {n.size} fitted rows "
-                 f"({inside / n.size:.0%}) inside their {level:.0%} new-run interval{whose}")
+                 f"({inside / n.size:.0%}) inside their {fmt.percent(level)} new-run "
+                 f"interval{whose}")
     return fig
 
 
@@ -688,8 +689,8 @@ def plot_design(
     points = ax.scatter(cand_n, cand_d, c=np.where(positive, value, floor), s=70,
                         cmap=_colormap("viridis"), norm=LogNorm(), marker="s", zorder=2,
                         label="candidate runs")
-    fig.colorbar(points, ax=ax, label=f"expected reduction of the {result.level:.0%} width "
-                                      "per 1e18 FLOP (nats)")
+    fig.colorbar(points, ax=ax, label=f"expected reduction of the "
+                                      f"{fmt.percent(result.level)} width per 1e18 FLOP (nats)")
     ax.scatter(n, d, color="k", s=14, zorder=3, label="fitted runs")
     batch = result.batch
     if batch:
@@ -708,7 +709,7 @@ def plot_design(
     ax.set_ylabel("tokens D")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
-    fig.suptitle(f"Which runs to add: expected {result.level:.0%} width now "
+    fig.suptitle(f"Which runs to add: expected {fmt.percent(result.level)} width now "
                  f"{result.width_now:.3g} nats"
                  + (f", after the batch {result.batch_effect.expected_width:.3g}"
                     if result.batch_effect is not None else ""))
