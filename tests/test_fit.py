@@ -206,3 +206,18 @@ def test_a_priors_file_reports_only_its_own_unused_tables(tmp_path):
     assert [w for w in payload["warnings"] if "was not used" in w] == [
         w for w in payload["warnings"] if w.startswith("the prior [nu] given in --priors")]
     assert list(Posterior.load(out).meta["unused_priors"]) == ["nu"]
+
+
+@pytest.mark.slow
+def test_fit_json_lists_every_warning_and_prints_them_too(tmp_path):
+    """docs/cli.md, Warnings: with --json the warning lines (the failed convergence check
+    included) are in `warnings`, and each is still one line on stderr."""
+    out = tmp_path / "short.nc"
+    result = CliRunner().invoke(app, ["fit", str(EXAMPLE), "--out", str(out), "--chains", "2",
+                                      "--draws", "20", "--tune", "20", "--json"])
+    assert result.exit_code == 3
+    warnings = json.loads(result.stdout)["warnings"]
+    assert warnings[-1].startswith("convergence check failed: ")
+    printed = [line.removeprefix("warning: ") for line in result.stderr.splitlines()
+               if line.startswith("warning: ")]
+    assert printed == warnings

@@ -101,7 +101,8 @@ def say_warnings(messages: list[str]) -> None:
 
 
 def emit_json(obj: Any) -> None:
-    """Exactly one JSON object on stdout.
+    """Exactly one JSON object on stdout; its ``warnings`` also on stderr, one line each, as
+    without ``--json`` (docs/cli.md, Warnings): a log read by a person shows them too.
 
     Examples
     --------
@@ -110,6 +111,8 @@ def emit_json(obj: Any) -> None:
     """
     sys.stdout.write(json.dumps(_finite(obj), allow_nan=False) + "\n")
     sys.stdout.flush()
+    if isinstance(obj, dict) and isinstance(obj.get("warnings"), list):
+        say_warnings([str(w) for w in obj["warnings"]])
 
 
 def _finite(obj: Any) -> Any:

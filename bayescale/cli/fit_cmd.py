@@ -176,6 +176,8 @@ def fit(
     summary = result.posterior.summary(level=level)
     diag = result.diagnostics
     warnings = fit_warnings(result.posterior)
+    if not diag.ok:  # last, and with --json in the list too (docs/cli.md, Warnings)
+        warnings.append(f"convergence check failed: {diag.problems[0]}")
     if as_json:
         keys = ("median", "lower", "upper", "mean", "sd", "r_hat", "ess_bulk")
         entries = {p: {k: _json_number(float(summary.loc[p, k])) for k in keys}
@@ -204,7 +206,6 @@ def fit(
         err.print("note: R-hat compares chains, so one chain is not checked for it (ESS and "
                   "divergences are); use --chains 2 or more")
     if not diag.ok:
-        err.print(f"warning: convergence check failed: {diag.problems[0]}", markup=False)
         raise typer.Exit(EXIT_DIAGNOSTICS)
 
 
