@@ -142,7 +142,7 @@ def test_cli_says_each_warning_once(tmp_path):
     result = runner.invoke(app, ["predict", str(path), "--params", "70B", "--tokens", "1.4T"])
     warnings = [ln for ln in result.stderr.splitlines() if ln.startswith("warning:")]
     assert result.exit_code == 0 and len(warnings) == 1, result.stderr
-    assert "35x the largest fitted" in warnings[0] and "58800x" in warnings[0]
+    assert "35x the largest fitted" in warnings[0] and "5.88e+04x" in warnings[0]
 
     result = runner.invoke(app, ["optimal", str(path), "-C", "1e24", "-C", "1e25", "-C", "1e20",
                                  "--json"])

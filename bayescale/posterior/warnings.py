@@ -234,7 +234,7 @@ def far_targets(post: Posterior, params: Any, tokens: Any, compute: Any, *,
     >>> from bayescale.posterior.posterior import Posterior
     >>> post = Posterior.from_draws(known_draws())
     >>> print(*far_targets(post, params=[70e9], tokens=[1.4e12], compute=[5.88e23]))
-    1 of 1 target(s) lie far outside the fitted runs (compute up to 5.88e+23 FLOP, 4900x the
+    1 of 1 target(s) lie far outside the fitted runs (compute up to 5.88e+23 FLOP, 4.9e+03x the
     largest fitted run's 1.2e+20 FLOP; ...): the interval assumes the law holds exactly that
     far out (no discrepancy term)
     """
@@ -247,13 +247,13 @@ def far_targets(post: Posterior, params: Any, tokens: Any, compute: Any, *,
     n, d, c = (np.atleast_1d(np.asarray(x, dtype=float)) for x in (params, tokens, compute))
     checks = [
         (c > FAR_COMPUTE * max_c, f"compute up to {fmt.flop(c.max())}, "
-         f"{c.max() / max_c:.0f}x the largest fitted run's {fmt.flop(max_c)}"),
+         f"{c.max() / max_c:.3g}x the largest fitted run's {fmt.flop(max_c)}"),
         (n > FAR_PARAMS * max_n, f"N up to {fmt.size(n.max())}, "
-         f"{n.max() / max_n:.0f}x the largest fitted {fmt.size(max_n)}"),
+         f"{n.max() / max_n:.3g}x the largest fitted {fmt.size(max_n)}"),
         (d > FAR_TOKENS * max_d, f"D up to {fmt.size(d.max())}, "
-         f"{d.max() / max_d:.0f}x the largest fitted {fmt.size(max_d)}"),
+         f"{d.max() / max_d:.3g}x the largest fitted {fmt.size(max_d)}"),
         (d < min_d / FAR_TOKENS, f"D down to {fmt.size(d.min())}, "
-         f"1/{min_d / d.min():.0f} of the smallest fitted {fmt.size(min_d)}"),
+         f"1/{min_d / d.min():.3g} of the smallest fitted {fmt.size(min_d)}"),
     ]
     far = np.logical_or.reduce([mask for mask, _ in checks])
     if not far.any():
