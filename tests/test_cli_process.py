@@ -48,10 +48,11 @@ def test_exit_handlers_still_run(tmp_path: Path) -> None:
     assert marker.read_text() == "yes"
 
 
-def test_tables_written_to_a_log_keep_their_cells_whole(tmp_path: Path) -> None:
+def test_tables_written_to_a_log_keep_their_cells_whole(tmp_path: Path,
+                                                        known_example_file: Path) -> None:
     """stderr to a pipe, no COLUMNS: the table is not squeezed into 80 columns (headers split
     over lines, names cut with "…"), so a log keeps every header on one line."""
-    example = Path(__file__).resolve().parents[1] / "examples" / "isoflop_runs.posterior.nc"
+    example = known_example_file
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
     env["BAYESCALE_CACHE_DIR"] = str(tmp_path / "cache")
     done = subprocess.run([str(CLI), "predict", str(example), "-N", "7B", "-D", "140B"],
