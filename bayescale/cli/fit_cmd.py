@@ -40,8 +40,15 @@ LARGE_TABLE = 100_000
 
 
 def default_out(path: Path) -> Path:
-    """``runs.csv`` -> ``runs.posterior.nc`` beside it."""
-    return path.with_name(f"{path.stem}.posterior.nc")
+    """``runs.csv`` (or ``runs.csv.gz``) -> ``runs.posterior.nc`` beside it.
+
+    Examples
+    --------
+    >>> default_out(Path("runs.csv")).name, default_out(Path("data/runs.csv.gz")).name
+    ('runs.posterior.nc', 'runs.posterior.nc')
+    """
+    stem = Path(path.stem).stem if path.suffix.lower() == ".gz" else path.stem
+    return path.with_name(f"{stem}.posterior.nc")
 
 
 def _json_number(value: float) -> float | None:
