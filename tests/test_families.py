@@ -403,3 +403,24 @@ def test_seed_noise_of_no_family_identified_names_the_families():
     assert message.startswith("in no family (gpt3, olmo) does a model size have two runs")
     [single] = seed_prior_only(known_draws_posterior(4, seed_noise_identified=False))
     assert single.startswith("no model size has two runs")
+
+
+def test_info_names_the_families(tmp_path):
+    from tests.builders import TWO_FAMILY_TRUTHS, family_sweeps
+
+    path = tmp_path / "fam.posterior.nc"
+    known_family_posterior(family_sweeps(), TWO_FAMILY_TRUTHS, families=True).save(path)
+    out = json.loads(CliRunner().invoke(app, ["info", str(path), "--json"]).stdout)
+    assert out["family_names"] == ["p", "q"]
+    text = CliRunner().invoke(app, ["info", str(path)]).stderr
+    assert any(line.split()[:2] == ["families", "p,"] for line in text.splitlines())
+
+
+def test_info_of_one_chain_says_r_hat_does_not_apply(tmp_path):
+    from tests.builders import with_meta
+
+    path = tmp_path / "one.posterior.nc"
+    with_meta(known_draws_posterior(40), diagnostics={"max_r_hat": None, "divergences": 0,
+                                                      "problems": []}).save(path)
+    text = CliRunner().invoke(app, ["info", str(path)]).stderr
+    assert "max_r_hat=n/a (one chain)" in text and "None" not in text

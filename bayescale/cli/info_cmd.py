@@ -59,7 +59,8 @@ def info(
     status = input_status(meta)
     if as_json:
         emit_json({"file": str(fit_file), "chains": int(sizes.get("chain", 1)),
-                   "draws": int(sizes.get("draw", 0)), "input_status": status, **meta})
+                   "draws": int(sizes.get("draw", 0)), "input_status": status, **meta,
+                   "family_names": post.families})
         return
     source = meta.get("input", {})
     diag = meta.get("diagnostics", {})
@@ -74,6 +75,9 @@ def info(
         ("sha256", f"{source.get('sha256', '?')} ({_STATUS[status]})"),
         ("columns", _pairs(source.get("columns", {}))),
         ("law", f"{post.law.name}: {post.law.formula}"),
+        *((("families", ", ".join(post.families)
+            + (" (each its own E)" if meta.get("separate_e") else "")),)
+          if post.families else ()),
         ("likelihood", str(meta.get("likelihood", "?"))),
         ("seed noise", "prior" if meta.get("seed_noise") is None
          else f"fixed at {meta['seed_noise']}"),
@@ -83,7 +87,8 @@ def info(
           for name, why in meta.get("unused_priors", {}).items()),
         ("sampler", _pairs(meta.get("sampler", {}))),
         ("draws", f"{int(sizes.get('chain', 1))} chains x {int(sizes.get('draw', 0))}"),
-        ("diagnostics", _pairs({k: v for k, v in diag.items() if k != "problems"})),
+        ("diagnostics", _pairs({k: ("n/a (one chain)" if k == "max_r_hat" and v is None else v)
+                                for k, v in diag.items() if k != "problems"})),
         ("problems", "; ".join(diag.get("problems", [])) or "none"),
         ("versions", _pairs(meta.get("versions", {}))),
     ]
