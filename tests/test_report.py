@@ -122,8 +122,10 @@ def test_family_report_says_whose_law_the_figures_draw(tmp_path):
     assert html.count("the law drawn is a new family's (the population predictive of the 2 "
                       "families), over every family's runs") == 3
     assert "population-mean law" in html
+    assert "Each as a run of a new family (the population predictive: no --family given)" in html
     one = write_report(post, tmp_path / "p", [(7e9, 1.4e11)], dpi=30, family="p")
     assert unescape(one.html.read_text()).count("family p's law and its runs only") == 3
+    assert "Each as a run of family p." in unescape(one.html.read_text())
 
 
 def _muennighoff_fit(folder):

@@ -149,7 +149,11 @@ def _targets_section(post: Posterior, targets: Sequence[tuple[float, float]], le
     pct = f"{fmt.percent(level)}"
     header = ("N", "D", "C", f"new run's loss [{pct}]", f"law's loss [{pct}]",
               "optimal N*", "optimal D*", "regret (nats)", "C / largest fitted", "noise share")
-    return (f"<h2>Planned runs</h2>{_table(header, rows)}<ul>{''.join(verdicts)}</ul>"
+    whose = ("" if not post.families else
+             f"<p>Each as a run of family {html.escape(family)}.</p>" if family in post.families
+             else "<p>Each as a run of a new family (the population predictive: "
+                  f"{'no --family given' if family is None else 'an unseen family'}).</p>")
+    return (f"<h2>Planned runs</h2>{whose}{_table(header, rows)}<ul>{''.join(verdicts)}</ul>"
             "<p>For a target loss, run <code>bayescale risk FIT --params N --tokens D "
             "--target-loss X</code>.</p>")
 
