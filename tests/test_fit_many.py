@@ -108,6 +108,10 @@ def test_batch_summary_and_resume(tmp_path, fake_fits):
     assert all(row["reused"] for row in rows)
     assert all(row["loss_70B:1.4T_lower"] < row["loss_70B:1.4T_median"]
                < row["loss_70B:1.4T_upper"] for row in rows)
+    # Another level: the summary and each fit's record say it (the record was left at 0.9).
+    assert run([*args, "--level", "0.5"]).exit_code == 0 and len(fake_fits) == 6
+    records = [json.loads(p.read_text()) for p in (out / "fits").glob("*.json")]
+    assert len(records) == 6 and all(r["level"] == 0.5 for r in records)
     # Other sampler options are another fit: refitted.
     assert run([*args, "--draws", "500"]).exit_code == 0
     assert len(fake_fits) == 12

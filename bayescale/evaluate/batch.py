@@ -452,6 +452,9 @@ def _reusable(out_dir: Path, job: Job, options: BatchOptions) -> dict[str, Any] 
     labels = [t[0] for t in options.targets]
     if stored.get("level") != options.level or stored.get("targets") != labels:
         row = {**describe(Posterior.load(posterior), options), "seconds": row.get("seconds")}
+        text = json.dumps({**stored, "level": options.level, "targets": labels, "row": row})
+        with _signals_deferred(), atomic_path(record) as tmp:  # the record matches its row
+            tmp.write_text(text)
     return row
 
 
