@@ -241,27 +241,39 @@ def _check_folder(folder: Path) -> None:
         raise BayescaleError("is a file: give the folder of the logs", path=str(folder))
 
 
+def _import_folder(folder: str | Path, manifest_path: str | Path, *,
+                   present: Callable[[Path], list[str]],
+                   locate: Callable[[Path, str], Path | None], what: str,
+                   read: Callable[[Path], pd.DataFrame], tokens_col: str,
+                   metrics: str | None, final_only: bool) -> ImportResult:
+    """The importers' common path: the folder checked, the manifest read, each run's log
+    found (``locate``; ``present`` names the logs there, ``what`` says what a log is), read
+    (``read``) and joined (:func:`join_logs`), the logs the manifest does not name listed."""
+    folder = Path(folder)
+    _check_folder(folder)
+    manifest = read_manifest(manifest_path)
+    found, unlisted = _find_logs(folder, manifest, str(manifest_path), locate, what,
+                                 present(folder))
+    histories = {run: (read(path), str(path)) for run, path in found.items()}
+    result = join_logs(histories, manifest, tokens_col=tokens_col, metrics=metrics,
+                       final_only=final_only)
+    result.unlisted = unlisted
+    return result
+
+
 def import_wandb(folder: str | Path, manifest_path: str | Path, *,
                  tokens_col: str = DEFAULT_TOKENS, metrics: str | None = None,
                  final_only: bool = False) -> ImportResult:
     """A folder of W&B history exports (one ``<run>.csv`` per run: ``_step``, the tokens
     column, ``eval/<set>/CrossEntropyLoss`` ...) as a run table."""
-    folder = Path(folder)
-    _check_folder(folder)
-    manifest = read_manifest(manifest_path)
-    present = sorted(p.stem for p in folder.glob("*.csv"))
-
     def locate(root: Path, run: str) -> Path | None:
         path = root / f"{run}.csv"
         return path if path.is_file() else None
 
-    found, unlisted = _find_logs(folder, manifest, str(manifest_path), locate,
-                                 "history file (<run>.csv)", present)
-    histories = {run: (read_table(path), str(path)) for run, path in found.items()}
-    result = join_logs(histories, manifest, tokens_col=tokens_col, metrics=metrics,
-                       final_only=final_only)
-    result.unlisted = unlisted
-    return result
+    return _import_folder(
+        folder, manifest_path, locate=locate, what="history file (<run>.csv)", read=read_table,
+        present=lambda root: sorted(p.stem for p in root.glob("*.csv")),
+        tokens_col=tokens_col, metrics=metrics, final_only=final_only)
 
 
 def _event_dirs(root: Path) -> list[Path]:
@@ -315,22 +327,16 @@ def import_tensorboard(folder: str | Path, manifest_path: str | Path, *,
     """A folder of TensorBoard runs (``<run>/events.out.tfevents.*``, sub-folders too) as a
     run table; the tokens are a logged scalar (``tokens_col``), aligned with the metrics by
     step."""
-    folder = Path(folder)
-    _check_folder(folder)
-    manifest = read_manifest(manifest_path)
-    present = sorted(p.name for p in folder.iterdir() if p.is_dir() and _event_dirs(p))
-
     def locate(root: Path, run: str) -> Path | None:
         path = root / run
         return path if path.is_dir() and _event_dirs(path) else None
 
-    found, unlisted = _find_logs(folder, manifest, str(manifest_path), locate,
-                                 "event files (<run>/events.out.tfevents.*)", present)
-    histories = {run: (read_events(path), str(path)) for run, path in found.items()}
-    result = join_logs(histories, manifest, tokens_col=tokens_col, metrics=metrics,
-                       final_only=final_only)
-    result.unlisted = unlisted
-    return result
+    return _import_folder(
+        folder, manifest_path, locate=locate, read=read_events,
+        what="event files (<run>/events.out.tfevents.*)",
+        present=lambda root: sorted(p.name for p in root.iterdir()
+                                    if p.is_dir() and _event_dirs(p)),
+        tokens_col=tokens_col, metrics=metrics, final_only=final_only)
 
 
 def write_table(frame: pd.DataFrame, path: str | Path) -> None:
