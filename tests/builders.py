@@ -281,3 +281,13 @@ def known_family_posterior(
                                         "seed_noise": seed_noise if fixed_seed_noise else None,
                                         **meta})}
     return Posterior(tree)
+
+
+def one_line_error(result: Any, code: int = 1) -> str:
+    """Assert the CLI's error contract on a CliRunner result (exit ``code``, one ``error:``
+    line on stderr, no traceback) and return the line."""
+    assert result.exit_code == code, (result.exit_code, result.stderr, result.exception)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]

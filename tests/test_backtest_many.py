@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from bayescale.cli import app
 from bayescale.evaluate.backtest_many import BACKTEST_SUMMARY, COLUMNS
+from tests.builders import one_line_error
 from tests.test_backtest import known_fits, misspecified_runs
 
 runner = CliRunner()
@@ -70,13 +71,6 @@ def test_json_is_one_object_and_matches_the_single_backtest(tmp_path, monkeypatc
     for key in ("n_cases", "are_median", "coverage_50", "coverage_90", "halfwidth_90_median"):
         assert row[key] == pytest.approx(alone[key]), key
     assert row["baseline_are_median"] == pytest.approx(alone["baseline"]["are_median"])
-
-
-def one_line_error(result, code: int) -> str:
-    assert result.exit_code == code, (result.exit_code, result.stderr, result.exception)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 def test_bad_pattern_and_options_are_one_line(tmp_path):

@@ -23,7 +23,7 @@ from bayescale import Posterior
 from bayescale.cli import app
 from bayescale.evaluate import batch
 from bayescale.law.simulate import EPOCH_LAW, chinchilla_loss, isoflop_sweep
-from tests.builders import known_draws_posterior, with_meta
+from tests.builders import known_draws_posterior, one_line_error, with_meta
 from tests.logs_builders import METRIC_TRUTHS, histories, manifest, write_tensorboard, write_wandb
 
 runner = CliRunner()
@@ -33,14 +33,6 @@ SHORT = ["--chains", "2", "--draws", "200", "--tune", "200"]
 
 def run(args: list) -> object:
     return runner.invoke(app, [str(a) for a in args])
-
-
-def one_line_error(result, code: int = 1) -> str:
-    assert result.exit_code == code, (result.exit_code, result.stderr, result.exception)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.stderr
-    return lines[0]
 
 
 def study_table(groups: int = 2, metrics: int = 3, random_seed: int = 0) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from bayescale.cli import app
 from bayescale.core.errors import BayescaleError
 from bayescale.data.logs import import_tensorboard, import_wandb, match_columns
 from bayescale.data.runs import load_runs
+from tests.builders import one_line_error
 from tests.logs_builders import (
     METRIC_TRUTHS,
     TOKENS,
@@ -28,13 +29,6 @@ runner = CliRunner()
 
 def run(args: list) -> object:
     return runner.invoke(app, [str(a) for a in args])
-
-
-def one_line_error(result, code: int = 1) -> str:
-    assert result.exit_code == code, (result.exit_code, result.stderr, result.exception)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
