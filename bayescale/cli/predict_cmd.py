@@ -142,9 +142,10 @@ def predict(
                          discrepancy=discrepancy, family=family, unique_tokens=u)
     warnings = far_targets(post, frame["params"], frame["tokens"], frame["compute"],
                            discrepancy=discrepancy, family=family)
-    epochs = None if u is None else frame["tokens"].to_numpy() / np.minimum(
-        np.broadcast_to(np.asarray(u, dtype=float), (len(frame),)), frame["tokens"].to_numpy())
-    if epochs is not None:
+    epochs = unique = None
+    if "unique_tokens" in frame:  # predict's own U per target, at most the target's D
+        unique = np.minimum(frame["unique_tokens"].to_numpy(), frame["tokens"].to_numpy())
+        epochs = frame["tokens"].to_numpy() / unique
         repeated = repetition_warning(float(epochs.max()), fitted_epochs(post),
                                       "the most repeated target")
         warnings += [repeated] if repeated else []
@@ -158,7 +159,7 @@ def predict(
                  "seed_floor_share": float(row.seed_floor_share),
                  "discrepancy_share": float(row.discrepancy_share),
                  "extrapolation_decades": float(row.extrapolation_decades),
-                 **({} if epochs is None else {"unique_tokens": float(row.tokens / epochs[i]),
+                 **({} if epochs is None else {"unique_tokens": float(unique[i]),
                                                "epochs": float(epochs[i])})}
                 for i, row in enumerate(frame.itertuples())
             ],
