@@ -148,12 +148,20 @@ def _runs_table(folder: Path) -> Path:
     return path
 
 
+def _fit_record(folder: Path) -> Path:
+    """A fit-many record (fits/<name>.json), easily passed for the posterior beside it."""
+    path = folder / "fit.json"
+    path.write_text('{"status": "ok", "rows": 12}')
+    return path
+
+
 POSTERIOR_CASES = [
     (_truncated, "not a readable posterior file"),
     (_corrupt, "the file is corrupt"),
     (_foreign, "not a bayescale posterior file"),
     (_text, "not a readable posterior file"),
-    (_runs_table, "this is a table of runs, not a posterior file"),
+    (_runs_table, "this is a table, not a posterior file"),
+    (_fit_record, "this is a table, not a posterior file"),
 ]
 
 

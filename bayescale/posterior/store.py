@@ -387,8 +387,9 @@ def read(path: str | Path) -> Any:
     except Exception as exc:  # h5py/xarray raise many types for damaged files
         if Path(path).suffix.lower() in _TABLE_SUFFIXES:
             raise BayescaleError(
-                "this is a table of runs, not a posterior file: run `bayescale fit` on it "
-                "and pass the .posterior.nc file it writes", path=where,
+                "this is a table, not a posterior file: pass the .posterior.nc file that "
+                "`bayescale fit` writes (fit-many writes one per fit in its fits/ folder)",
+                path=where,
             ) from None
         reason = " ".join(str(exc).split())[:120]
         raise BayescaleError(
