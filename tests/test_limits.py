@@ -20,8 +20,14 @@ from bayescale.core.errors import BayescaleError
 from bayescale.data.runs import load_runs
 from bayescale.law.laws import get_law, muennighoff_effective
 from bayescale.law.simulate import known_draws
-from bayescale.posterior.limits import data_limited_draws, inference_aware, inference_draws
-from tests.builders import quick, quick_fit
+from bayescale.posterior.limits import (
+    FLAT,
+    data_limited,
+    data_limited_draws,
+    inference_aware,
+    inference_draws,
+)
+from tests.builders import one_line_error, quick, quick_fit
 
 #: The paper's fit (Muennighoff et al. 2023, section 3.1), as draws around it.
 PAPER = {"E": 1.87, "A": 521.0, "B": 1488.0, "alpha": 0.353, "beta": 0.360, "R_D": 15.4,
@@ -54,11 +60,11 @@ def repeated_runs(seed: int = 0) -> pd.DataFrame:
     return frame
 
 
-def muennighoff_file(tmp_path, data: pd.DataFrame | None = None):
+def muennighoff_file(tmp_path, data: pd.DataFrame | None = None, draws: int = 200):
     frame = data if data is not None else pd.DataFrame(
         {"params": [1e9, 3e9], "tokens": [2e10, 6e10], "loss": [2.6, 2.4],
          "unique_tokens": [1e10, 3e10]})
-    post = Posterior.from_draws(paper_draws(), law="muennighoff", data=frame)
+    post = Posterior.from_draws(paper_draws(draws), law="muennighoff", data=frame)
     path = tmp_path / "m.posterior.nc"
     post.save(path)
     return path
@@ -365,6 +371,23 @@ def test_frontier_shows_the_data_limited_optimum(tmp_path):
     assert any("5B unique tokens" in label for label in labels)
 
 
+def test_frontier_inference_curve_is_under_the_data_limit_too(tmp_path):
+    """With both limits the dotted curve is `optimal --unique-tokens --inference-tokens` at
+    each budget (it once ignored U), and the curves run to the last budget of the axis."""
+    from bayescale.report.plots import plot_frontier
+
+    post = Posterior.load(muennighoff_file(tmp_path, draws=40))
+    fig = plot_frontier(post, unique_tokens=5e9, inference_tokens=1e12)
+    line = next(line for line in fig.axes[0].get_lines() if "serving" in line.get_label())
+    assert "5B unique tokens" in line.get_label()
+    budgets, params = line.get_data()
+    assert budgets[-1] == pytest.approx(fig.axes[0].get_xlim()[1])
+    answer = inference_aware(post, 1e12, compute=float(budgets[8]), unique_tokens=5e9)
+    assert params[8] == pytest.approx(answer["params"]["median"], rel=0.05)
+    unlimited = inference_aware(post, 1e12, compute=float(budgets[8]))
+    assert params[8] != pytest.approx(unlimited["params"]["median"], rel=0.05)
+
+
 def test_plot_limits_only_on_the_frontier(tmp_path):
     path = muennighoff_file(tmp_path)
     out = tmp_path / "f.png"
@@ -405,13 +428,17 @@ def test_a_limit_that_does_not_bind_gives_the_unlimited_optimum_at_no_cost():
 
 def test_a_binding_limit_is_solved_beyond_the_old_fixed_range():
     """The data-limited search spans the whole curve C = 6ND: few unique tokens at 1e30 FLOP
-    make extra parameters worth little too, and the best D lies above the old 1e17 bound, as
-    the brute-force minimum along the curve confirms."""
+    make extra parameters worth little too, and the best D lies above the old 1e17 bound.
+    There the loss is flat along the curve (N' and D' saturate) from about 1e10 parameters
+    up: the answer is the smallest N of that flat stretch, as a brute force along the curve
+    finds it, not the point float noise puts lowest."""
     law, draws = get_law("muennighoff"), paper_draws(5)
     out = data_limited_draws(law, draws, 1e30, 1e9)
-    grid = np.geomspace(1e9, 1e12, 6001)
+    grid = np.geomspace(1e8, 1e14, 12001)
     loss = law.log_loss(draws, grid, 1e30 / 6 / grid, {"unique_tokens": np.full(grid.size, 1e9)})
-    np.testing.assert_allclose(out["params"], grid[np.argmin(loss, axis=1)], rtol=0.01)
+    flat = loss <= loss.min(axis=1, keepdims=True) + FLAT
+    assert flat[:, -1].all()  # flat up to N = 1e14: any N there gives the same loss
+    np.testing.assert_allclose(out["params"], grid[np.argmax(flat, axis=1)], rtol=0.02)
     assert np.all(out["tokens"] > 1e17) and np.all(out["limit_cost"] > 0)
 
 
@@ -464,3 +491,44 @@ def test_limited_optima_far_outside_the_fitted_runs_are_warned_of(tmp_path):
     near = json.loads(cli(["optimal", path, "-C", "1e21", "--unique-tokens", "1e16",
                            "--json"]).stdout)["warnings"]
     assert not any("far outside" in w for w in near)
+
+
+# ------------------------------------------------------------- a limit at its floor
+def test_a_saturated_limit_is_named_and_its_run_is_the_smallest_of_the_flat_stretch(tmp_path):
+    """With 100M unique tokens at 1e22 FLOP the loss is flat along C = 6ND over decades of N
+    (N' and D' saturate): the answer is reproducible (the smallest N of the stretch, as a
+    brute force along the curve finds it), a warning says so, and the inference search aimed
+    at that loss by default reaches it in every draw (it once missed some by rounding)."""
+    post = Posterior.load(muennighoff_file(tmp_path))
+    law, draws = post.law, post.draws()
+    out = data_limited(post, 1e22, 1e8)
+    assert any("at the lowest loss 100M unique tokens allow" in w for w in out["warnings"])
+    few = {k: v[:5] for k, v in draws.items()}
+    grid = np.geomspace(1e7, 1e12, 10001)
+    loss = law.log_loss(few, grid, 1e22 / 6 / grid, {"unique_tokens": np.full(grid.size, 1e8)})
+    flat = loss <= loss.min(axis=1, keepdims=True) + FLAT
+    assert np.all(flat.sum(axis=1) > 1000)  # a stretch of equal losses, not one point
+    np.testing.assert_allclose(data_limited_draws(law, few, 1e22, 1e8)["params"],
+                               grid[np.argmax(flat, axis=1)], rtol=0.02)
+    served = inference_aware(post, 1e12, compute=1e22, unique_tokens=1e8)
+    assert served["reached"] == 1.0
+    assert not any("never reach" in w for w in served["warnings"])
+    assert not any("lowest loss" in w for w in data_limited(post, 1e22, 1e11)["warnings"])
+
+
+def test_an_answer_cut_by_the_largest_tokens_is_named_in_a_warning():
+    """T = 1e20 served tokens push the run to the most tokens the search allows (1e17): the
+    answer is the bound's, and the warning says so (it once named only the other bounds)."""
+    post = Posterior.from_draws(known_draws(200))
+    out = inference_aware(post, 1e20, compute=1e22)
+    assert any("edge of the searched range" in w and "to 1e+17 tokens" in w
+               for w in out["warnings"])
+    assert not any("edge" in w for w in inference_aware(post, 1e12, compute=1e22)["warnings"])
+
+
+def test_a_refusal_under_a_data_limit_gives_that_limit_s_floor(tmp_path):
+    path = muennighoff_file(tmp_path)
+    line = one_line_error(cli(["optimal", path, "--target-loss", "2.5", "--unique-tokens",
+                               "1e8", "--inference-tokens", "1T"]))
+    assert "the lowest loss with 100M unique tokens has the 90% interval" in line
+    assert "E's" not in line

@@ -8,15 +8,16 @@ _UNITS = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K"))
 
 
 def size(value: float) -> str:
-    """A count of parameters or tokens with a unit.
+    """A count of parameters or tokens with a unit; from 1e15 up, scientific notation (not
+    "1e+03T").
 
     Examples
     --------
-    >>> size(70e9), size(1.4e12), size(1.25e8)
-    ('70B', '1.4T', '125M')
+    >>> size(70e9), size(1.4e12), size(1.25e8), size(1e17)
+    ('70B', '1.4T', '125M', '1e+17')
     """
-    if not math.isfinite(value):
-        return str(value)
+    if not math.isfinite(value) or abs(value) >= 999.5e12:
+        return str(value) if not math.isfinite(value) else f"{value:.3g}"
     for scale, unit in _UNITS:
         if abs(value) >= scale:
             return f"{value / scale:.3g}{unit}"

@@ -53,6 +53,18 @@ LOG_UNBOUNDED = np.log(1e100)
 AT_EDGE = 1e-9
 #: Bisection steps on ln D (interval 27 nats / 2^50).
 BISECT = 50
+#: Objective values (ln L, ln FLOPs) within this of a draw's minimum count as equal: where the
+#: loss is flat along the curve (few unique tokens saturate both N' and D'), the smallest N of
+#: the flat stretch is the answer, not whichever point float noise puts lowest.
+FLAT = 1e-9
+#: A law's ln L within this of the target's counts as reaching it (float noise in ln L is
+#: ~1e-15; a default target at the data limit's floor is reached only to rounding).
+REACH = 1e-9
+#: A best run whose loss is within this share of the lowest loss U allows is at the limit's
+#: floor: more compute there buys less than a millionth of the loss.
+SATURATED = 1e-6
+#: Step in ln N left of an inference answer that tells whether D's upper bound cut the search.
+EDGE_STEP = 1e-3
 
 
 def _size(law: Law, draws: Draws) -> int:
@@ -63,13 +75,15 @@ def _minimise(objective: Callable[[np.ndarray], np.ndarray], lo: np.ndarray,
               hi: np.ndarray) -> np.ndarray:
     """Per draw (rows), the ln N in [lo, hi] minimising ``objective`` (draws x points):
     a grid, then ``PASSES`` times a finer grid between the best point's neighbours (the
-    bounds stay on every grid, so an answer at a bound is exactly the bound)."""
+    bounds stay on every grid, so an answer at a bound is exactly the bound). The best point
+    is the smallest ln N within :data:`FLAT` of the grid's minimum."""
     rows = np.arange(lo.size)
     left, right, points = lo, hi, GRID
     for _ in range(PASSES + 1):
         grid = left[:, None] + np.linspace(0.0, 1.0, points) * (right - left)[:, None]
         values = objective(grid)
-        best = np.argmin(np.where(np.isfinite(values), values, np.inf), axis=1)
+        values = np.where(np.isfinite(values), values, np.inf)
+        best = np.argmax(values <= values.min(axis=1, keepdims=True) + FLAT, axis=1)
         left = grid[rows, np.clip(best - 1, 0, points - 1)]
         right = grid[rows, np.clip(best + 1, 0, points - 1)]
         answer, points = grid[rows, best], REFINE
@@ -201,6 +215,22 @@ def tokens_to_reach(law: Law, draws: Draws, log_n: np.ndarray, log_target: np.nd
     return np.where(reachable, hi, np.nan)
 
 
+def best_loss(law: Law, draws: Draws, compute: float, unique_tokens: float | None = None
+              ) -> np.ndarray:
+    """Per draw, the law's loss at the best run of ``compute``: the compute-optimal run, or
+    with ``unique_tokens`` the best run under that data limit (the unlimited run's loss may
+    lie below any the limit allows). The inference search's default target."""
+    if unique_tokens is not None:
+        return data_limited_draws(law, draws, compute, float(unique_tokens))["loss"]
+    n_opt, d_opt = law.optimal(draws, compute)
+    return np.exp(law.log_loss(draws, n_opt[:, None], d_opt[:, None])[:, 0])
+
+
+def _log_goal(target_loss: Any, size: int) -> np.ndarray:
+    """ln of the target loss per draw, raised by :data:`REACH` (a loss that equal counts)."""
+    return np.log(np.broadcast_to(np.asarray(target_loss, dtype=float), (size,))) + REACH
+
+
 def inference_draws(law: Law, draws: Draws, inference_tokens: float, target_loss: Any,
                     unique_tokens: float | None = None) -> dict[str, np.ndarray]:
     """Per draw, the N, D reaching ``target_loss`` (one or one per draw) at the least lifetime
@@ -225,7 +255,7 @@ def inference_draws(law: Law, draws: Draws, inference_tokens: float, target_loss
     if not np.isfinite(inference_tokens) or inference_tokens < 0:
         raise BayescaleError(f"inference tokens must be zero or more, got {inference_tokens}")
     size = _size(law, draws)
-    log_target = np.log(np.broadcast_to(np.asarray(target_loss, dtype=float), (size,)))
+    log_target = _log_goal(target_loss, size)
     lo, hi = np.full(size, LOG_N_RANGE[0]), np.full(size, LOG_N_RANGE[1])
 
     def solve(served: float) -> tuple[np.ndarray, np.ndarray]:
@@ -284,6 +314,31 @@ def summarise(values: Mapping[str, np.ndarray], level: float, kind: str) -> dict
     return out
 
 
+def saturation_warning(at_floor: np.ndarray, loss: float, unique_tokens: float) -> str | None:
+    """A warning when draws put the data-limited best run at the lowest loss U allows (within
+    :data:`SATURATED`): a smaller budget reaches it, and along C = 6 N D the loss is flat, so
+    N and D are the smallest model of the flat stretch (:data:`FLAT`), not a sharp optimum.
+
+    Examples
+    --------
+    >>> line = saturation_warning(np.array([True, False]), 4.06811, 1e8)
+    >>> line.split(" at the lowest")[0]
+    '1 of 2 posterior draws put the best run under the data limit'
+    >>> line.split("`")[1]
+    'optimal --target-loss 4.069 --unique-tokens 100M --inference-tokens 0'
+    """
+    if not at_floor.any():
+        return None
+    scale = 10.0 ** (3 - np.floor(np.log10(loss)))  # four digits, rounded up: reachable
+    return (f"{int(at_floor.sum())} of {at_floor.size} posterior draws put the best run under "
+            f"the data limit at the lowest loss {fmt.size(unique_tokens)} unique tokens allow "
+            "at any size: more compute does not lower it, so N and D are the smallest model "
+            "of a stretch of equal losses; `optimal --target-loss "
+            f"{fmt.number(np.ceil(loss * scale) / scale)} --unique-tokens "
+            f"{fmt.size(unique_tokens)} --inference-tokens 0` gives the least compute reaching "
+            "it")
+
+
 def data_limited(post: Posterior, compute: float, unique_tokens: float, *, level: float = 0.9,
                  interval_kind: str = "eti", family: str | None = None) -> dict[str, Any]:
     """The data-limited optimum of a posterior at ``compute``: each quantity of
@@ -308,6 +363,9 @@ def data_limited(post: Posterior, compute: float, unique_tokens: float, *, level
                 edge_warning(_at(values["params"], 1.0) | _at(values["tokens"], 1.0),
                              "the best run under the data limit",
                              ["N = 1 parameter", "D = 1 token"])]
+    warnings.append(saturation_warning(
+        values["loss"] <= lowest_loss(post.law, draws, unique_tokens) * (1 + SATURATED),
+        summary["loss"]["median"], unique_tokens))
     warnings += far_targets(post, summary["params"]["median"], summary["tokens"]["median"],
                             float(compute), discrepancy=False, family=family)
     return {"compute": float(compute), "unique_tokens": float(unique_tokens),
@@ -329,6 +387,18 @@ def _unreached(missed: np.ndarray, below: np.ndarray, unique_tokens: float | Non
     return [f"{int(mask.sum())} of {mask.size} posterior draws never reach the target loss "
             f"({why})"
             for mask, why in reasons if mask.any()]
+
+
+def _cut_by_tokens(law: Law, draws: Draws, values: Mapping[str, np.ndarray], target: Any,
+                   unique_tokens: float | None) -> np.ndarray:
+    """Per draw, whether D's upper bound cut the inference search at its answer: a slightly
+    smaller N would need more than the largest D searched (the cost there is not a minimum of
+    the law's but the bound's)."""
+    found = np.isfinite(values["params"])
+    log_n = np.log(np.where(found, values["params"], np.exp(LOG_N_RANGE[1]))) - EDGE_STEP
+    left = tokens_to_reach(law, draws, log_n[:, None], _log_goal(target, found.size),
+                           unique_tokens)[:, 0]
+    return found & ~np.isfinite(left) & (log_n > LOG_N_RANGE[0])
 
 
 def inference_aware(post: Posterior, inference_tokens: float, *, compute: float | None = None,
@@ -358,25 +428,26 @@ def inference_aware(post: Posterior, inference_tokens: float, *, compute: float 
             np.asarray(target_loss) > 0)):
         raise BayescaleError(f"target loss must be positive and finite, got {target_loss}")
     draws = post.draws(family=family)
-    if target_loss is None and unique_tokens is not None:
-        target = data_limited_draws(post.law, draws, float(compute), float(unique_tokens))[
-            "loss"]
-    elif target_loss is None:
-        n_opt, d_opt = post.law.optimal(draws, float(compute))
-        target = np.exp(post.law.log_loss(draws, n_opt[:, None], d_opt[:, None])[:, 0])
+    if target_loss is None:
+        target = best_loss(post.law, draws, float(compute), unique_tokens)
     else:  # one loss, or one per draw (risk: the plan's own loss)
         target = np.broadcast_to(np.asarray(target_loss, dtype=float), (post.n_draws,))
     values = inference_draws(post.law, draws, float(inference_tokens), target, unique_tokens)
     missed = ~np.isfinite(values["params"])
-    below = missed & (target <= lowest_loss(post.law, draws, unique_tokens))
+    floor = lowest_loss(post.law, draws, unique_tokens)
+    below = missed & (_log_goal(target, target.size) <= np.log(floor))
     reasons = _unreached(missed, below, unique_tokens)
     held = int((~missed).sum())
     if level * held < MIN_HELD:  # check_held's rule, on the draws that reach the target
         why = ("lies below the loss the law reaches" if below.sum() == missed.sum()
                else "is out of the law's reach within the searched range")
-        if below.any() and "E" in draws:
-            e = summarise({"E": draws["E"]}, level, interval_kind)["E"]
-            reasons.append(f"E's {fmt.percent(level)} interval is {fmt.interval(**e)}")
+        if below.any():
+            lowest = summarise({"floor": floor}, level, interval_kind)["floor"]
+            reasons.append(
+                f"E's {fmt.percent(level)} interval is {fmt.interval(**lowest)}"
+                if unique_tokens is None else
+                f"the lowest loss with {fmt.size(unique_tokens)} unique tokens has the "
+                f"{fmt.percent(level)} interval {fmt.interval(**lowest)}")
         raise BayescaleError(
             f"the target loss {fmt.number(float(np.median(target)))} {why}: {held} of "
             f"{target.size} posterior draws reach it, fewer than a {level:g} interval needs "
@@ -391,11 +462,14 @@ def inference_aware(post: Posterior, inference_tokens: float, *, compute: float 
                                            "the inference-aware run"))
     warnings += [f"{reason}: the intervals are of the others" for reason in reasons]
     n_edges = [np.exp(bound) for bound in LOG_N_RANGE]
+    d_edges = [np.exp(bound) for bound in LOG_D_RANGE]
     warnings.append(edge_warning(
         _at(values["params"], n_edges[0]) | _at(values["params"], n_edges[1])
-        | _at(values["tokens"], np.exp(LOG_D_RANGE[0])),
+        | _at(values["tokens"], d_edges[0]) | _cut_by_tokens(post.law, draws, values, target,
+                                                            unique_tokens),
         "the inference-aware run", [f"N from {fmt.size(n_edges[0])} to {fmt.size(n_edges[1])}",
-                                    f"D from {fmt.size(np.exp(LOG_D_RANGE[0]))} tokens"]))
+                                    f"D from {fmt.size(d_edges[0])} to {fmt.size(d_edges[1])} "
+                                    "tokens"]))
     warnings += far_targets(post, summary["params"]["median"], summary["tokens"]["median"],
                             summary["training_flops"]["median"], discrepancy=False,
                             family=family)

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 Target = tuple[float, float]
 #: Draws used for bands (a random subset when the posterior holds more): enough for a 90% band.
 BAND_DRAWS = 1000
+#: Draws behind each point of the frontier's constrained curves (medians only).
+CURVE_DRAWS = 200
 LOG_SCALED = ("A", "B")
 LOSS_LABEL = "loss (nats)"
 COMPUTE_LABEL = "compute C = 6ND (FLOP)"
@@ -550,7 +552,8 @@ def plot_frontier(
             ax.scatter([tc], [value], marker="*", s=160, color="crimson", zorder=4,
                        label=f"plan: {fmt.size(tn)} params, {fmt.size(td)} tokens")
         _log_x(ax)
-        ax.set_yscale("linear" if key == "D*/N*" else "log")
+        # D*/N* is nearly flat without limits; the constrained runs' can span decades
+        ax.set_yscale("linear" if key == "D*/N*" and not constrained else "log")
         ax.set_xlim(grid[0], grid[-1])
         ax.set_xlabel(COMPUTE_LABEL)
         ax.set_ylabel(labels[key])
@@ -563,27 +566,33 @@ def plot_frontier(
 
 def _constrained_curves(post: Posterior, draws: dict[str, np.ndarray], grid: np.ndarray,
                         unique_tokens: float | None, inference_tokens: float | None) -> list:
-    """Medians of the data-limited and inference-aware optima at 16 of the grid's budgets."""
-    from bayescale.posterior.limits import data_limited_draws, inference_draws
+    """Medians of the data-limited and inference-aware optima at 16 budgets spanning the grid,
+    each over :data:`CURVE_DRAWS` of the draws (a median needs fewer than a band, and the
+    inference search costs a bisection per point). With both limits, the inference-aware
+    run is under the data limit too and aims at the best loss under it, as ``optimal``."""
+    from bayescale.posterior.limits import best_loss, data_limited_draws, inference_draws
 
-    at = grid[:: max(1, grid.size // 16)]
+    at = grid[np.linspace(0, grid.size - 1, 16).round().astype(int)]
+    size = next(iter(draws.values())).size
+    if size > CURVE_DRAWS:
+        draws = {k: v[:: size // CURVE_DRAWS][:CURVE_DRAWS] for k, v in draws.items()}
+    def medians(rows: list[dict[str, np.ndarray]]) -> dict[str, list[float]]:
+        return {key: [float(np.nanmedian(r[name])) for r in rows]
+                for key, name in (("N*", "params"), ("D*", "tokens"),
+                                  ("D*/N*", "tokens_per_param"))}
+
     out = []
     if unique_tokens is not None:
         rows = [data_limited_draws(post.law, draws, float(b), unique_tokens) for b in at]
-        out.append((f"with {fmt.size(unique_tokens)} unique tokens (median)", (at, {
-            "N*": [np.median(r["params"]) for r in rows],
-            "D*": [np.median(r["tokens"]) for r in rows],
-            "D*/N*": [np.median(r["tokens_per_param"]) for r in rows]}), "--"))
+        out.append((f"with {fmt.size(unique_tokens)} unique tokens (median)",
+                    (at, medians(rows)), "--"))
     if inference_tokens is not None:
-        rows = []
-        for budget in at:
-            n_opt, d_opt = post.law.optimal(draws, float(budget))
-            target = np.exp(post.law.log_loss(draws, n_opt[:, None], d_opt[:, None])[:, 0])
-            rows.append(inference_draws(post.law, draws, inference_tokens, target))
-        out.append((f"serving {fmt.size(inference_tokens)} tokens, same loss (median)", (at, {
-            "N*": [np.nanmedian(r["params"]) for r in rows],
-            "D*": [np.nanmedian(r["tokens"]) for r in rows],
-            "D*/N*": [np.nanmedian(r["tokens_per_param"]) for r in rows]}), ":"))
+        rows = [inference_draws(post.law, draws, inference_tokens,
+                                best_loss(post.law, draws, float(budget), unique_tokens),
+                                unique_tokens) for budget in at]
+        limit = "" if unique_tokens is None else f", {fmt.size(unique_tokens)} unique tokens"
+        out.append((f"serving {fmt.size(inference_tokens)} tokens, same loss{limit} (median)",
+                    (at, medians(rows)), ":"))
     return out
 
 
