@@ -253,6 +253,22 @@ def test_risk_with_limits(tmp_path):
     assert out["inference"]["plan_flops_saved_share"]["median"] >= 0
 
 
+@pytest.mark.parametrize("target", [None, "2.3"])
+def test_risk_says_at_which_loss_the_inference_aware_run_saves(tmp_path, target):
+    """The saving compares runs at the same loss only when the inference-aware run aims at
+    the plan's own loss; with --target-loss it aims at the target, and the line says so (it
+    once said "at the same loss" either way)."""
+    path = muennighoff_file(tmp_path)
+    args = ["risk", path, "-N", "3B", "-D", "100B", "--inference-tokens", "1T"]
+    result = cli(args + ([] if target is None else ["--target-loss", target]))
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.stderr.splitlines() if "inference-aware run saves" in x)
+    if target is None:
+        assert line.endswith("at the same loss")
+    else:
+        assert "while reaching the target loss 2.3, not the plan's own expected loss" in line
+
+
 def test_risk_verdict_is_of_the_plan_under_its_data_limit(tmp_path):
     """With --unique-tokens the review is of the plan as it will be trained (D / U epochs),
     and its alternative is the best run of its compute under the same limit."""

@@ -115,7 +115,10 @@ def risk(
     saves = None if "inference" not in limits else (
         "the inference-aware run saves "
         f"{fmt.interval(**limits['inference']['plan_flops_saved_share'], fmt=fmt.percent)} of "
-        "the plan's lifetime FLOPs (6ND + 2NT) at the same loss")
+        "the plan's lifetime FLOPs (6ND + 2NT) "
+        + ("at the same loss" if target_loss is None else
+           f"while reaching the target loss {fmt.number(target_loss)}, not the plan's own "
+           f"expected loss {fmt.interval(**{k: review.mean_loss[k] for k in KEYS})}"))
     if as_json:
         emit_json({**review.as_dict(), **which, **limits})
     elif output_format == "markdown":  # one document on stdout, the limits' tables included
