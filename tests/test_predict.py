@@ -218,6 +218,10 @@ def test_predict_with_unique_tokens_reports_them_and_warns_beyond_the_fitted_epo
     fresh = json.loads(cli(["predict", path, "-N", "3B", "-D", "80B", "--json"]).stdout)
     assert "epochs" not in fresh["targets"][0]
     assert not any("repeats its data" in w for w in fresh["warnings"])
+    # U above D: the U given and D / U, part of one epoch, as optimal and risk report them
+    ample = json.loads(cli(["predict", path, "-N", "3B", "-D", "20B", "--unique-tokens",
+                            "100B", "--json"]).stdout)["targets"][0]
+    assert ample["unique_tokens"] == 1e11 and ample["epochs"] == pytest.approx(0.2)
 
 
 def test_a_targets_table_with_unique_tokens_counts_for_a_repeated_data_law(

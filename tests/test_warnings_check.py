@@ -148,7 +148,7 @@ def test_cli_says_each_warning_once(tmp_path):
                                  "--json"])
     assert result.exit_code == 0, result.stderr
     [message] = json.loads(result.stdout)["warnings"]
-    assert message.startswith("2 of 3 target(s)")
+    assert message.startswith("2 of 3 targets lie far outside")
 
     result = runner.invoke(app, ["predict", str(path), "-N", "1B", "-D", "20B", "--json"])
     assert json.loads(result.stdout)["warnings"] == []

@@ -112,7 +112,6 @@ def predict(
 ) -> None:
     """Predict the loss of planned runs: a new run's loss (seed noise included) and the law's
     expected loss, each with a credible interval computed draw by draw."""
-    import numpy as np
 
     from bayescale.posterior.limits import fitted_epochs, repetition_warning
     from bayescale.posterior.posterior import Posterior
@@ -143,8 +142,8 @@ def predict(
     warnings = far_targets(post, frame["params"], frame["tokens"], frame["compute"],
                            discrepancy=discrepancy, family=family)
     epochs = unique = None
-    if "unique_tokens" in frame:  # predict's own U per target, at most the target's D
-        unique = np.minimum(frame["unique_tokens"].to_numpy(), frame["tokens"].to_numpy())
+    if "unique_tokens" in frame:  # U as given; D / U below 1 is part of one epoch
+        unique = frame["unique_tokens"].to_numpy()
         epochs = frame["tokens"].to_numpy() / unique
         repeated = repetition_warning(float(epochs.max()), fitted_epochs(post),
                                       "the most repeated target")
@@ -205,7 +204,8 @@ def optimal(
     inference_tokens: str | None = InferenceTokensOption,
     target_loss: float | None = typer.Option(
         None, "--target-loss", help="With --inference-tokens: the loss to reach (default: "
-        "the loss of the compute-optimal run at --compute)."),
+        "the loss of the compute-optimal run at --compute, or with --unique-tokens of the best "
+        "run under that limit)."),
     as_json: bool = JsonOption,
 ) -> None:
     """Compute-optimal N*, D*, tokens per parameter and loss for budgets C = 6 N D (a new

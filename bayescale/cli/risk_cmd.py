@@ -23,8 +23,6 @@ from bayescale.cli.common import (
     which_family,
 )
 from bayescale.cli.limits_view import (
-    InferenceTokensOption,
-    UniqueTokensOption,
     limits_markdown,
     parse_inference_tokens,
     print_limits,
@@ -47,8 +45,9 @@ def risk(
                                     help="Posterior file written by `bayescale fit`."),
     params: str = typer.Option(..., "--params", "-N", help="Parameters N of the plan (70B)."),
     tokens: str = typer.Option(..., "--tokens", "-D", help="Training tokens D of the plan (1.4T)."),
-    target_loss: float | None = typer.Option(None, "--target-loss",
-                                             help="Loss the run must reach (nats)."),
+    target_loss: float | None = typer.Option(
+        None, "--target-loss", help="Loss the run must reach (nats); with --inference-tokens "
+        "also the inference-aware run's target."),
     level: float = LevelOption,
     interval: str = typer.Option("eti", "--interval",
                                  help="eti (equal-tailed) or hdi (highest density)."),
@@ -73,8 +72,14 @@ def risk(
         None, show_default=f"{FAR_EPOCHS:g}", help="With --unique-tokens: CAUTION when the plan "
         "repeats its data more than this multiple of the fitted runs' most epochs."),
     family: str | None = FamilyOption,
-    unique_tokens: str | None = UniqueTokensOption,
-    inference_tokens: str | None = InferenceTokensOption,
+    unique_tokens: str | None = typer.Option(
+        None, "--unique-tokens", help="Unique tokens U of the plan's data (a law with a "
+        "data-limit term): the plan is reviewed at its D/U epochs, against the best run of its "
+        "compute under the same limit."),
+    inference_tokens: str | None = typer.Option(
+        None, "--inference-tokens", help="Tokens T the model will serve: the run reaching "
+        "--target-loss (else the plan's own loss) at the least 6ND + 2NT, and the share of the "
+        "plan's it saves (Sardana et al. 2024)."),
     as_json: bool = JsonOption,
 ) -> None:
     """Risk review of a planned run: its predicted loss (seed noise included), the chance it

@@ -234,7 +234,7 @@ def far_targets(post: Posterior, params: Any, tokens: Any, compute: Any, *,
     >>> from bayescale.posterior.posterior import Posterior
     >>> post = Posterior.from_draws(known_draws())
     >>> print(*far_targets(post, params=[70e9], tokens=[1.4e12], compute=[5.88e23]))
-    1 of 1 target(s) lie far outside the fitted runs (compute up to 5.88e+23 FLOP, 4.9e+03x the
+    the target lies far outside the fitted runs (compute up to 5.88e+23 FLOP, 4.9e+03x the
     largest fitted run's 1.2e+20 FLOP; ...): the interval assumes the law holds exactly that
     far out (no discrepancy term)
     """
@@ -263,8 +263,9 @@ def far_targets(post: Posterior, params: Any, tokens: Any, compute: Any, *,
                "linearly with the distance that far out"
                if discrepancy and post.calibration is not None
                else "assumes the law holds exactly that far out (no discrepancy term)")
-    return [f"{int(far.sum())} of {far.size} target(s) lie far outside the fitted runs "
-            f"({'; '.join(parts)}): the interval {assumes}"]
+    which = ("the target lies" if far.size == 1
+             else f"{int(far.sum())} of {far.size} targets lie")
+    return [f"{which} far outside the fitted runs ({'; '.join(parts)}): the interval {assumes}"]
 
 
 def seed_prior_only(post: Posterior) -> list[str]:
