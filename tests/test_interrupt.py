@@ -82,3 +82,36 @@ def test_killed_fit_leaves_no_output(tmp_path):
     assert sorted(p.name for p in (tmp_path / "sigterm").iterdir()) == [
         "runs.csv", "runs.posterior.nc"]
     assert (tmp_path / "sigterm" / "runs.posterior.nc").read_bytes() == PREVIOUS
+
+
+def test_a_stop_whose_interrupt_was_dropped_still_stops(tmp_path):
+    """Python drops a KeyboardInterrupt raised while a weakref callback runs: a SIGTERM then
+    went unheard and the command wrote its files and exited 0. The handler's flag keeps every
+    file out and ends the command with exit 130 all the same."""
+    import typer
+
+    from bayescale.cli.common import user_errors
+    from bayescale.core.fileio import STOP, atomic_path
+
+    target = tmp_path / "out.txt"
+
+    @user_errors
+    def command(as_json: bool = False) -> None:
+        STOP.set()  # what the handler does before its exception is dropped
+        with atomic_path(target) as tmp:
+            tmp.write_text("done")
+
+    with pytest.raises(typer.Exit) as stopped:
+        command()
+    assert stopped.value.exit_code == 130 and not target.exists()
+    assert list(tmp_path.iterdir()) == []
+
+    @user_errors
+    def finishes(as_json: bool = False) -> str:
+        STOP.set()  # the drop happened after the last file
+        return "answer"
+
+    with pytest.raises(typer.Exit) as late:
+        finishes()
+    assert late.value.exit_code == 130
+    STOP.clear()

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from bayescale.core.errors import BayescaleError
-from bayescale.core.fileio import WRITTEN
+from bayescale.core.fileio import STOP, WRITTEN
 from bayescale.data.runs import MAX_PLAUSIBLE_SIZE, parse_size
 
 #: Width of the tables when stderr is a file or a pipe (a log) and COLUMNS is not set: no
@@ -26,6 +26,10 @@ err = Console(stderr=True, soft_wrap=True, markup=False,  # paths and names may 
               width=None if sys.stderr.isatty() or "COLUMNS" in os.environ else LOG_WIDTH)
 
 def _terminate(signum: int, frame: Any) -> None:
+    """Ctrl-C or SIGTERM: remember the request (:data:`bayescale.core.fileio.STOP`), then
+    interrupt. Python drops the exception when the signal lands in a weakref callback; the
+    flag still keeps every output file out and ends the command with exit 130."""
+    STOP.set()
     raise KeyboardInterrupt
 
 
@@ -78,11 +82,16 @@ def user_errors[F: Callable[..., Any]](func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        signal.signal(signal.SIGTERM, _terminate)
+        STOP.clear()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, _terminate)
         as_json = bool(kwargs.get("as_json", False))
         before = len(WRITTEN)
         try:
-            return func(*args, **kwargs)
+            result = func(*args, **kwargs)
+            if STOP.is_set():  # the interrupt was dropped; the request stands
+                raise KeyboardInterrupt
+            return result
         except BayescaleError as exc:
             raise fail(f"error: {exc.one_line()}", 1, as_json) from None
         except KeyboardInterrupt:

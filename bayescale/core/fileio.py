@@ -16,6 +16,10 @@ from bayescale.core.errors import BayescaleError
 #: Files this process has completed (renamed into place), so that an interruption after the
 #: rename can say truthfully that the file was written.
 WRITTEN: list[Path] = []
+#: Set by the command line's signal handler when the user asks the process to stop. The
+#: handler also raises KeyboardInterrupt, but Python drops an exception raised while a
+#: weakref callback or __del__ runs; no file is renamed into place once this is set.
+STOP = threading.Event()
 
 
 def _prefix(target: Path) -> str:
@@ -167,6 +171,8 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
                 yield tmp
             except OSError as exc:
                 raise write_failed(exc, target) from None
+        if STOP.is_set():  # a stop whose KeyboardInterrupt was dropped on the way
+            raise KeyboardInterrupt
         os.replace(tmp, target)
         WRITTEN.append(target)
     finally:
