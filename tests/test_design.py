@@ -155,17 +155,36 @@ def test_read_candidates_takes_sizes_and_compute(tmp_path):
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("", "empty file"),
+    ("", "the file is empty"),
     ("params,tokens\n", "no rows"),
-    ("size,steps\n1,2\n", "need columns params and tokens"),
-    ("params,tokens\n1B,lots\n", "row 2, column tokens"),
-    ("params,tokens\n1B,-5\n", "must be positive"),
+    ("size,steps\n1,2\n", "needs two of the columns params, tokens, compute"),
+    ("params,tokens\n1B,lots\n", "row 2, column 'tokens'"),
+    ("params,tokens\n1B,-5\n", "row 2, column 'tokens': -5 is not positive"),
+    ("params,tokens\n1B,\n", "row 2, column 'tokens': empty value"),
+    # a field more than the header: once read as an index, N = 100B, D = 5
+    ("params,tokens\n4.2B,100B,5\n", "more fields than the header"),
+    # sizes in billions without their unit: once a reduction of -4.9e15 nats
+    ("params,tokens\n7,100\n", "row 2, column 'params': 7 is implausibly small"),
+    ("params,tokens,unique_tokens\n1B,20B,5B\n", "on fresh data"),
 ])
 def test_bad_candidates_files(tmp_path, text, message):
     path = tmp_path / "c.csv"
     path.write_text(text)
     with pytest.raises(BayescaleError, match=message):
         read_candidates(path)
+
+
+def test_candidates_in_any_table_format(tmp_path):
+    """TSV, gzip and Parquet as for a runs table (a .tsv.gz was once split on commas)."""
+    import gzip
+
+    tsv = tmp_path / "c.tsv.gz"
+    with gzip.open(tsv, "wt") as handle:
+        handle.write("params\ttokens\n1B\t20B\n")
+    parquet = tmp_path / "c.parquet"
+    pd.DataFrame({"N": [1e9], "D": [2e10]}).to_parquet(parquet)
+    for path in (tsv, parquet):
+        assert read_candidates(path)[["params", "tokens"]].to_numpy().tolist() == [[1e9, 2e10]]
 
 
 def test_candidates_whose_compute_is_not_6nd_are_refused(tmp_path):
@@ -248,7 +267,7 @@ def test_cli_bad_candidates_file_is_one_line(known_example_file, tmp_path):
     result = _design(known_example_file, "--target", "7B:140B", "--budget", "3e21",
                      "--candidates", path)
     assert result.exit_code == 1
-    assert result.output.strip().count("\n") == 0 and "empty file" in result.output
+    assert result.output.strip().count("\n") == 0 and "the file is empty" in result.output
 
 
 # ---------------------------------------------------------------- the figure and risk

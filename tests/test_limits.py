@@ -311,7 +311,8 @@ def test_risk_under_a_data_limit_needs_the_term():
 # -------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize(("value", "message"), [
     ("0", "is not positive"), ("-5e9", "is not positive"),
-    ("3e10", r"more than the 2e\+10 tokens seen")])
+    ("3e10", r"more than the 2e\+10 tokens seen"),
+    ("20", "20 is implausibly small for a count of unique tokens")])  # billions, no unit
 def test_bad_unique_tokens_column(tmp_path, value, message):
     path = tmp_path / "runs.csv"
     path.write_text("params,tokens,loss,u\n1e8,1e9,3.5,1e9\n1e9,2e10,2.8," + value + "\n")
@@ -323,6 +324,15 @@ def test_bad_unique_tokens_column(tmp_path, value, message):
     assert result.exit_code == 1
     assert len(result.output.strip().splitlines()) == 1 and "row 3" in result.output
     assert not out.exists()
+
+
+def test_tokens_in_the_wrong_unit_are_named_not_the_unique_tokens(tmp_path):
+    """D written in billions without its unit: the error names the tokens column, not U
+    (it once said the unique tokens were more than the 10 tokens seen)."""
+    path = tmp_path / "runs.csv"
+    path.write_text("params,tokens,loss,u\n1e8,1,3.5,1e9\n1e9,20,2.8,1e10\n")
+    with pytest.raises(BayescaleError, match="column 'tokens': 1 is implausibly small"):
+        load_runs(path, unique_tokens_col="u")
 
 
 def test_muennighoff_without_the_column(tmp_path):

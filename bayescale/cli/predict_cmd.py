@@ -28,7 +28,6 @@ from bayescale.cli.limits_view import (
     parse_inference_tokens,
 )
 from bayescale.core import format as fmt
-from bayescale.core.errors import BayescaleError
 
 FitArgument = typer.Argument(..., metavar="FIT", help="Posterior file written by `bayescale fit`.")
 IntervalOption = typer.Option("eti", "--interval",
@@ -40,47 +39,14 @@ def _check_interval(kind: str) -> None:
         raise typer.BadParameter("use eti or hdi", param_hint="--interval")
 
 
-def _targets_from_file(path: Path) -> tuple[list | None, list | None, list | None,
-                                             list | None]:
-    """params / tokens / compute columns of a targets table (two of the three), and its
-    unique_tokens column when it has one (None otherwise)."""
-    import numpy as np
+def _targets_from_file(path: Path) -> tuple[list, list, list | None]:
+    """N and D of each row of a targets table (:func:`bayescale.data.runs.read_plans`), and its
+    unique tokens when it has that column (None otherwise)."""
+    from bayescale.data.runs import UNIQUE, read_plans
 
-    from bayescale.data.compute import compute
-    from bayescale.data.runs import COMPUTE_TOLERANCE, ROW, parse_size, read_table
-
-    frame = read_table(path)
-    # headers match up to case and spaces, as a runs table's do ("Params", " tokens")
-    folded = {str(c).strip().casefold(): c for c in frame.columns if c != ROW}
-    found = {}
-    for name in ("params", "tokens", "compute", "unique_tokens"):
-        column = name if name in frame.columns else folded.get(name)
-        if column is not None:
-            values = []
-            for raw, line in zip(frame[column], frame[ROW], strict=True):
-                try:
-                    values.append(parse_size(raw))
-                except (ValueError, TypeError):
-                    raise BayescaleError(f"'{raw}' is not a number or a size like 70B",
-                                         path=str(path), row=int(line),
-                                         column=str(column)) from None
-                if not (np.isfinite(values[-1]) and values[-1] > 0):
-                    raise BayescaleError(f"{raw} is not positive and finite",
-                                         path=str(path), row=int(line), column=str(column))
-            found[name] = values
-    unique = found.pop("unique_tokens", None)
-    if len(found) < 2:
-        raise BayescaleError("a targets table needs two of the columns params, tokens, compute",
-                             path=str(path))
-    if len(found) == 3:  # C = 6 N D (Kaplan et al. 2020) must hold, as for a runs table
-        for n, d, c, line in zip(*found.values(), frame[ROW], strict=True):
-            if abs(c - compute(n, d)) > COMPUTE_TOLERANCE * c:
-                raise BayescaleError(
-                    f"{c:.3g} is not 6 x params x tokens = {compute(n, d):.3g}; give two of "
-                    "params, tokens, compute, or three that agree", path=str(path),
-                    row=int(line), column="compute")
-        found.pop("compute")
-    return found.get("params"), found.get("tokens"), found.get("compute"), unique
+    frame = read_plans(path, "a targets table")
+    unique = frame[UNIQUE].tolist() if UNIQUE in frame else None
+    return frame["params"].tolist(), frame["tokens"].tolist(), unique
 
 
 SeedOption = typer.Option(0, min=0, help="Seed of the new-run noise draws.")
@@ -126,7 +92,8 @@ def predict(
     if targets is not None:
         if any(x is not None for x in (n, d, c)):
             raise typer.BadParameter("give --targets or --params/--tokens/--compute, not both")
-        n, d, c, column_u = _targets_from_file(targets)
+        n, d, column_u = _targets_from_file(targets)
+        c = None
     elif sum(x is not None for x in (n, d, c)) != 2:
         raise typer.BadParameter("give two of --params, --tokens, --compute (or --targets)")
     post = Posterior.load(fit_file)

@@ -590,17 +590,84 @@ def load_runs(
                 _check_compute(frame, _optional_numbers(frame, table_tokens), implied, where,
                                table_tokens, flops_col)
             out[TOKENS] = implied
+    for key in (PARAMS, TOKENS):  # before U is set against D: a slip names its own column
+        check_counts(out[key].to_numpy(), out["line"].to_numpy(), key, where,
+                     str(mapping.get(key, key)),
+                     _first_with_unit(frame, mapping[key]) if key in mapping else None)
     out[LOSS] = _numbers(frame, mapping[LOSS], where, size=False)
     if UNIQUE in mapping:
         out[UNIQUE] = _unique_tokens(frame, mapping[UNIQUE], out[TOKENS].to_numpy(), where)
     for key in (RUN, SEED, FAMILY):
         if key in mapping:
             out[key] = _labels(frame, mapping[key], where)
-    units = {key: _first_with_unit(frame, mapping[key]) for key in (PARAMS, TOKENS)
-             if key in mapping}
     mapping = {key: str(name) for key, name in mapping.items()}
-    _check_plausible(out, where, mapping, units)
+    _check_plausible(out, where, mapping)
     return RunTable(data=out, source=where, sha256=file_sha256(path), columns=mapping)
+
+
+#: Headers a table of planned runs may also use (matched up to case and spaces).
+PLAN_ALIASES = {PARAMS: ("N",), TOKENS: ("D",), "compute": ("C", "FLOPs"), UNIQUE: ()}
+
+
+def read_plans(path: str | Path, what: str) -> pd.DataFrame:
+    """Planned runs, as ``predict --targets`` and ``design --candidates`` read them: two of the
+    columns ``params``, ``tokens``, ``compute`` (or N, D, C, FLOPs; all three only if they
+    agree with C = 6 N D within :data:`COMPUTE_TOLERANCE`) and, when present, ``unique_tokens``.
+
+    Any format :func:`read_table` reads. Returns ``params``, ``tokens``, ``compute`` (the third
+    from the two given), ``unique_tokens`` if the table has it, and ``ROW``, each row's number
+    in the file. A bad cell is one :class:`BayescaleError` naming the file, row and column, as
+    in a runs table: not a size, blank, not positive and finite, or implausible for a count
+    (:func:`check_counts`). ``what`` names the table in the messages ("a targets table").
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "plans.csv"
+    >>> _ = path.write_text("N,C\\n7B,4.2e21\\n")
+    >>> read_plans(path, "a targets table")[["params", "tokens"]].to_numpy().tolist()
+    [[7000000000.0, 100000000000.0]]
+    """
+    from bayescale.data.compute import compute, params_for
+
+    where = str(path)
+    frame = read_table(path)
+    found = {}
+    for key, aliases in PLAN_ALIASES.items():
+        matches = (_find_column(frame, name) for name in (key, *aliases))
+        column = next((c for c in matches if c is not None), None)
+        if column is not None:
+            found[key] = column
+    given = [key for key in (PARAMS, TOKENS, "compute") if key in found]
+    if len(given) < 2:
+        names = ", ".join(repr(str(c)) for c in frame.columns if c != ROW) or "none"
+        raise BayescaleError(f"{what} needs two of the columns params, tokens, compute (or N, "
+                             f"D, C); its columns are {names}", path=where)
+    lines = frame[ROW].to_numpy(int)
+    values = {key: _numbers(frame, column, where, size=True) for key, column in found.items()}
+    for key in (PARAMS, TOKENS, UNIQUE):
+        if key in values:
+            check_counts(values[key], lines, key.replace("_", " "), where, str(found[key]),
+                         _first_with_unit(frame, found[key]))
+    if len(given) == 3:
+        c, six_nd = values["compute"], compute(values[PARAMS], values[TOKENS])
+        off = np.flatnonzero(np.abs(c - six_nd) > COMPUTE_TOLERANCE * c)
+        if off.size:
+            i = int(off[0])
+            raise BayescaleError(
+                f"{c[i]:.3g} is not 6 x params x tokens = {six_nd[i]:.3g}; give two of params, "
+                "tokens, compute, or three that agree", path=where, row=int(lines[i]),
+                column=str(found["compute"]))
+    n = values[PARAMS] if PARAMS in values else params_for(values["compute"], values[TOKENS])
+    d = values[TOKENS] if TOKENS in values else tokens_for(values["compute"], n)
+    for key, derived in ((PARAMS, n), (TOKENS, d)):  # from compute: name its column
+        if key not in values:
+            check_counts(derived, lines, f"{key} (compute / 6 / the other)", where,
+                         str(found["compute"]))
+    out = pd.DataFrame({ROW: lines, PARAMS: n, TOKENS: d, "compute": compute(n, d)})
+    if UNIQUE in values:
+        out[UNIQUE] = values[UNIQUE]
+    return out
 
 
 def _unique_tokens(frame: pd.DataFrame, column: str, tokens: np.ndarray, path: str) -> np.ndarray:
@@ -608,6 +675,8 @@ def _unique_tokens(frame: pd.DataFrame, column: str, tokens: np.ndarray, path: s
     never more than the tokens D the row had seen (up to ``UNIQUE_TOLERANCE`` for rounded
     figures, then U = D)."""
     unique = _numbers(frame, column, path, size=True)
+    check_counts(unique, frame[ROW].to_numpy(), "unique tokens", path, str(column),
+                 _first_with_unit(frame, column))
     over = np.flatnonzero(unique > tokens * (1.0 + UNIQUE_TOLERANCE))
     if over.size:
         i = over[0]
@@ -618,29 +687,28 @@ def _unique_tokens(frame: pd.DataFrame, column: str, tokens: np.ndarray, path: s
     return np.minimum(unique, tokens)
 
 
-def _check_plausible(
-    data: pd.DataFrame, path: str, mapping: dict[str, str],
-    units: dict[str, tuple[int, str] | None],
-) -> None:
-    for key in (PARAMS, TOKENS):
-        small = data[key] < MIN_PLAUSIBLE_SIZE
-        if small.any():
-            row = data[small].iloc[0]
-            slip = units.get(key)
-            also = f", while row {slip[0]} has a unit ('{slip[1]}'): a unit slip?" if slip else ":"
-            raise BayescaleError(
-                f"{row[key]:g} is implausibly small for a count of {key}{also} write sizes in "
-                f"full or with a unit (7B, 1.4T)",
-                path=path, row=int(row["line"]), column=mapping.get(key, key),
-            )
-        large = data[key] > MAX_PLAUSIBLE_SIZE
-        if large.any():
-            row = data[large].iloc[0]
-            raise BayescaleError(
-                f"{row[key]:g} is implausibly large for a count of {key} (above "
-                f"{MAX_PLAUSIBLE_SIZE:g}): a unit written twice, as in 7e9B? Write 7e9 or 7B",
-                path=path, row=int(row["line"]), column=mapping.get(key, key),
-            )
+def check_counts(values: np.ndarray, lines: np.ndarray, what: str, path: str, column: str,
+                 slip: tuple[int, str] | None = None) -> None:
+    """Refuse a count of parameters or tokens outside [MIN_PLAUSIBLE_SIZE, MAX_PLAUSIBLE_SIZE]:
+    a size written in billions without its unit, or a unit written twice (7e9B). ``slip``: a
+    row of the same column that has a unit, named as a likely slip."""
+    small = np.flatnonzero(values < MIN_PLAUSIBLE_SIZE)
+    if small.size:
+        i = small[0]
+        also = f", while row {slip[0]} has a unit ('{slip[1]}'): a unit slip?" if slip else ":"
+        raise BayescaleError(
+            f"{values[i]:g} is implausibly small for a count of {what}{also} write sizes in "
+            f"full or with a unit (7B, 1.4T)", path=path, row=int(lines[i]), column=column)
+    large = np.flatnonzero(values > MAX_PLAUSIBLE_SIZE)
+    if large.size:
+        i = large[0]
+        raise BayescaleError(
+            f"{values[i]:g} is implausibly large for a count of {what} (above "
+            f"{MAX_PLAUSIBLE_SIZE:g}): a unit written twice, as in 7e9B? Write 7e9 or 7B",
+            path=path, row=int(lines[i]), column=column)
+
+
+def _check_plausible(data: pd.DataFrame, path: str, mapping: dict[str, str]) -> None:
     high = data[LOSS] > MAX_PLAUSIBLE_LOSS
     if high.any():
         row = data[high].iloc[0]

@@ -45,13 +45,13 @@ from bayescale.core.errors import BayescaleError
 from bayescale.data.compute import compute
 from bayescale.data.ranges import AXES, distance, ranges_of
 from bayescale.data.runs import (
-    COMPUTE_TOLERANCE,
     FAMILY,
     LOSS,
     PARAMS,
     TOKENS,
+    UNIQUE,
     RunTable,
-    parse_size,
+    read_plans,
 )
 from bayescale.inference.sampling import CompiledCache, SamplerOptions
 from bayescale.law.calibration import Calibration
@@ -190,70 +190,16 @@ def candidate_grid(post: Posterior, params: float, tokens: float, budget: float 
 
 
 def read_candidates(path: Any) -> pd.DataFrame:
-    """A table of feasible runs (CSV or TSV; columns ``params`` and ``tokens``, or one of them and
-    ``compute``; sizes like ``7B`` allowed) as ``params``, ``tokens``, ``compute``.
+    """A table of feasible runs as ``params``, ``tokens``, ``compute``: any table
+    :func:`bayescale.data.runs.read_plans` reads, with its checks and one-line errors.
 
-    Raises a one-line :class:`~bayescale.core.errors.BayescaleError` for an empty, unreadable or
-    malformed file.
+    Refused with a ``unique_tokens`` column: the design's runs are on fresh data.
     """
-    where = str(path)
-    try:
-        sep = "\t" if where.endswith(".tsv") else ","
-        raw = pd.read_csv(path, sep=sep, dtype=str)
-    except FileNotFoundError:
-        raise BayescaleError("no such file", path=where) from None
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        reason = "empty file" if isinstance(exc, pd.errors.EmptyDataError) else "not a CSV table"
-        raise BayescaleError(f"candidates: {reason}", path=where) from None
-    alias = {"n": "params", "d": "tokens", "flops": "compute", "c": "compute"}
-    folded = [str(c).strip().lower() for c in raw.columns]
-    headers = {alias.get(k, k): str(c)  # each column's header as the file writes it
-               for k, c in zip(folded, raw.columns, strict=True)}
-    raw.columns = folded
-    raw = raw.rename(columns={k: v for k, v in alias.items() if k in raw.columns})
-    have = [c for c in ("params", "tokens", "compute") if c in raw.columns]
-    if len(have) < 2:
-        raise BayescaleError("candidates need columns params and tokens (or one of them and "
-                             f"compute); found {', '.join(raw.columns) or 'none'}", path=where)
-    if raw.empty:
-        raise BayescaleError("candidates: the table has no rows", path=where)
-    values = {}
-    for col in have:
-        try:
-            values[col] = np.array([parse_size(v) for v in raw[col]], dtype=float)
-        except (TypeError, ValueError):
-            bad = next(i for i, v in enumerate(raw[col]) if not _is_size(v))
-            raise BayescaleError(f"candidates row {bad + 2}, column {col}: "
-                                 f"{raw[col].iloc[bad]!r} is not a number or a size like 7B",
-                                 path=where) from None
-        if not (np.all(np.isfinite(values[col])) and np.all(values[col] > 0)):
-            bad = int(np.flatnonzero(~(np.isfinite(values[col]) & (values[col] > 0)))[0])
-            raise BayescaleError(f"candidates row {bad + 2}, column {col}: must be positive",
-                                 path=where)
-    n = values.get("params")
-    d = values.get("tokens")
-    if len(values) == 3:  # C = 6 N D must hold, as for predict --targets and a runs table
-        c, six_nd = values["compute"], compute(n, d)
-        off = np.flatnonzero(np.abs(c - six_nd) > COMPUTE_TOLERANCE * c)
-        if off.size:
-            i = int(off[0])
-            raise BayescaleError(
-                f"{c[i]:.3g} is not 6 x params x tokens = {six_nd[i]:.3g}; give two of params, "
-                "tokens, compute, or three that agree", path=where, row=i + 2,
-                column=headers["compute"])
-    if n is None:
-        n = values["compute"] / (6.0 * d)
-    if d is None:
-        d = values["compute"] / (6.0 * n)
-    return pd.DataFrame({"params": n, "tokens": d, "compute": compute(n, d)})
-
-
-def _is_size(value: Any) -> bool:
-    try:
-        parse_size(value)
-    except (TypeError, ValueError):
-        return False
-    return True
+    frame = read_plans(path, "a candidates table")
+    if UNIQUE in frame:
+        raise BayescaleError("design plans runs on fresh data, so a unique_tokens column "
+                             "cannot be used; drop it", path=str(path), column=UNIQUE)
+    return frame[["params", "tokens", "compute"]].reset_index(drop=True)
 
 
 # -------------------------------------------------------------------------- the update
