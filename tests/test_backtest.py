@@ -155,6 +155,23 @@ def test_training_window_options():
     assert set(frac.test["params"]) == {3e9}  # the top quarter of family a's runs by compute
 
 
+def test_a_family_too_small_for_the_law_is_skipped_by_its_own_parameter_count():
+    """Six training rows identify Chinchilla's five parameters, not Muennighoff's seven: the
+    family is skipped with the reason for a law of seven (the count was once fixed at five,
+    and the fit's error then ended the whole backtest)."""
+    n, d = np.meshgrid([1e8, 3e8, 1e9], [2e9, 6e9, 2e10])
+    frame = pd.DataFrame({"params": n.ravel(), "tokens": d.ravel(),
+                          "loss": 1.8 + 400 / n.ravel() ** 0.34 + 400 / d.ravel() ** 0.28,
+                          "family": "tiny"})
+    runs = RunTable(pd.concat([frame, checkpoint_runs().data.assign(family="big")],
+                              ignore_index=True))
+    options = BacktestOptions(holdout_models=1)
+    assert [s.family for s in make_splits(runs, options)[0]] == ["tiny", "big"]
+    splits, skipped = make_splits(runs, options, n_parameters=7)
+    assert [s.family for s in splits] == ["big"]
+    assert skipped[0]["family"] == "tiny" and "a law with 7 parameters" in skipped[0]["reason"]
+
+
 def test_bad_options_are_user_errors():
     with pytest.raises(BayescaleError, match="holdout-compute-frac"):
         make_splits(checkpoint_runs(), BacktestOptions(holdout_compute_frac=1.5))

@@ -58,6 +58,7 @@ from bayescale.inference.fit import fit
 from bayescale.inference.model import ModelSpec
 from bayescale.inference.sampling import CompiledCache, SamplerOptions
 from bayescale.law.baseline import PointFit, fit_baseline, profile_alpha
+from bayescale.law.laws import get_law
 from bayescale.posterior.warnings import split_tails
 
 LEVELS = (0.5, 0.8, 0.9)
@@ -151,8 +152,10 @@ def _describe(test: pd.DataFrame, run_ids: np.ndarray) -> str:
     return f"{np.unique(run_ids).size} runs, N {sizes[0]:.2g}-{sizes[-1]:.2g}"
 
 
-def make_splits(runs: RunTable, opts: BacktestOptions) -> tuple[list[Split], list[dict]]:
-    """The cases of a backtest, and the families skipped (with the reason).
+def make_splits(runs: RunTable, opts: BacktestOptions, n_parameters: int = 5
+                ) -> tuple[list[Split], list[dict]]:
+    """The cases of a backtest, and the families skipped (with the reason): a family whose
+    training rows cannot identify a law of ``n_parameters`` (the fitted law's) is skipped.
 
     Examples
     --------
@@ -185,7 +188,7 @@ def make_splits(runs: RunTable, opts: BacktestOptions) -> tuple[list[Split], lis
                                 .reset_index(drop=True))
             train = select_checkpoints(train, min_tokens=opts.min_tokens,
                                        max_token_frac=opts.max_token_frac)
-            check_identifiable(train)
+            check_identifiable(train, n_parameters)
         except BayescaleError as exc:
             skipped.append({"family": str(family), "reason": exc.message})
             continue
@@ -350,7 +353,7 @@ def backtest(
     spec = spec or ModelSpec()
     sampler = sampler or BACKTEST_SAMPLER
     options = options or BacktestOptions()
-    splits, skipped = make_splits(runs, options)
+    splits, skipped = make_splits(runs, options, len(get_law(spec.law).parameters))
     cache = cache if cache is not None else CompiledCache()
     cases = []
     for split in splits:
