@@ -340,9 +340,15 @@ def test_muennighoff_without_the_column(tmp_path):
     pd.DataFrame({"params": [1e8, 3e8, 1e9] * 3, "tokens": np.repeat([2e9, 6e9, 2e10], 3),
                   "loss": np.linspace(3.5, 2.7, 9)}).to_csv(path, index=False)
     out = tmp_path / "out.posterior.nc"
-    result = cli(["fit", path, "--law", "muennighoff", "-o", out])
-    assert result.exit_code == 1, result.output
-    assert "--unique-tokens-col" in result.output and len(result.output.strip().splitlines()) == 1
+    # the law's option rules are usage errors (exit 2), before the file is read
+    for command in (["fit", path, "--law", "muennighoff", "-o", out],
+                    ["backtest", path, "--law", "muennighoff"]):
+        result = cli(command)
+        assert result.exit_code == 2, result.output
+        assert "--unique-tokens-col" in result.stderr and "Traceback" not in result.output
+    family = cli(["fit", path, "--law", "muennighoff", "--unique-tokens-col", "u",
+                  "--family-col", "f", "-o", out])
+    assert family.exit_code == 2 and "no family model" in family.stderr
     assert not out.exists()
 
 

@@ -19,6 +19,7 @@ from bayescale.cli.common import (
     RunsArgument,
     SeedColOption,
     TokensColOption,
+    check_law_options,
     emit_json,
     err,
     parse_one_size,
@@ -115,6 +116,8 @@ def backtest(
     if likelihood not in LIKELIHOODS:
         raise typer.BadParameter(f"use one of {', '.join(LIKELIHOODS)}",
                                  param_hint="--likelihood")
+    if loss_cols is None:  # --loss-cols refuses laws with covariates itself, below
+        check_law_options(law, unique_tokens_col)
     if holdout_models is not None and holdout_compute_frac is not None:
         raise typer.BadParameter("give --holdout-models or --holdout-compute-frac, not both",
                                  param_hint="--holdout-compute-frac")
@@ -149,15 +152,7 @@ def backtest(
         flops_col=flops_col, run_col=run_col, seed_col=seed_col, family_col=family_col,
         unique_tokens_col=unique_tokens_col,
     )
-    from bayescale.law.laws import LAWS
-
-    if law not in LAWS:
-        raise typer.BadParameter(f"use one of {', '.join(LAWS)}", param_hint="--law")
     spec = ModelSpec(law=law, likelihood=likelihood, seed_noise=seed_noise)
-    if LAWS[law].covariates:
-        from bayescale.inference.model import check_covariates
-
-        check_covariates(runs, spec)
     options = BacktestOptions(
         holdout_models=holdout_models, holdout_compute_frac=holdout_compute_frac,
         k_smallest=k_smallest, max_token_frac=max_token_frac,

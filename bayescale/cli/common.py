@@ -228,6 +228,24 @@ RunColOption = typer.Option(None, help="Run label: rows of one run are checkpoin
 SeedColOption = typer.Option(None, help="Seed label (repeated seeds).")
 
 
+def check_law_options(law: str, unique_tokens_col: str | None,
+                      family_col: str | None = None) -> None:
+    """The law's own option rules, as usage errors (exit 2) before any file is read: a known
+    law, the column of each covariate it needs (``--unique-tokens-col`` for a law of repeated
+    data) and, where a family model is asked for (``family_col``, fit), a law that has one."""
+    from bayescale.law.laws import LAWS
+
+    if law not in LAWS:
+        raise typer.BadParameter(f"use one of {', '.join(LAWS)}", param_hint="--law")
+    covariates = LAWS[law].covariates
+    if "unique_tokens" in covariates and unique_tokens_col is None:
+        raise typer.BadParameter(f"the {law} law needs each run's unique tokens: name their "
+                                 "column", param_hint="--unique-tokens-col")
+    if covariates and family_col is not None:
+        raise typer.BadParameter(f"the {law} law has no family model yet: fit each family "
+                                 "alone", param_hint="--family-col")
+
+
 FamilyOption = typer.Option(
     None, "--family", help="Model family of a family fit (--family-col); a family the fit has "
     "not seen, or none, gets a new family's population predictive.")

@@ -21,6 +21,7 @@ from bayescale.cli.common import (
     RunsArgument,
     SeedColOption,
     TokensColOption,
+    check_law_options,
     emit_json,
     err,
     parse_one_size,
@@ -124,13 +125,12 @@ def fit(
     from bayescale.inference.fit import fit as run_fit
     from bayescale.inference.model import ModelSpec
     from bayescale.inference.sampling import SAMPLERS, SamplerOptions
-    from bayescale.law.laws import LAWS, get_law
+    from bayescale.law.laws import get_law
     from bayescale.law.likelihoods import LIKELIHOODS
     from bayescale.law.priors import NOISE_PRIORS, load_priors
     from bayescale.posterior.warnings import fit_warnings
 
-    if law not in LAWS:
-        raise typer.BadParameter(f"use one of {', '.join(LAWS)}", param_hint="--law")
+    check_law_options(law, unique_tokens_col, family_col)
     if likelihood not in LIKELIHOODS:
         raise typer.BadParameter(f"use one of {', '.join(LIKELIHOODS)}",
                                  param_hint="--likelihood")
