@@ -114,6 +114,35 @@ def test_compare_takes_posteriors_of_draws_on_a_plain_table():
     assert pointwise_log_likelihood(posts[0]).shape == (1, 400, 4)
 
 
+def test_fits_of_the_same_rows_in_another_order_are_compared_row_by_row():
+    """A fit of the same file shuffled was refused as "other rows (4 vs 4)"; it is paired row
+    by row now: the same table as in the file's own order."""
+    import pandas as pd
+
+    from bayescale import Posterior
+    from bayescale.law.simulate import EPOCH_LAW, chinchilla_loss, known_draws
+
+    n, d = np.array([1e8, 3e8, 1e9, 3e9]), np.array([2e9, 6e9, 2e10, 6e10])
+    frame = pd.DataFrame({"params": n, "tokens": d, "loss": chinchilla_loss(EPOCH_LAW, n, d)})
+    draws = [known_draws(400, random_seed=s) for s in (0, 1)]
+    ordered = compare([Posterior.from_draws(x, data=frame) for x in draws], ["a", "b"])[0]
+    shuffled = frame.iloc[[2, 0, 3, 1]].reset_index(drop=True)
+    mixed = compare([Posterior.from_draws(draws[0], data=frame),
+                     Posterior.from_draws(draws[1], data=shuffled)], ["a", "b"])[0]
+    pd.testing.assert_frame_equal(ordered, mixed)
+    other = frame.assign(loss=frame["loss"] * 1.01)
+    with pytest.raises(BayescaleError, match=r"\(4 rows each, not the same ones\)"):
+        compare([Posterior.from_draws(draws[0], data=frame),
+                 Posterior.from_draws(draws[1], data=other)], ["a", "b"])
+
+
+def test_the_same_file_by_two_paths_is_refused(known_example_file, monkeypatch):
+    monkeypatch.chdir(known_example_file.parent)
+    result = CliRunner().invoke(app, ["compare", known_example_file.name,
+                                      str(known_example_file.resolve())])
+    assert result.exit_code == 2 and "the same file is given twice" in result.stderr
+
+
 def test_bad_pareto_k_is_one_line_per_fit_without_the_librarys_warning(tmp_path):
     """A row far off the law under tight noise makes LOO's Pareto k bad: compare said so in its
     own line and arviz-stats printed its paragraph and source line beside it on stderr."""

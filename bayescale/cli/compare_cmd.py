@@ -29,7 +29,7 @@ def compare(
     if len(fit_files) < 2:
         raise typer.BadParameter("give two or more posterior files", param_hint="FIT1 FIT2 ...")
     names = [str(path) for path in fit_files]
-    if len(set(names)) != len(names):
+    if len({path.resolve() for path in fit_files}) != len(names):  # ./a.nc and /abs/a.nc
         raise typer.BadParameter("the same file is given twice", param_hint="FIT1 FIT2 ...")
     posts = [Posterior.load(path) for path in fit_files]
     table, warnings = run_compare(posts, names)

@@ -76,10 +76,17 @@ def pointwise_log_likelihood(post: Posterior) -> np.ndarray:
     return out.reshape(chains, draws, len(data))
 
 
-def _loo_tree(post: Posterior) -> Any:
+def _row_order(data: pd.DataFrame) -> np.ndarray:
+    """The rows sorted by N, D and loss: fits of the same rows in another order (a shuffled
+    file) are paired row by row, as LOO's paired differences need."""
+    return np.lexsort((data["loss"].to_numpy(), data["tokens"].to_numpy(),
+                       data["params"].to_numpy()))
+
+
+def _loo_tree(post: Posterior, order: np.ndarray) -> Any:
     import xarray as xr
 
-    log_lik = pointwise_log_likelihood(post)
+    log_lik = pointwise_log_likelihood(post)[..., order]
     dims = ("chain", "draw", "row")
     posterior = post.tree["posterior"].dataset[[post.law.parameters[0]]]
     return xr.DataTree.from_dict({
@@ -110,17 +117,21 @@ def compare(posts: Sequence[Posterior], names: Sequence[str]) -> tuple[pd.DataFr
         raise BayescaleError("compare needs two or more posterior files")
     if len(set(names)) != len(names):
         raise BayescaleError("the fits to compare need distinct names")
-    reference = posts[0].data
-    for post, name in zip(posts[1:], names[1:], strict=True):
-        other = post.data
+    orders = [_row_order(post.data) for post in posts]
+    reference = posts[0].data.iloc[orders[0]]
+    for post, order, name in zip(posts[1:], orders[1:], names[1:], strict=True):
+        other = post.data.iloc[order]
         same = len(other) == len(reference) and all(
             np.allclose(other[k].to_numpy(), reference[k].to_numpy(), rtol=1e-12)
             for k in ("params", "tokens", "loss"))
         if not same:
+            sizes = (f"{len(other)} rows vs {len(reference)}" if len(other) != len(reference)
+                     else f"{len(other)} rows each, not the same ones")
             raise BayescaleError(
-                f"{name} was fitted on other rows than {names[0]} ({len(other)} vs "
-                f"{len(reference)}): LOO compares fits of the same data only")  # names it
-    trees = {name: _loo_tree(post) for post, name in zip(posts, names, strict=True)}
+                f"{name} was fitted on other rows than {names[0]} ({sizes}): LOO compares fits "
+                "of the same data only")  # names it
+    trees = {name: _loo_tree(post, order)
+             for post, order, name in zip(posts, orders, names, strict=True)}
     lines = []
     bad = {}
     for name, tree in trees.items():
