@@ -564,3 +564,15 @@ def test_a_refusal_under_a_data_limit_gives_that_limit_s_floor(tmp_path):
                                "1e8", "--inference-tokens", "1T"]))
     assert "the lowest loss with 100M unique tokens has the 90% interval" in line
     assert "E's" not in line
+
+
+def test_frontier_marks_the_budgets_beyond_the_fitted_epochs(tmp_path):
+    """Fitted runs of at most 2 epochs: with 1B unique tokens the data-limited curve repeats
+    the data more at large budgets, and those points are marked (once nothing said so)."""
+    from bayescale.report.plots import plot_frontier
+
+    post = Posterior.load(muennighoff_file(tmp_path, draws=40))
+    labels = plot_frontier(post, unique_tokens=1e9).axes[0].get_legend_handles_labels()[1]
+    assert any("beyond the 2 epochs fitted" in label for label in labels)
+    ample = plot_frontier(post, unique_tokens=1e15).axes[0].get_legend_handles_labels()[1]
+    assert not any("beyond" in label for label in ample)

@@ -287,6 +287,19 @@ def fitted_epochs(post: Posterior) -> float | None:
     return None if recorded is None else recorded[1]
 
 
+def beyond_fitted(epochs: Any, fitted: float | None) -> np.ndarray:
+    """Where ``epochs`` repeat the data more often than any fitted run did (by over 5%, so a
+    plan at the fitted epochs, rounded, is not beyond them); all False without a record.
+
+    Examples
+    --------
+    >>> beyond_fitted([4.1, 40.0], 4.0).tolist(), beyond_fitted([40.0], None).tolist()
+    ([False, True], [False])
+    """
+    epochs = np.asarray(epochs, dtype=float)
+    return epochs > fitted * 1.05 if fitted is not None else np.zeros(epochs.shape, bool)
+
+
 def repetition_warning(epochs: float, fitted: float | None,
                        what: str = "the plan") -> str | None:
     """A warning line when a plan repeats its data more often than any fitted run did.
@@ -296,7 +309,7 @@ def repetition_warning(epochs: float, fitted: float | None,
     >>> repetition_warning(40.0, 4.0).split(":")[0]
     'the plan repeats its data 40 times (epochs), beyond the 4 the law was fitted on'
     """
-    if fitted is None or epochs <= fitted * 1.05:
+    if not beyond_fitted(epochs, fitted):
         return None
     return (f"{what} repeats its data {epochs:.3g} times (epochs), beyond the {fitted:.3g} "
             "the law was fitted on: the value of repeated tokens there is the prior's and the "

@@ -546,7 +546,13 @@ def plot_frontier(
             ax.scatter(c[best], fitted, color="k", s=18, zorder=3,
                        label="lowest-loss run per budget")
         for label, (at, values), style in constrained:
-            ax.plot(at, values[key], style, lw=1.6, label=label)
+            line = ax.plot(at, values[key], style, lw=1.6, label=label)[0]
+            beyond = np.asarray(values["beyond"], dtype=bool)
+            if beyond.any():
+                ax.scatter(at[beyond], np.asarray(values[key])[beyond], marker="x", s=28,
+                           color=line.get_color(), zorder=3,
+                           label=f"beyond the {values['fitted']:.3g} epochs fitted "
+                                 "(the law's form, not measured)")
         for (tn, td), tc in zip(targets, t_c, strict=True):
             value = {"N*": tn, "D*": td, "D*/N*": td / tn}[key]
             ax.scatter([tc], [value], marker="*", s=160, color="crimson", zorder=4,
@@ -570,16 +576,27 @@ def _constrained_curves(post: Posterior, draws: dict[str, np.ndarray], grid: np.
     each over :data:`CURVE_DRAWS` of the draws (a median needs fewer than a band, and the
     inference search costs a bisection per point). With both limits, the inference-aware
     run is under the data limit too and aims at the best loss under it, as ``optimal``."""
-    from bayescale.posterior.limits import best_loss, data_limited_draws, inference_draws
+    from bayescale.posterior.limits import (
+        best_loss,
+        beyond_fitted,
+        data_limited_draws,
+        fitted_epochs,
+        inference_draws,
+    )
 
     at = grid[np.linspace(0, grid.size - 1, 16).round().astype(int)]
     size = next(iter(draws.values())).size
     if size > CURVE_DRAWS:
         draws = {k: v[:: size // CURVE_DRAWS][:CURVE_DRAWS] for k, v in draws.items()}
-    def medians(rows: list[dict[str, np.ndarray]]) -> dict[str, list[float]]:
-        return {key: [float(np.nanmedian(r[name])) for r in rows]
-                for key, name in (("N*", "params"), ("D*", "tokens"),
-                                  ("D*/N*", "tokens_per_param"))}
+    fitted = fitted_epochs(post)
+
+    def medians(rows: list[dict[str, np.ndarray]]) -> dict[str, Any]:
+        """The curve's medians, and where its epochs (D / U) pass the fitted runs' most."""
+        out = {key: [float(np.nanmedian(r[name])) for r in rows]
+               for key, name in (("N*", "params"), ("D*", "tokens"),
+                                 ("D*/N*", "tokens_per_param"))}
+        epochs = np.array(out["D*"]) / (unique_tokens or np.inf)
+        return {**out, "fitted": fitted, "beyond": beyond_fitted(epochs, fitted)}
 
     out = []
     if unique_tokens is not None:
