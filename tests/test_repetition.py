@@ -187,3 +187,14 @@ def test_fresh_data_predictions_ignore_the_epochs_axis():
     plain = ranges_of(post.data["params"], post.data["tokens"])
     np.testing.assert_allclose(fresh["extrapolation_decades"],
                                distance(plain, [5e8, 1e10], [6e9, 2e11]))
+
+
+def test_a_repeated_data_calibration_records_that_law_s_point_fit():
+    """The record's point fit is of the law that forecasts: with unique tokens, the repeated-
+    data law's (with R_D, R_N), not Chinchilla's, which ignores them (alpha -14, A 2e-144 on
+    the datablations runs)."""
+    frame = repeated_frame(16.0)
+    cal = calibrate(frame["params"], frame["tokens"], frame["loss"],
+                    unique_tokens=frame["unique_tokens"], law="muennighoff")
+    assert {"R_D", "R_N", "alpha", "median_abs_residual"} <= set(cal.point_fit)
+    assert cal.point_fit["alpha"] > 0 and cal.point_fit["median_abs_residual"] < 0.05

@@ -111,8 +111,9 @@ class Calibration:
     families : dict
         Per-family calibrations (as dicts) when the runs hold several families.
     point_fit : dict
-        The point fit on all rows (E, A, B, alpha, beta) and its ``median_abs_residual`` of
-        ln L: what the rows say without priors (:func:`bayescale.posterior.warnings.prior_pull`).
+        The point fit on all rows (Chinchilla's E, A, B, alpha, beta; with unique tokens, the
+        repeated-data law's parameters) and its ``median_abs_residual`` of ln L: what the rows
+        say without priors (:func:`bayescale.posterior.warnings.prior_pull`).
 
     Examples
     --------
@@ -404,12 +405,15 @@ def calibrate(
                             "n_test": int(above.sum()), "mean_distance": float(h.mean()),
                             "mean_residual": float(r.mean())})
     mean, sd, tau = _posterior(residuals, prior_drift_sd, prior_scale)
-    miss = float(np.median(np.abs(np.log(y) - full.log_loss(n, d))))
+    # the point fit of the law that makes the forecasts: Chinchilla's ignores unique tokens
+    point, fitted_log = ((full.params, full.log_loss(n, d)) if repeated is None else
+                         (full_theta, _law_log_loss(repeated, full_theta, n, d, {UNIQUE: u})))
+    miss = float(np.median(np.abs(np.log(y) - fitted_log)))
     return Calibration(
         drift=mean, drift_sd=sd, scale=tau, ranges=ranges, origins=origins,
         prior={"drift_sd": prior_drift_sd, "scale": prior_scale},
         method="rolling-origin" if u is None else "rolling-origin, compute and epochs",
-        point_fit={**full.params, "median_abs_residual": miss},
+        point_fit={**point, "median_abs_residual": miss},
     )
 
 
