@@ -151,9 +151,12 @@ def test_report_and_pair_plot_of_a_law_of_seven_parameters(tmp_path):
     assert result.exit_code == 0, result.output
     assert pair.read_bytes().startswith(PNG)
     out = tmp_path / "report"
-    result = CliRunner().invoke(app, ["report", str(fit), "--out", str(out), "--dpi", "30"])
+    result = CliRunner().invoke(app, ["report", str(fit), "--out", str(out), "--dpi", "30",
+                                      "--target", "3B:100B"])
     assert result.exit_code == 0, result.output
     assert {p.name for p in out.iterdir()} == {"report.html", *(f"{k}.png" for k in FIGURES)}
+    # the planned runs of a repeated-data law are on fresh data, and the report says so
+    assert "On fresh data (one epoch)" in (out / "report.html").read_text()
 
 
 def test_a_failing_figure_leaves_no_report_folder(fit_file, tmp_path, monkeypatch):

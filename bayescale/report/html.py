@@ -153,6 +153,9 @@ def _targets_section(post: Posterior, targets: Sequence[tuple[float, float]], le
              f"<p>Each as a run of family {html.escape(family)}.</p>" if family in post.families
              else "<p>Each as a run of a new family (the population predictive: "
                   f"{'no --family given' if family is None else 'an unseen family'}).</p>")
+    if "unique_tokens" in post.law.covariates:  # the report has no --unique-tokens
+        whose += ("<p>On fresh data (one epoch): for a plan that repeats its data, run "
+                  "<code>bayescale risk FIT --params N --tokens D --unique-tokens U</code>.</p>")
     return (f"<h2>Planned runs</h2>{whose}{_table(header, rows)}<ul>{''.join(verdicts)}</ul>"
             "<p>For a target loss, run <code>bayescale risk FIT --params N --tokens D "
             "--target-loss X</code>.</p>")
