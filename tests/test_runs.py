@@ -54,6 +54,23 @@ def test_formats_load_the_same_runs(tmp_path, suffix):
     assert runs.n_runs == 4 and len(runs.sha256) == 64
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+def test_a_missing_cell_is_an_empty_value_in_every_format(tmp_path, suffix):
+    """A Parquet or JSON null arrived as NaN and was reported as "nan is not a finite number";
+    every format now says what CSV says of a blank cell."""
+    frame = pd.DataFrame({"params": [1e9, 2e9], "tokens": [2e10, None], "loss": [2.5, 2.4]})
+    path = tmp_path / f"runs{suffix}"
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif suffix == ".parquet":
+        frame.to_parquet(path)
+    else:
+        path.write_text("\n".join(json.dumps({k: (None if v != v else v) for k, v in r.items()})
+                                  for r in frame.to_dict("records")))
+    with pytest.raises(BayescaleError, match=r"row \d, column 'tokens': empty value"):
+        load_runs(path)
+
+
 def test_flops_column_derives_tokens(tmp_path):
     path = tmp_path / "runs.csv"
     pd.DataFrame({"params": [1e9, 2e9], "flops": [6e19, 1.2e20], "loss": [2.5, 2.4]}).to_csv(

@@ -431,13 +431,15 @@ def _not_a_number(shown: str, column: str, size: bool) -> str:
 def _numbers(frame: pd.DataFrame, column: str, path: str, *, size: bool) -> np.ndarray:
     values = np.empty(len(frame))
     for i, (raw, line) in enumerate(zip(frame[column], frame[ROW], strict=True)):
+        # a missing cell of Parquet or JSON arrives as None or a float NaN: empty, as in CSV
+        missing = raw is None or (isinstance(raw, float) and math.isnan(raw))
         try:
-            if raw is None or isinstance(raw, (bool, np.bool_)):
+            if missing or isinstance(raw, (bool, np.bool_)):
                 raise TypeError(raw)
             value = parse_size(raw) if size else float(raw.strip() if isinstance(
                 raw, str) else raw)
         except (ValueError, TypeError, OverflowError):
-            shown = "" if raw is None else str(raw).strip()
+            shown = "" if missing else str(raw).strip()
             raise BayescaleError(
                 _not_a_number(shown, str(column), size), path=path, row=int(line),
                 column=str(column),
