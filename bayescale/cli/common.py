@@ -83,8 +83,8 @@ def user_errors[F: Callable[..., Any]](func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         STOP.clear()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, _terminate)
+        previous = {signum: signal.signal(signum, _terminate)
+                    for signum in (signal.SIGTERM, signal.SIGINT)}
         as_json = bool(kwargs.get("as_json", False))
         before = len(WRITTEN)
         try:
@@ -99,6 +99,10 @@ def user_errors[F: Callable[..., Any]](func: F) -> F:
         except OSError as exc:  # disk full, permissions: the system's reason, in one line
             where = f"{exc.filename}: " if exc.filename else ""
             raise fail(f"error: {where}{exc.strerror or exc}", 1, as_json) from None
+        finally:  # the flag and the handlers live as long as the command, no longer
+            for signum, handler in previous.items():
+                signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+            STOP.clear()
 
     return wrapper  # type: ignore[return-value]
 
