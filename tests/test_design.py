@@ -296,6 +296,20 @@ def test_plot_design_without_a_target_is_a_usage_error(known_example_file, tmp_p
     assert not out.exists()
 
 
+def test_plot_design_takes_the_budget(known_example_file, tmp_path):
+    """plot design's budget was always a tenth of the target's compute, so a target whose
+    tenth lay below the cheapest candidate could not be drawn; --budget sets it, and only for
+    the design figure."""
+    out = tmp_path / "d.png"
+    args = ["plot", str(known_example_file), "design", "--out", str(out), "--target", "7B:140B"]
+    tight = runner.invoke(app, [*args, "--budget", "1e15"])
+    assert tight.exit_code == 1 and "the budget 1e+15 FLOP is below the cheapest" in tight.stderr
+    assert not out.exists()
+    other = runner.invoke(app, ["plot", str(known_example_file), "frontier", "--out", str(out),
+                                "--budget", "1e21"])
+    assert other.exit_code == 2 and "only the design figure" in other.stderr
+
+
 def test_risk_points_to_design_where_law_error_or_parameters_dominate(known_example):
     review = known_example.risk(*TARGET)
     assert review.uncertainty["dominated_by"] in ("law error", "parameters")

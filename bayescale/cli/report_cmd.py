@@ -101,6 +101,9 @@ def plot(
     inference_tokens: str | None = typer.Option(
         None, "--inference-tokens", help="frontier: also the runs reaching the same loss at "
         "the least 6ND + 2NT for this many tokens served."),
+    budget: str | None = typer.Option(
+        None, "--budget", "-b", metavar="C", help="design: compute for the new runs (FLOP), "
+        "as design --budget; default a tenth of the target's."),
 ) -> None:
     """Draw one figure of a posterior to a file."""
     from bayescale.core.fileio import atomic_path, check_writable
@@ -132,6 +135,13 @@ def plot(
                                      param_hint="--unique-tokens/--inference-tokens")
         limits = {"unique_tokens": parse_one_size(unique_tokens, "--unique-tokens"),
                   "inference_tokens": parse_inference_tokens(inference_tokens)}
+    if budget is not None:
+        from bayescale.cli.common import parse_one_size
+
+        if kind != "design":
+            raise typer.BadParameter("only the design figure takes a budget",
+                                     param_hint="--budget")
+        limits = {"budget": parse_one_size(budget, "--budget")}
     check_writable(out)
     post = Posterior.load(fit_file)
     if limits.get("unique_tokens") is not None:
