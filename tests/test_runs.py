@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -37,16 +38,21 @@ def _frame() -> pd.DataFrame:
     })
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
-def test_formats_load_the_same_runs(tmp_path, suffix):
-    frame = _frame()
-    path = tmp_path / f"runs{suffix}"
-    if suffix == ".csv":
+def _write(frame: pd.DataFrame, path: Path) -> Path:
+    """``frame`` as a CSV, Parquet or JSON-lines file by ``path``'s suffix (NaN as null)."""
+    if path.suffix == ".csv":
         frame.to_csv(path, index=False)
-    elif suffix == ".parquet":
+    elif path.suffix == ".parquet":
         frame.to_parquet(path)
     else:
-        path.write_text("\n".join(json.dumps(r) for r in frame.to_dict("records")))
+        path.write_text("\n".join(json.dumps({k: (None if v != v else v) for k, v in r.items()})
+                                  for r in frame.to_dict("records")))
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+def test_formats_load_the_same_runs(tmp_path, suffix):
+    path = _write(_frame(), tmp_path / f"runs{suffix}")
     runs = load_runs(path, params_col="N", tokens_col="D", loss_col="L", run_col="name")
     assert runs.data["params"].tolist() == [125e6, 350e6, 1.3e9, 125e6]
     assert runs.data["tokens"].tolist() == [2.5e9, 7e9, 26e9, 10e9]
@@ -59,14 +65,7 @@ def test_a_missing_cell_is_an_empty_value_in_every_format(tmp_path, suffix):
     """A Parquet or JSON null arrived as NaN and was reported as "nan is not a finite number";
     every format now says what CSV says of a blank cell."""
     frame = pd.DataFrame({"params": [1e9, 2e9], "tokens": [2e10, None], "loss": [2.5, 2.4]})
-    path = tmp_path / f"runs{suffix}"
-    if suffix == ".csv":
-        frame.to_csv(path, index=False)
-    elif suffix == ".parquet":
-        frame.to_parquet(path)
-    else:
-        path.write_text("\n".join(json.dumps({k: (None if v != v else v) for k, v in r.items()})
-                                  for r in frame.to_dict("records")))
+    path = _write(frame, tmp_path / f"runs{suffix}")
     with pytest.raises(BayescaleError, match=r"row \d, column 'tokens': empty value"):
         load_runs(path)
 
