@@ -136,6 +136,20 @@ def test_fits_of_the_same_rows_in_another_order_are_compared_row_by_row():
                  Posterior.from_draws(draws[1], data=other)], ["a", "b"])
 
 
+def test_rows_tied_on_n_d_and_loss_are_paired_by_their_labels():
+    """Losses rounded to two decimals tie: two runs of one size and tokens with the same loss
+    kept their file order, so a shuffled copy paired each with the other."""
+    import pandas as pd
+
+    from bayescale.evaluate.compare import _row_order
+
+    frame = pd.DataFrame({"params": [1e8, 1e8, 3e8], "tokens": [2e9, 2e9, 6e9],
+                          "loss": [3.1, 3.1, 2.9], "run": ["s1", "s2", "s3"]})
+    shuffled = frame.iloc[[1, 0, 2]].reset_index(drop=True)
+    assert (frame.iloc[_row_order(frame)]["run"].tolist()
+            == shuffled.iloc[_row_order(shuffled)]["run"].tolist())
+
+
 def test_the_same_file_by_two_paths_is_refused(known_example_file, monkeypatch):
     monkeypatch.chdir(known_example_file.parent)
     result = CliRunner().invoke(app, ["compare", known_example_file.name,

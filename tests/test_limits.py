@@ -546,6 +546,14 @@ def test_a_saturated_limit_is_named_and_its_run_is_the_smallest_of_the_flat_stre
     assert served["reached"] == 1.0
     assert not any("never reach" in w for w in served["warnings"])
     assert not any("lowest loss" in w for w in data_limited(post, 1e22, 1e11)["warnings"])
+    # the command the warning suggests runs as printed, and most draws reach its target
+    odd = 1.3141e8  # a U that three digits would round down, raising the floor
+    line = next(w for w in data_limited(post, 1e23, odd)["warnings"] if "lowest loss" in w)
+    suggested = line.split("`")[1].split()
+    assert suggested[:3] == ["bayescale", "optimal", "FIT"]
+    result = cli([*suggested[1:2], tmp_path / "m.posterior.nc", *suggested[3:], "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["inference"]["reached"] >= 0.9
 
 
 def test_an_answer_cut_by_the_largest_tokens_is_named_in_a_warning():

@@ -224,6 +224,22 @@ def test_predict_with_unique_tokens_reports_them_and_warns_beyond_the_fitted_epo
     assert ample["unique_tokens"] == 1e11 and ample["epochs"] == pytest.approx(0.2)
 
 
+def test_a_targets_table_takes_what_the_options_take(tmp_path, known_example_file):
+    """A D derived from compute is not held to the counts check (as -N 1B -C 1e27 is not);
+    a count written without its unit in a table is (a unit slip, as in a runs table)."""
+    from tests.test_limits import cli
+
+    far = tmp_path / "far.csv"
+    far.write_text("params,compute\n1B,1e27\n")
+    result = cli(["predict", known_example_file, "--targets", far, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["targets"][0]["tokens"] == pytest.approx(1e27 / 6e9)
+    slip = tmp_path / "slip.csv"
+    slip.write_text("params,tokens\n7B,140B\n7,140B\n")
+    line = cli(["predict", known_example_file, "--targets", slip]).stderr
+    assert "row 3, column 'params': 7 is implausibly small" in line
+
+
 def test_a_targets_table_with_unique_tokens_counts_for_a_repeated_data_law(
         tmp_path, known_example_file):
     from tests.test_limits import cli, muennighoff_file

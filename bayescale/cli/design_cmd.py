@@ -46,8 +46,9 @@ def design(
                              help="How many runs to choose (greedily)."),
     candidates: Path | None = typer.Option(
         None, "--candidates", metavar="FILE",
-        help="CSV of feasible runs (columns params and tokens, or one of them and compute); "
-        "default: a grid in log N x log D from the fitted runs toward the target."),
+        help="Table of feasible runs (.csv, .tsv, .parquet, .json; two of params, tokens, "
+        "compute; fresh data, no unique_tokens); default: a grid in log N x log D from the "
+        "fitted runs toward the target."),
     level: float = LevelOption,
     outcomes: int = typer.Option(64, min=2, max=4096,
                                  help="Simulated outcomes per candidate."),

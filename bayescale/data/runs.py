@@ -619,8 +619,9 @@ def read_plans(path: str | Path, what: str) -> pd.DataFrame:
     Any format :func:`read_table` reads. Returns ``params``, ``tokens``, ``compute`` (the third
     from the two given), ``unique_tokens`` if the table has it, and ``ROW``, each row's number
     in the file. A bad cell is one :class:`BayescaleError` naming the file, row and column, as
-    in a runs table: not a size, blank, not positive and finite, or implausible for a count
-    (:func:`check_counts`). ``what`` names the table in the messages ("a targets table").
+    in a runs table: not a size, blank, not positive and finite, or a given count implausible
+    for a count (:func:`check_counts`; a count derived from compute is not checked, as on the
+    command line). ``what`` names the table in the messages ("a targets table").
 
     Examples
     --------
@@ -662,10 +663,6 @@ def read_plans(path: str | Path, what: str) -> pd.DataFrame:
                 column=str(found["compute"]))
     n = values[PARAMS] if PARAMS in values else params_for(values["compute"], values[TOKENS])
     d = values[TOKENS] if TOKENS in values else tokens_for(values["compute"], n)
-    for key, derived in ((PARAMS, n), (TOKENS, d)):  # from compute: name its column
-        if key not in values:
-            check_counts(derived, lines, f"{key} (compute / 6 / the other)", where,
-                         str(found["compute"]))
     out = pd.DataFrame({ROW: lines, PARAMS: n, TOKENS: d, "compute": compute(n, d)})
     if UNIQUE in values:
         out[UNIQUE] = values[UNIQUE]

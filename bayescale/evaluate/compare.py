@@ -77,9 +77,13 @@ def pointwise_log_likelihood(post: Posterior) -> np.ndarray:
 
 
 def _row_order(data: pd.DataFrame) -> np.ndarray:
-    """The rows sorted by N, D and loss: fits of the same rows in another order (a shuffled
-    file) are paired row by row, as LOO's paired differences need."""
-    return np.lexsort((data["loss"].to_numpy(), data["tokens"].to_numpy(),
+    """The rows sorted by N, D, loss, then unique tokens and the run, seed and family labels
+    where the fit has them: fits of the same rows in another order (a shuffled file) are
+    paired row by row, as LOO's paired differences need, ties included."""
+    extra = [data[c].astype(str).to_numpy() for c in ("family", "seed", "run")
+             if c in data] + ([data["unique_tokens"].to_numpy()] if "unique_tokens" in data
+                              else [])
+    return np.lexsort((*extra, data["loss"].to_numpy(), data["tokens"].to_numpy(),
                        data["params"].to_numpy()))
 
 

@@ -331,25 +331,27 @@ def saturation_warning(at_floor: np.ndarray, loss: float, unique_tokens: float) 
     """A warning when draws put the data-limited best run at the lowest loss U allows (within
     :data:`SATURATED`): a smaller budget reaches it, and along C = 6 N D the loss is flat, so
     N and D are the smallest model of the flat stretch (:data:`FLAT`), not a sharp optimum.
+    ``loss`` is the upper end of the limited run's interval: the suggested command's target,
+    which most draws reach.
 
     Examples
     --------
-    >>> line = saturation_warning(np.array([True, False]), 4.06811, 1e8)
+    >>> line = saturation_warning(np.array([True, False]), 4.06811, 1.3141e8)
     >>> line.split(" at the lowest")[0]
     '1 of 2 posterior draws put the best run under the data limit'
     >>> line.split("`")[1]
-    'optimal --target-loss 4.069 --unique-tokens 100M --inference-tokens 0'
+    'bayescale optimal FIT --target-loss 4.069 --unique-tokens 1.3141e+08 --inference-tokens 0'
     """
     if not at_floor.any():
         return None
-    scale = 10.0 ** (3 - np.floor(np.log10(loss)))  # four digits, rounded up: reachable
+    scale = 10.0 ** (3 - np.floor(np.log10(loss)))  # four digits, rounded up: not below it
     return (f"{int(at_floor.sum())} of {at_floor.size} posterior draws put the best run under "
             f"the data limit at the lowest loss {fmt.size(unique_tokens)} unique tokens allow "
             "at any size: more compute does not lower it, so N and D are the smallest model "
-            "of a stretch of equal losses; `optimal --target-loss "
-            f"{fmt.number(np.ceil(loss * scale) / scale)} --unique-tokens "
-            f"{fmt.size(unique_tokens)} --inference-tokens 0` gives the least compute reaching "
-            "it")
+            "of a stretch of equal losses; `bayescale optimal FIT --target-loss "
+            f"{fmt.number(np.ceil(loss * scale) / scale)} --unique-tokens {unique_tokens:.6g} "
+            "--inference-tokens 0` gives the least compute reaching the upper end of its "
+            "interval")
 
 
 def data_limited(post: Posterior, compute: float, unique_tokens: float, *, level: float = 0.9,
@@ -378,7 +380,7 @@ def data_limited(post: Posterior, compute: float, unique_tokens: float, *, level
                              ["N = 1 parameter", "D = 1 token"])]
     warnings.append(saturation_warning(
         values["loss"] <= lowest_loss(post.law, draws, unique_tokens) * (1 + SATURATED),
-        summary["loss"]["median"], unique_tokens))
+        summary["loss"]["upper"], unique_tokens))
     warnings += far_targets(post, summary["params"]["median"], summary["tokens"]["median"],
                             float(compute), discrepancy=False, family=family)
     return {"compute": float(compute), "unique_tokens": float(unique_tokens),

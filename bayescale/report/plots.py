@@ -586,8 +586,9 @@ def _constrained_curves(post: Posterior, draws: dict[str, np.ndarray], grid: np.
 
     at = grid[np.linspace(0, grid.size - 1, 16).round().astype(int)]
     size = next(iter(draws.values())).size
-    if size > CURVE_DRAWS:
-        draws = {k: v[:: size // CURVE_DRAWS][:CURVE_DRAWS] for k, v in draws.items()}
+    if size > CURVE_DRAWS:  # spread over every chain
+        keep = np.linspace(0, size - 1, CURVE_DRAWS).round().astype(int)
+        draws = {k: v[keep] for k, v in draws.items()}
     fitted = fitted_epochs(post)
 
     def medians(rows: list[dict[str, np.ndarray]]) -> dict[str, Any]:
