@@ -89,6 +89,26 @@ def test_fixed_params_gives_the_budget_where_it_is_optimal(known_posterior):
     assert at_budget["params_median"].iloc[0] == pytest.approx(7e9, rel=0.05)
 
 
+def test_the_budget_of_a_size_is_not_cut_at_a_search_bound():
+    """With beta small beside alpha the budget at which N = 10B is optimal is 3.8e52 FLOP
+    (Hoffmann et al. 2022, D.2: C = 6 (N / G)^((alpha + beta) / beta)); the search once
+    stopped at 1e40 and gave that, where the optimum is 37M. A size optimal only at a budget
+    below the range (N or D under 1,000) is refused, not given the bound."""
+    from bayescale.law.simulate import known_draws
+
+    size = 50
+    draws = {"E": np.full(size, 1.8), "A": np.full(size, 482.0), "B": np.full(size, 2085.0),
+             "alpha": np.full(size, 0.5), "beta": np.full(size, 0.12),
+             "sigma_obs": np.full(size, 0.01), "seed_noise": np.full(size, 0.01)}
+    a, b, alpha, beta = 482.0, 2085.0, 0.5, 0.12
+    g = (alpha * a / (beta * b)) ** (1 / (alpha + beta))
+    exact = 6 * (1e10 / g) ** ((alpha + beta) / beta)
+    budget = Posterior.from_draws(draws).optimal(params=1e10)["compute_median"].iloc[0]
+    assert budget == pytest.approx(exact, rel=1e-4)
+    with pytest.raises(BayescaleError, match="only below 6e\\+06 FLOP"):
+        Posterior.from_draws(known_draws()).optimal(tokens=1000)
+
+
 @pytest.mark.slow
 def test_epoch_done_when(epoch_fit):
     """Issue 3: N* at Chinchilla's budget holds Epoch's 73B; 10-30 tokens per parameter; the

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from bayescale.core import format as fmt
+from bayescale.core.errors import BayescaleError
 from bayescale.law.laws import Law
 
 Draws = Mapping[str, np.ndarray]
@@ -17,19 +19,38 @@ def _at_budget(law: Law, draws: Draws, compute: np.ndarray | float) -> dict[str,
     return {"params": n_opt, "tokens": d_opt, "tokens_per_param": d_opt / n_opt, "loss": loss}
 
 
+#: ln C searched for the budget at which a size is optimal: from N = D = 1,000 (the smallest
+#: count a table accepts) to 1e300 FLOP, so no physical answer lies outside.
+LOG_BUDGET_RANGE = (np.log(6e6), np.log(1e300))
+
+
 def _budget_for(law: Law, draws: Draws, key: str, target: float) -> np.ndarray:
     """Per draw, the budget C at which the optimal N (key='params') or D equals ``target``.
 
-    N*(C) and D*(C) increase with C, so bisection on ln C finds it.
+    N*(C) and D*(C) increase with C, so bisection on ln C finds it. A draw whose answer lies
+    outside :data:`LOG_BUDGET_RANGE` is refused (:class:`BayescaleError`) rather than given
+    the range's bound, at which the optimum is another size.
     """
     size = np.asarray(draws[law.parameters[0]]).size
-    lo, hi = np.full(size, np.log(1e6)), np.full(size, np.log(1e40))
-    for _ in range(80):
+    lo, hi = np.full(size, LOG_BUDGET_RANGE[0]), np.full(size, LOG_BUDGET_RANGE[1])
+    for _ in range(100):
         mid = (lo + hi) / 2
         n_opt, d_opt = law.optimal(draws, np.exp(mid))
         below = (n_opt if key == "params" else d_opt) < target
         lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
-    return np.exp((lo + hi) / 2)
+    found = (lo + hi) / 2
+    n_opt, d_opt = law.optimal(draws, np.exp(found))
+    off = np.abs(np.log((n_opt if key == "params" else d_opt) / target)) > 1e-6
+    if off.any():
+        what = "N" if key == "params" else "D"
+        low = off & (found < np.mean(LOG_BUDGET_RANGE))
+        where = (f"below {np.exp(LOG_BUDGET_RANGE[0]):.3g} FLOP, where the optimum's N or D "
+                 "falls under 1,000" if low.any() else
+                 f"above {np.exp(LOG_BUDGET_RANGE[1]):.3g} FLOP")
+        raise BayescaleError(
+            f"{int(off.sum())} of {size} posterior draws make {what} = {fmt.size(target)} "
+            f"compute-optimal only {where}: no budget searched has it as its optimum")
+    return np.exp(found)
 
 
 def optimal_draws(
