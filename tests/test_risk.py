@@ -128,6 +128,30 @@ def test_over_and_under_trained_plans_are_flagged_in_d():
     assert suggested_runs(1e9, max_d, over) == []  # inside the fitted N and D ranges
 
 
+def test_the_interval_is_said_to_be_dominated_by_its_largest_reducible_part():
+    """Shares of noise 0.41, law error 0.47 and parameters 0.12 were labelled "parameters"
+    (anything below 0.5 law error was); the larger of law error and parameters is named."""
+    from bayescale.law.calibration import Calibration
+    from bayescale.law.simulate import isoflop_sweep, known_draws
+    from tests.builders import with_meta
+
+    frame = isoflop_sweep([1e18, 1e19, 1e20], sizes_per_budget=6, random_seed=1)
+    frame = frame[["params", "tokens", "loss"]].reset_index(drop=True).astype(float)
+    n, d = np.log10(frame["params"]), np.log10(frame["tokens"])
+    ranges = {"compute": [float((n + d).min() + np.log10(6)), float((n + d).max() + np.log10(6))],
+              "params": [float(n.min()), float(n.max())],
+              "tokens": [float(d.min()), float(d.max())]}
+    cal = Calibration(drift=0.0, drift_sd=0.005, scale=0.01, ranges=ranges)
+    post = with_meta(Posterior.from_draws(
+        known_draws(4000, spread=0.005, sigma_obs=0.01, seed_noise=0.01), data=frame),
+        calibration=cal.as_dict())
+    plan = 1.2 * frame["params"].max()
+    unc = post.risk(plan, 20 * plan).uncertainty
+    law, noise = unc["law_error_share"], unc["seed_floor_share"]
+    assert noise < 0.5 and law < 0.5 and law > 1 - noise - law  # no share reaches half
+    assert unc["dominated_by"] == "law error" and "extrapolation error" in unc["advice"]
+
+
 def test_parameter_dominated_interval_suggests_larger_runs():
     post = fixed(4000, seed_noise=1e-4, sigma_obs=1e-4, spread=0.05)
     review = post.risk(7e10, 1.4e12)

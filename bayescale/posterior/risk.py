@@ -359,7 +359,7 @@ def _uncertainty(
         f"N ~ {fmt.size(r['params'])}, D ~ {fmt.size(r['tokens'])} at {fmt.flop(r['compute'])}"
         for r in runs)
     more_epochs = (ext.get("epochs_ratio") or 0.0) > 1.0  # the plan repeats beyond the runs
-    if law_error >= 0.5:
+    if law_error >= 1.0 - share - law_error:  # the larger of the parts more runs can shrink
         in_nd = f"N and D (e.g. runs at {where})" if runs else None
         in_epochs = "epochs (fewer unique tokens, repeated more often)" if more_epochs else None
         closer = " and in ".join(p for p in (in_nd, in_epochs) if p) or "N and D"
