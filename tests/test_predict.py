@@ -89,6 +89,22 @@ def test_fixed_params_gives_the_budget_where_it_is_optimal(known_posterior):
     assert at_budget["params_median"].iloc[0] == pytest.approx(7e9, rel=0.05)
 
 
+def test_an_hdi_of_the_loss_is_taken_on_the_loss():
+    """HDIs were taken on ln L and mapped back with exp, which is the HDI of ln L, not of L
+    (0.03 nats apart at N = 1e8); the law's loss interval is now the HDI of its draws of L."""
+    from bayescale.core.intervals import summarize
+    from bayescale.law.simulate import known_draws
+
+    post = Posterior.from_draws(known_draws(2000, spread=0.1))
+    frame = post.predict(1e8, 2e9, interval_kind="hdi", level=0.9)
+    loss = post.law.loss(post.draws(), [1e8], [2e9])[:, 0]
+    hdi = summarize(loss, 0.9, "hdi")
+    assert frame["mean_loss_lower"].iloc[0] == pytest.approx(float(hdi["lower"]), rel=1e-12)
+    assert frame["mean_loss_upper"].iloc[0] == pytest.approx(float(hdi["upper"]), rel=1e-12)
+    on_log = summarize(np.log(loss), 0.9, "hdi")
+    assert abs(np.exp(on_log["lower"]) - hdi["lower"]) > 1e-3  # the two differ here
+
+
 def test_the_budget_of_a_size_is_not_cut_at_a_search_bound():
     """With beta small beside alpha the budget at which N = 10B is optimal is 3.8e52 FLOP
     (Hoffmann et al. 2022, D.2: C = 6 (N / G)^((alpha + beta) / beta)); the search once

@@ -480,8 +480,10 @@ class Posterior:
             if covariates is not None:
                 out["unique_tokens"] = covariates["unique_tokens"]
             for prefix, values in (("loss", new_log), ("mean_loss", mean_log)):
-                for key, col in _flat(summarize(values, level, interval_kind), prefix).items():
-                    out[key] = np.exp(col)
+                # on L itself: an HDI of ln L mapped back is not the HDI of L
+                for key, col in _flat(summarize(np.exp(values), level, interval_kind),
+                                      prefix).items():
+                    out[key] = col
             out["seed_floor_share"] = floor_share(law_log, new_log, level)
             ranges = (stored.ranges if stored is not None
                       else ranges_of(self.data["params"], self.data["tokens"]))
@@ -550,8 +552,8 @@ class Posterior:
                     continue
                 for stat, number in summarize(samples, level, interval_kind).items():
                     row[f"{name}_{stat}"] = float(number)
-            for stat, number in summarize(new_log, level, interval_kind).items():
-                row[f"loss_{stat}"] = float(np.exp(number))  # summarised on ln L, as predict
+            for stat, number in summarize(np.exp(new_log), level, interval_kind).items():
+                row[f"loss_{stat}"] = float(number)  # on L, as predict and mean_loss
             rows.append(row)
         return pd.DataFrame(rows)
 

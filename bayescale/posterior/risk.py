@@ -528,9 +528,9 @@ def review(
     regret = np.exp(mean_log) - opt["loss"]
 
     def triple(values: np.ndarray, log: bool = False) -> dict[str, float]:
-        # losses are summarised on ln L and mapped back, as predict does
-        out = summarize(values, level, interval_kind)
-        return {k: float(np.exp(v) if log else v) for k, v in out.items()}
+        # ln L draws are summarised as L, as predict does (an HDI is not kept by exp)
+        out = summarize(np.exp(values) if log else values, level, interval_kind)
+        return {k: float(v) for k, v in out.items()}
 
     prob = prob_below(new_log, target_loss) if target_loss is not None else None
     ext = extrapolation(data, params, tokens, thresholds, calibration is not None,
