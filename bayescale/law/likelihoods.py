@@ -9,8 +9,9 @@
   is concave in the law's mean, so it has one mode where a Student-t with small nu has several;
   a gross outlier keeps a bounded pull.
 
-Every noise scale is normal-equivalent (its sd): the Student-t scale is s sqrt(nu / (nu + 2))
-(:func:`t_scale`) and the Huber core scale s / :func:`unit_sd`. ``k`` is in units of the core
+Every noise scale s is normal-equivalent (the sd under ``normal``): the Student-t scale is
+s sqrt(nu / (nu + 2)) (:func:`t_scale`; its sd is then s nu / sqrt(nu^2 - 4), above s for heavy
+tails) and the Huber core scale s / :func:`unit_sd`. ``k`` is in units of the core
 scale; :data:`K` = 1.345 gives the Huber estimator 95% efficiency under normal noise (Huber &
 Ronchetti 2009). docs/model.md compares the three on public data.
 """
