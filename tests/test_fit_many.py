@@ -285,3 +285,28 @@ def test_a_law_that_needs_unique_tokens_is_a_usage_error(tmp_path):
                                "--out", out]), code=2)
     assert "--law" in line and "chinchilla" in line and "muennighoff" not in line
     assert not out.exists()
+
+
+def test_an_interrupt_with_json_prints_the_error_object(tmp_path, monkeypatch):
+    """fit-many caught the interrupt and exited 130 with nothing on stdout; with --json it
+    prints the error object, as every command does (docs/cli.md)."""
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch, "run_batch", interrupted)
+    runs = tmp_path / "runs.csv"
+    study_table(groups=1, metrics=2).to_csv(runs, index=False)
+    result = run(["fit-many", runs, "--loss-cols", "m*", "--out", tmp_path / "out", "--json"])
+    assert result.exit_code == 130
+    answer = json.loads(result.stdout)
+    assert answer["exit_code"] == 130 and answer["error"].startswith("interrupted: 0 fits")
+
+
+def test_max_token_frac_without_runs_is_a_usage_error(tmp_path):
+    """It failed every fit alike (exit 3, summary and inputs written); now exit 2, no files."""
+    runs = tmp_path / "runs.csv"
+    study_table(groups=1, metrics=2).to_csv(runs, index=False)
+    out = tmp_path / "out"
+    result = run(["fit-many", runs, "--loss-cols", "m*", "--out", out, "--max-token-frac", "0.5"])
+    assert result.exit_code == 2 and "needs --run-col" in result.stderr
+    assert not out.exists()

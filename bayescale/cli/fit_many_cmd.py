@@ -22,6 +22,7 @@ from bayescale.cli.common import (
     TokensColOption,
     emit_json,
     err,
+    fail,
     parse_one_size,
     user_errors,
 )
@@ -225,6 +226,9 @@ def fit_many(
         max_token_frac=max_token_frac, level=level, targets=parse_targets(targets))
     columns = Columns(params=params_col, tokens=tokens_col, flops=flops_col, run=run_col,
                       seed=seed_col, family=family_col)
+    if max_token_frac is not None and run_col is None:  # else each fit fails alike
+        raise typer.BadParameter("needs --run-col: the fraction is of each run's tokens",
+                                 param_hint="--max-token-frac")
     check_writable(out, folder=True)
     client = connect_dask(dask) if dask is not None else None  # an unreachable one fails now
     try:
@@ -243,10 +247,9 @@ def fit_many(
         except KeyboardInterrupt:
             reporter.stop()
             done = len(list((out / "fits").glob("*.json"))) if (out / "fits").is_dir() else 0
-            err.print(f"interrupted: {reporter.written} fits written in this run, {done} in "
-                      f"{out / 'fits'} in all; run the same command again to fit the rest",
-                      markup=False)
-            raise typer.Exit(130) from None
+            line = (f"interrupted: {reporter.written} fits written in this run, {done} in "
+                    f"{out / 'fits'} in all; run the same command again to fit the rest")
+            raise fail(line, 130, as_json) from None  # --json: the error object, as documented
         reporter.stop()
     finally:
         if client is not None:

@@ -331,10 +331,15 @@ def _processes(jobs: list[Job], options: Any, workers: int,
         if not finished:  # interrupted: stop the workers now (they write no files)
             for future in futures:
                 future.cancel()
-            for proc in list(getattr(pool, "_processes", {}).values()):
+            procs = list(getattr(pool, "_processes", {}).values())
+            for proc in procs:
                 proc.terminate()
-            for proc in list(getattr(pool, "_processes", {}).values()):
+            for proc in procs:
                 proc.join(timeout=5)
+            for proc in procs:  # a worker whose sampler caught SIGTERM and went on to send
+                if proc.is_alive():  # its result down a pipe nobody reads: shutdown waited
+                    proc.kill()  # on it forever
+                    proc.join(timeout=5)
         pool.shutdown(wait=finished, cancel_futures=True)
 
 
