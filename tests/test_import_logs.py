@@ -176,3 +176,29 @@ def test_a_cell_of_text_in_a_log_is_an_error_naming_it(logs, tmp_path):
                                "--out", tmp_path / "t.csv"]))
     assert f"{first}.csv, row {row + 2}, column '{_eval_metric()}'" in line
     assert "'abc' is not a number" in line and not (tmp_path / "t.csv").exists()
+
+
+@pytest.mark.parametrize("name", ["seed", "params", "tokens", "run"])
+def test_a_metric_named_as_a_table_column_is_an_error(logs, tmp_path, name):
+    """A logged metric named like a column the table already has (the manifest's seed, or
+    run, params, tokens) gave a pandas traceback, or two 'run' columns with the metric's
+    values replaced by the run names; now one line naming the log and the metric."""
+    runs = {key: frame.assign(**{name: 5.0}) for key, frame in logs["runs"].items()}
+    folder = write_wandb(runs, tmp_path / "wb")
+    out = tmp_path / "t.csv"
+    line = one_line_error(run(["import", "wandb", folder, "--manifest", logs["manifest"],
+                               "--out", out]))
+    assert f"a logged metric is named '{name}'" in line and not out.exists()
+    kept = run(["import", "wandb", folder, "--manifest", logs["manifest"], "--out", out,
+                "--metrics", "eval/*"])
+    assert kept.exit_code == 0, kept.output  # left out with --metrics, it is no trouble
+
+
+def test_a_run_whose_tokens_are_blank_is_an_error_not_dropped(logs, tmp_path):
+    runs = dict(logs["runs"])
+    last = list(runs)[-1]
+    runs[last] = runs[last].assign(**{next(c for c in runs[last] if "token" in c): np.nan})
+    folder = write_wandb(runs, tmp_path / "wb")
+    line = one_line_error(run(["import", "wandb", folder, "--manifest", logs["manifest"],
+                               "--out", tmp_path / "t.csv"]))
+    assert f"{last}.csv" in line and "no row has a positive number of tokens" in line

@@ -183,6 +183,7 @@ def join_logs(
     ``ROW`` column, when it has one, gives the file's line of each row for the errors.
     """
     frames, duplicates, names = [], 0, []
+    seen: dict[str, str] = {}  # each metric's first log, for the errors
     for run, (history, where) in histories.items():
         lines = history.pop(ROW) if ROW in history.columns else None
         if tokens_col not in history.columns:
@@ -198,16 +199,29 @@ def join_logs(
         run_metrics = [m for m in _metric_names(history.columns, tokens_col, None)
                        if history[m].notna().any()]
         history = history[history[tokens_col] > 0]
+        if history.empty:  # else the run would vanish from the table without a word
+            raise BayescaleError(f"no row has a positive number of tokens in '{tokens_col}' "
+                                 "(blank throughout?): the run cannot be placed", path=where,
+                                 column=tokens_col)
         merged = (history[[tokens_col, *run_metrics]].groupby(tokens_col, sort=True).last()
-                  .reset_index().rename(columns={tokens_col: TOKENS}))
+                  .reset_index())
         merged = merged.dropna(how="all", subset=run_metrics) if run_metrics else merged
-        frames.append(merged.assign(**{RUN: run}))
+        frames.append((run, merged))  # named run and tokens once the metrics are checked
+        seen.update({m: where for m in run_metrics if m not in seen})
         names += [m for m in run_metrics if m not in names]
     chosen = match_columns(names, metrics, option="--metrics") if metrics else names
     if not chosen:
         raise BayescaleError("the logs hold no metric column besides the tokens")
     labels = manifest.drop(columns=[ROW]).set_index(RUN)
-    table = pd.concat(frames, ignore_index=True)
+    clash = [m for m in chosen if m in {RUN, PARAMS, TOKENS, *map(str, labels.columns)}]
+    if clash:
+        raise BayescaleError(
+            f"a logged metric is named '{clash[0]}', as a column the table already has (the "
+            "run, its params and tokens, the manifest's labels): rename it in the logs or "
+            "leave it out with --metrics", path=seen[clash[0]], column=clash[0])
+    table = pd.concat([merged.reindex(columns=[tokens_col, *chosen])
+                       .rename(columns={tokens_col: TOKENS}).assign(**{RUN: run})
+                       for run, merged in frames], ignore_index=True)
     table = table.join(labels, on=RUN)
     front = [RUN, PARAMS, TOKENS, *[c for c in labels.columns if c != PARAMS]]
     table = table.reindex(columns=[*front, *chosen])
