@@ -19,7 +19,7 @@ from bayescale.cli import app
 from bayescale.inference import compile_cache
 from bayescale.inference.model import build_model
 from bayescale.inference.sampling import strict_math
-from tests.builders import EXAMPLE
+from tests.builders import EXAMPLE, one_line_error
 
 
 @pytest.fixture
@@ -90,6 +90,18 @@ def test_cli_info_and_clear(cache_dir: Path) -> None:
     assert cleared.exit_code == 0, cleared.output
     assert json.loads(cleared.stdout)["removed_models"] == 1
     assert not (cache_dir / "models").exists()
+
+
+def test_clear_that_removes_nothing_says_so(cache_dir: Path, tmp_path: Path) -> None:
+    """A models folder that is a symbolic link: rmtree failed silently and clear reported the
+    models as removed while info still counted them. Now one error line, exit 1."""
+    store = tmp_path / "store" / "0123"
+    store.mkdir(parents=True)
+    (store / "logp.1.nbc").write_bytes(b"x" * 10)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    (cache_dir / "models").symlink_to(store.parent)
+    line = one_line_error(CliRunner().invoke(app, ["cache", "clear"]))
+    assert "is a symbolic link" in line and (store / "logp.1.nbc").exists()
 
 
 def test_cli_cache_in_a_file_is_an_error(cache_dir: Path) -> None:

@@ -139,9 +139,22 @@ def info() -> CacheInfo:
 
 
 def clear() -> CacheInfo:
-    """Remove every compiled model; returns what was removed."""
+    """Remove every compiled model; returns what was removed. A folder that cannot be
+    removed (permissions, a symbolic link in its place) is one :class:`BayescaleError`, not a
+    count of models that are still there."""
     before = info()
-    shutil.rmtree(models_dir(), ignore_errors=True)
+    folder = models_dir()
+    if folder.is_symlink():
+        raise BayescaleError("is a symbolic link: remove the folder it points to, or the "
+                             "link, yourself", path=str(folder))
+    try:
+        shutil.rmtree(folder)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        left = info().models
+        raise BayescaleError(f"could not remove it ({exc.strerror or exc}); {left} compiled "
+                             "model(s) remain", path=str(folder)) from None
     return before
 
 
