@@ -128,6 +128,11 @@ def test_bad_group_is_a_failed_row(tmp_path, fake_fits):
         summary.loc["s1", "reason"]
     assert summary.loc["s2", "status"] == "failed"
     assert "cannot identify" in summary.loc["s2", "reason"]
+    # the counts of the fit that ran stay whole numbers beside the failed rows' gaps
+    lines = [line.split(",") for line in
+             (tmp_path / "out" / "summary.csv").read_text().splitlines()]
+    ok = next(cells for cells in lines if cells[0] == "s0")
+    assert ok[lines[0].index("rows")].isdigit() and ok[lines[0].index("runs")].isdigit()
     assert "failed: s1 m0:" in result.stderr
     assert len(fake_fits) == 1
 

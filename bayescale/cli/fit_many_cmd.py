@@ -57,8 +57,10 @@ def parse_targets(values: list[str] | None) -> list[tuple[str, float, float]]:
 
 
 def _clean(value: Any) -> Any:
-    """JSON-safe: NaN and missing become null, numpy scalars plain numbers."""
-    if value is None:
+    """JSON-safe: NaN and missing (None, pandas' NA) become null, numpy scalars plain numbers."""
+    import pandas as pd  # loaded by then: the summary is a frame
+
+    if value is None or value is pd.NA:
         return None
     if hasattr(value, "item"):
         value = value.item()
@@ -123,7 +125,7 @@ def _print_summary(summary: Any, law_parameters: tuple[str, ...]) -> None:
         seconds = row.get("seconds")
         table.add_row(Text(str(row["group"] if row["group"] is not None else "")),
                       Text(str(row["metric"])), row["status"],
-                      "-" if rows is None or rows != rows else f"{int(rows)}", *medians,
+                      "-" if _clean(rows) is None else f"{int(rows)}", *medians,
                       statistic(row.get("max_r_hat", float("nan")), ".3f"),
                       "-" if seconds is None or seconds != seconds else f"{seconds:.1f}")
     err.print(table)

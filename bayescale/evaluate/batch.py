@@ -548,6 +548,9 @@ def summary_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     for col in ("warnings", "reason", "file"):
         if col in frame:
             frame[col] = frame[col].fillna("")
+    for col in ("rows", "runs", "divergences"):  # counts stay whole beside a failed fit's gap
+        if col in frame:
+            frame[col] = frame[col].astype("Int64")
     return frame
 
 
