@@ -104,9 +104,14 @@ def test_batch_summary_and_resume(tmp_path, fake_fits):
     assert run([*args, "--level", "0.5"]).exit_code == 0 and len(fake_fits) == 6
     records = [json.loads(p.read_text()) for p in (out / "fits").glob("*.json")]
     assert len(records) == 6 and all(r["level"] == 0.5 for r in records)
+    # A posterior damaged since is fitted again (once, it was reused, or ended the batch).
+    damaged = out / "fits" / "s0__m0.posterior.nc"
+    damaged.write_bytes(damaged.read_bytes()[:1000])
+    assert run([*args, "--level", "0.8"]).exit_code == 0 and len(fake_fits) == 7
+    Posterior.load(damaged)
     # Other sampler options are another fit: refitted.
     assert run([*args, "--draws", "500"]).exit_code == 0
-    assert len(fake_fits) == 12
+    assert len(fake_fits) == 13
 
 
 def test_bad_group_is_a_failed_row(tmp_path, fake_fits):

@@ -443,7 +443,8 @@ def _paths(out_dir: Path, job: Job) -> tuple[Path, Path]:
 
 
 def _reusable(out_dir: Path, job: Job, options: BatchOptions) -> dict[str, Any] | None:
-    """The stored row of a fit made before with the same key, else None."""
+    """The stored row of a fit made before with the same key whose posterior still loads,
+    else None (the fit is made again)."""
     posterior, record = _paths(out_dir, job)
     if not (posterior.is_file() and record.is_file()):
         return None
@@ -453,10 +454,14 @@ def _reusable(out_dir: Path, job: Job, options: BatchOptions) -> dict[str, Any] 
         return None
     if stored.get("key") != job.key:
         return None
+    try:  # a posterior damaged since (truncated, overwritten) is fitted again, not reused
+        loaded = Posterior.load(posterior)
+    except BayescaleError:
+        return None
     row = stored["row"]
     labels = [t[0] for t in options.targets]
     if stored.get("level") != options.level or stored.get("targets") != labels:
-        row = {**describe(Posterior.load(posterior), options), "seconds": row.get("seconds")}
+        row = {**describe(loaded, options), "seconds": row.get("seconds")}
         text = json.dumps({**stored, "level": options.level, "targets": labels, "row": row})
         with _signals_deferred(), atomic_path(record) as tmp:  # the record matches its row
             tmp.write_text(text)
