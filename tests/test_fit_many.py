@@ -320,3 +320,20 @@ def test_max_token_frac_without_runs_is_a_usage_error(tmp_path):
     result = run(["fit-many", runs, "--loss-cols", "m*", "--out", out, "--max-token-frac", "0.5"])
     assert result.exit_code == 2 and "needs --run-col" in result.stderr
     assert not out.exists()
+
+
+def test_a_fit_that_fails_on_rerun_leaves_no_earlier_files(tmp_path, fake_fits):
+    """A rerun on a table whose metric lost its values marked the fit failed, but the earlier
+    posterior, record and inputs stayed beside the summary, for predict to read."""
+    runs = tmp_path / "runs.csv"
+    table = study_table(groups=1, metrics=2)
+    table.to_csv(runs, index=False)
+    out = tmp_path / "out"
+    args = ["fit-many", runs, "--loss-cols", "m*", "--out", out]
+    assert run(args).exit_code == 0
+    name = next(p.stem.replace(".posterior", "") for p in (out / "fits").glob("*m1*.nc"))
+    table.assign(m1=np.nan).to_csv(runs, index=False)
+    assert run(args).exit_code == 3
+    assert not list((out / "fits").glob(f"{name}.*"))
+    assert not (out / "inputs" / f"{name}.csv").exists()
+    assert (out / "fits" / f"{name.replace('m1', 'm0')}.posterior.nc").exists()

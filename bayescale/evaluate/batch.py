@@ -209,6 +209,7 @@ def plan(
             sub = rows[_present(rows[metric])]
             if sub.empty:
                 job.reason = f"no row has a value of '{metric}'"
+                (Path(out_dir) / "inputs" / f"{name}.csv").unlink(missing_ok=True)  # stale
                 continue
             subset = (Path(out_dir) / "inputs" / f"{name}.csv").resolve()  # stored in the file
             _write_if_changed(subset, sub[[*keep, metric]].to_csv(index=False).encode())
@@ -511,6 +512,8 @@ def run_batch(
         rows[index[id(job)]] = row
         if row["status"] == FAILED:
             progress.failed += 1
+            for stale in _paths(out_dir, job):  # an earlier run's fit of other rows: gone,
+                stale.unlink(missing_ok=True)  # so no file contradicts the failed row
         else:
             progress.done += 1
         if on_result is not None:
