@@ -202,3 +202,21 @@ def test_a_run_whose_tokens_are_blank_is_an_error_not_dropped(logs, tmp_path):
     line = one_line_error(run(["import", "wandb", folder, "--manifest", logs["manifest"],
                                "--out", tmp_path / "t.csv"]))
     assert f"{last}.csv" in line and "no row has a positive number of tokens" in line
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_a_damaged_event_file_is_an_error_naming_it(logs, tmp_path, damage):
+    """TensorBoard's loader stops quietly at a damaged record: a run cut to half its file
+    kept 4 of 10 rows (exit 0), and a file of garbage was blamed on the tokens column."""
+    import os
+    import shutil
+
+    folder = tmp_path / "tb"
+    shutil.copytree(logs["tb"], folder)
+    event = next(sorted(folder.iterdir())[0].rglob("events.out.tfevents*"))
+    data = event.read_bytes()
+    event.write_bytes(data[: len(data) // 2] if damage == "truncated" else os.urandom(50))
+    line = one_line_error(run(["import", "tensorboard", folder, "--manifest",
+                               logs["manifest"], "--out", tmp_path / "t.csv"]))
+    assert f"{event.name} is truncated or damaged" in line
+    assert not (tmp_path / "t.csv").exists()

@@ -9,9 +9,10 @@ result is the table that ``bayescale fit`` and ``fit-many`` read: ``run``, ``par
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -299,6 +300,32 @@ def _event_dirs(root: Path) -> list[Path]:
     return sorted(dirs)
 
 
+@contextlib.contextmanager
+def _data_loss() -> Iterator[list[str]]:
+    """The event files TensorBoard's loader stopped reading at a damaged or truncated record
+    while in the block: it says so only in a debug message and carries on."""
+    import logging
+
+    lost: list[str] = []
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if str(record.msg).startswith("Truncated record"):
+                lost.append(str(record.args[0]) if record.args else "")
+
+    logger = logging.getLogger("tensorboard")
+    handler, level, propagate = Catch(logging.DEBUG), logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False  # the debug lines are for this check, not for stderr
+    try:
+        yield lost
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
 def read_events(run_dir: Path) -> pd.DataFrame:
     """The scalars of one TensorBoard run folder as a frame: one row per step, one column per
     tag (tags of a sub-folder prefixed with its path: ``eval/...``). Scalars logged as
@@ -316,11 +343,17 @@ def read_events(run_dir: Path) -> pd.DataFrame:
             str(sub), size_guidance={event_accumulator.SCALARS: 0,
                                      event_accumulator.TENSORS: 0})
         try:
-            acc.Reload()
+            with _data_loss() as lost:
+                acc.Reload()
         except Exception as exc:  # a damaged event file: protobuf and IO errors of many types
             raise BayescaleError(f"not a readable TensorBoard event file ({exc})",
                                  path=str(sub)) from None
         tags = acc.Tags()
+        if lost:  # the loader stops quietly at a damaged record: the rest would be lost
+            raise BayescaleError(
+                f"{Path(lost[0]).name} is truncated or damaged (a record could not be read, "
+                "and the events after it would be lost): copy it again once the run has "
+                "flushed it", path=str(sub))
         for tag in tags.get("scalars", []):
             values = columns.setdefault(prefix + tag, {})
             for event in acc.Scalars(tag):
