@@ -164,6 +164,17 @@ def test_final_only_takes_the_last_row_with_the_chosen_metric(logs, tmp_path):
     assert len(table) == len(runs)
     for name, frame in logs["runs"].items():
         assert table.set_index("run").loc[name, "tokens"] == frame[TOKENS].max()
+    # every metric (the default): each keeps its own last value, the evaluation included (it
+    # was blank, hidden by the training row logged after it)
+    every = import_wandb(write_wandb(runs, tmp_path / "wb2"), logs["manifest"],
+                         final_only=True).table
+    for name in runs:
+        rows = every[every["run"] == name]
+        assert rows[_eval_metric()].notna().sum() == 1
+        assert rows.loc[rows[_eval_metric()].notna(), "tokens"].item() == \
+            logs["runs"][name][TOKENS].max()
+        for metric in [c for c in every.columns if c.startswith(("train", "eval"))]:
+            assert rows[metric].notna().sum() <= 1  # one final value per run and metric
 
 
 def test_a_cell_of_text_in_a_log_is_an_error_naming_it(logs, tmp_path):

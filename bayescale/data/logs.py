@@ -165,6 +165,20 @@ def _steps_to_tokens(history: pd.DataFrame, tokens_col: str) -> pd.DataFrame:
     return history
 
 
+def _finals(table: pd.DataFrame, chosen: list[str]) -> pd.DataFrame:
+    """Each run's last value of each metric, on the row where it was logged, and nothing
+    else: a training loss logged after the last evaluation neither hides that evaluation nor
+    leaves an earlier training loss beside it (one final value per run and metric)."""
+    parts = []
+    for _, rows in table.groupby(RUN, sort=False):
+        last = {m: rows[m].last_valid_index() for m in chosen}
+        keep = rows.loc[sorted({i for i in last.values() if i is not None})].copy()
+        for m in chosen:
+            keep.loc[keep.index != last[m], m] = np.nan
+        parts.append(keep)
+    return pd.concat(parts).reset_index(drop=True)
+
+
 def join_logs(
     histories: dict[str, tuple[pd.DataFrame, str]],
     manifest: pd.DataFrame,
@@ -179,8 +193,8 @@ def join_logs(
     tokens of rows logged without them taken from their step (:func:`_steps_to_tokens`), rows
     still without tokens dropped, rows of one token count merged (each metric's last value
     logged there: W&B logs evaluations and training losses of one step on separate rows),
-    sorted by tokens; ``final_only`` keeps each run's last row with a value of the chosen
-    metrics (most tokens). Metric columns absent from a run are blank there. A history's
+    sorted by tokens; ``final_only`` keeps each run's last value of each chosen metric
+    (:func:`_finals`). Metric columns absent from a run are blank there. A history's
     ``ROW`` column, when it has one, gives the file's line of each row for the errors.
     """
     frames, duplicates, names = [], 0, []
@@ -227,8 +241,8 @@ def join_logs(
     front = [RUN, PARAMS, TOKENS, *[c for c in labels.columns if c != PARAMS]]
     table = table.reindex(columns=[*front, *chosen])
     table = table.dropna(how="all", subset=chosen).reset_index(drop=True)
-    if final_only:  # the last row that has a chosen metric, not the last row logged
-        table = table.groupby(RUN, sort=False).tail(1).reset_index(drop=True)
+    if final_only:
+        table = _finals(table, chosen)
     table[TOKENS] = table[TOKENS].round().astype("int64")
     return ImportResult(table=table, duplicates=duplicates, unlisted=[], metrics=chosen)
 
