@@ -122,10 +122,10 @@ def _bands(
     extrapolation error included) for ``draws`` of ``family``."""
     mean_log = post.law.log_loss(draws, n, d)
     _, new_log = new_run_log(mean_log, draws, n, d, post.calibration_for(family), random_seed)
-    law_lo, law_hi = interval(mean_log, level)
-    new_lo, new_hi = interval(new_log, level)
-    return {"median": np.exp(np.median(mean_log, axis=0)), "law_lo": np.exp(law_lo),
-            "law_hi": np.exp(law_hi), "new_lo": np.exp(new_lo), "new_hi": np.exp(new_hi)}
+    law_lo, law_hi = interval(np.exp(mean_log), level)  # on L, as predict summarises
+    new_lo, new_hi = interval(np.exp(new_log), level)
+    return {"median": np.exp(np.median(mean_log, axis=0)), "law_lo": law_lo,
+            "law_hi": law_hi, "new_lo": new_lo, "new_hi": new_hi}
 
 
 def _shade_beyond(ax: Any, max_compute: float, upper: float) -> None:
