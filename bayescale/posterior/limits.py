@@ -32,6 +32,7 @@ from bayescale.data.compute import compute as flop_of
 from bayescale.data.compute import tokens_for
 from bayescale.law.laws import Law
 from bayescale.posterior import store
+from bayescale.posterior.optimal import optimal_draws
 from bayescale.posterior.warnings import far_targets
 
 if TYPE_CHECKING:
@@ -160,8 +161,8 @@ def data_limited_draws(law: Law, draws: Draws, compute: float,
         return law.log_loss(draws, np.exp(log_n), d,
                             unique_covariates(law, unique_tokens, log_n.shape))
 
-    free_n, free_d = law.optimal(draws, compute)
-    free_loss = np.exp(law.log_loss(draws, free_n[:, None], free_d[:, None])[:, 0])
+    unlimited = optimal_draws(law, draws, compute=compute)  # the optimum on fresh data
+    free_n, free_d, free_loss = (unlimited[k] for k in ("params", "tokens", "loss"))
     log_n = _minimise(loss_at, np.zeros(size), np.full(size, np.log(compute / 6.0)))
     loss = np.exp(loss_at(log_n[:, None])[:, 0])
     free = unique_tokens >= free_d
@@ -222,8 +223,7 @@ def best_loss(law: Law, draws: Draws, compute: float, unique_tokens: float | Non
     lie below any the limit allows). The inference search's default target."""
     if unique_tokens is not None:
         return data_limited_draws(law, draws, compute, float(unique_tokens))["loss"]
-    n_opt, d_opt = law.optimal(draws, compute)
-    return np.exp(law.log_loss(draws, n_opt[:, None], d_opt[:, None])[:, 0])
+    return optimal_draws(law, draws, compute=compute)["loss"]
 
 
 def _log_goal(target_loss: Any, size: int) -> np.ndarray:
